@@ -1,0 +1,31 @@
+/* cache.h - LRU of decoded chunks with a byte budget. Concurrent requests for the same chunk wait
+ * for one decode (no thundering herd). Entries are refcounted: a pinned entry is never freed. */
+#ifndef TPDEFS_CACHE_H
+#define TPDEFS_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cache cache;
+typedef struct cache_entry cache_entry;
+
+/* Fill buf (len bytes, allocated by the cache) for key; 0 or -errno (then nothing is cached). */
+typedef int (*cache_load_fn)(void *ctx, uint64_t obj, uint64_t idx, uint8_t *buf, size_t len);
+
+cache *cache_new(size_t budget_bytes);
+void cache_free(cache *c); /* all entries must be released */
+
+/* Return the pinned entry for (obj, idx), loading it with load(ctx, ...) if absent. len is the
+ * chunk's decoded size. 0 or the loader's -errno. */
+int cache_get(cache *c, uint64_t obj, uint64_t idx, size_t len, cache_load_fn load, void *ctx,
+	      cache_entry **out);
+/* Return the entry if it is already cached (pinned), else NULL. Never loads. */
+cache_entry *cache_peek(cache *c, uint64_t obj, uint64_t idx);
+const uint8_t *cache_entry_data(const cache_entry *e);
+size_t cache_entry_len(const cache_entry *e);
+void cache_put(cache *c, cache_entry *e); /* unpin */
+/* Drop every unpinned entry of obj (deleted or re-encoded object). */
+void cache_drop_obj(cache *c, uint64_t obj);
+size_t cache_bytes(const cache *c); /* bytes held now */
+
+#endif

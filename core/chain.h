@@ -1,0 +1,38 @@
+/* chain.h - random-access reads of stored objects, walking delta chains through the cache.
+ *
+ * Reading [off, off+len) of object N decodes only the chunks it covers; each such chunk that was
+ * coded against a base reads the base region through the same path (recursively), so materialized
+ * bases are shared through the cache. Sequential readers get read-ahead in the pool.
+ */
+#ifndef TPDEFS_CHAIN_H
+#define TPDEFS_CHAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "objfile.h"
+
+/* Open object `obj`: return a reader (ownership passes to the chain) and the id of its base
+ * object (0 when it has none). -ENOENT for unknown objects, -errno otherwise. */
+typedef int (*chain_open_fn)(void *ctx, uint64_t obj, obj_reader **r, uint64_t *base_obj);
+
+typedef struct chain chain;
+
+typedef struct chain_opts {
+	size_t cache_bytes;  /* budget of decoded chunks held */
+	unsigned threads;    /* decode workers for read-ahead; 0 = one per CPU */
+	unsigned readahead;  /* chunks decoded ahead of a sequential reader; 0 = none */
+	unsigned max_open;   /* object readers (file descriptors) kept open */
+} chain_opts;
+
+chain *chain_new(const chain_opts *o, chain_open_fn open, void *ctx);
+void chain_free(chain *c);
+
+/* Read up to len bytes at off of object obj (short only at end of file). Bytes returned are
+ * always verified against chunk checksums: damage is -EIO, never wrong data. Thread-safe. */
+ssize_t chain_pread(chain *c, uint64_t obj, void *buf, size_t len, uint64_t off);
+
+/* The object was deleted or replaced: close its reader and drop its cached chunks. */
+void chain_forget(chain *c, uint64_t obj);
+
+#endif

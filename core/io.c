@@ -1,0 +1,135 @@
+/* io.c - positional sources and full-length I/O. */
+#include "io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+int io_pread_fd_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static ssize_t fd_pread(const io_src *s, void *buf, size_t len, uint64_t off)
+{
+	int fd = (int)(intptr_t)s->ctx;
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+void io_src_from_fd(io_src *s, int fd, uint64_t size)
+{
+	s->pread = fd_pread;
+	s->ctx = (void *)(intptr_t)fd;
+	s->size = size;
+}
+
+static ssize_t mem_pread(const io_src *s, void *buf, size_t len, uint64_t off)
+{
+	if (off >= s->size)
+		return 0;
+	if (len > s->size - off)
+		len = (size_t)(s->size - off);
+	memcpy(buf, (const uint8_t *)s->ctx + off, len);
+	return (ssize_t)len;
+}
+
+void io_src_from_mem(io_src *s, const void *buf, uint64_t size)
+{
+	s->pread = mem_pread;
+	s->ctx = (void *)(uintptr_t)buf;
+	s->size = size;
+}
+
+int io_pread_full(const io_src *s, void *buf, size_t len, uint64_t off)
+{
+	ssize_t n = s->pread(s, buf, len, off);
+	if (n < 0)
+		return (int)n;
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+int io_write_full(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int io_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int io_fsync_dirfd(int dirfd)
+{
+	return fsync(dirfd) < 0 ? -errno : 0;
+}
+
+int io_fsync_dir_of(const char *path)
+{
+	char dir[4096];
+	size_t n = strlen(path);
+	if (n >= sizeof dir)
+		return -ENAMETOOLONG;
+	memcpy(dir, path, n + 1);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int rc = io_fsync_dirfd(fd);
+	close(fd);
+	return rc;
+}

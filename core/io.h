@@ -1,0 +1,43 @@
+/* io.h - positional byte sources and full-length I/O helpers.
+ *
+ * The codec never sees paths: it reads through an io_src, so the same encoder and decoder work on
+ * plain files (CLI), staging files (daemon) and reconstructed objects (chain reads).
+ */
+#ifndef TPDEFS_IO_H
+#define TPDEFS_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct io_src io_src;
+
+/* Read up to len bytes at off. Returns bytes read (short only at end of source) or -errno.
+ * Gets the io_src itself so that it can use both ctx and size. */
+typedef ssize_t (*io_pread_fn)(const io_src *s, void *buf, size_t len, uint64_t off);
+
+struct io_src {
+	io_pread_fn pread;
+	void *ctx;
+	uint64_t size; /* logical size of the source */
+};
+
+/* An io_src over an open file descriptor (fd is not owned). */
+void io_src_from_fd(io_src *s, int fd, uint64_t size);
+/* An io_src over a memory buffer (not owned). */
+void io_src_from_mem(io_src *s, const void *buf, uint64_t size);
+
+/* Exactly len bytes at off or an error: -EIO if the source ends early, -errno otherwise. */
+int io_pread_full(const io_src *s, void *buf, size_t len, uint64_t off);
+
+/* Loop over short writes and EINTR. 0 or -errno. */
+int io_write_full(int fd, const void *buf, size_t len);
+int io_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+/* Loop over short reads and EINTR; -EIO if the file ends before len bytes. */
+int io_pread_fd_full(int fd, void *buf, size_t len, uint64_t off);
+
+/* fsync the directory that holds path (after a rename or create, for durability). 0 or -errno. */
+int io_fsync_dir_of(const char *path);
+int io_fsync_dirfd(int dirfd);
+
+#endif

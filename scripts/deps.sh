@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages tpdefs builds, tests and benchmarks with. Idempotent and quiet
+# when everything is present already.
+set -euo pipefail
+pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev
+      libfuse3-dev fuse3 libzstd-dev zstd libsqlite3-dev sqlite3 libxxhash-dev libcriterion-dev
+      xdelta3 attr python3-torch python3-numpy python3-pytest libopenblas0-pthread)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
