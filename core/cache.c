@@ -1,0 +1,2 @@
+/* cache.c - placeholder until the module lands. */
+typedef int tpdefs_placeholder_cache;

@@ -1,0 +1,2 @@
+/* chain.c - placeholder until the module lands. */
+typedef int tpdefs_placeholder_chain;

@@ -1,0 +1,2 @@
+/* decoder.c - placeholder until the module lands. */
+typedef int tpdefs_placeholder_decoder;

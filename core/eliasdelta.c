@@ -1,0 +1,2 @@
+/* eliasdelta.c - placeholder until the module lands. */
+typedef int tpdefs_placeholder_eliasdelta;

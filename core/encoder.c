@@ -1,0 +1,2 @@
+/* encoder.c - placeholder until the module lands. */
+typedef int tpdefs_placeholder_encoder;

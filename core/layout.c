@@ -1,0 +1,2 @@
+/* layout.c - placeholder until the module lands. */
+typedef int tpdefs_placeholder_layout;

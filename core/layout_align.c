@@ -1,0 +1,2 @@
+/* layout_align.c - placeholder until the module lands. */
+typedef int tpdefs_placeholder_layout_align;

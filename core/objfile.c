@@ -1,0 +1,2 @@
+/* objfile.c - placeholder until the module lands. */
+typedef int tpdefs_placeholder_objfile;

@@ -1,0 +1,2 @@
+/* planes.c - placeholder until the module lands. */
+typedef int tpdefs_placeholder_planes;

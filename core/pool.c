@@ -1,0 +1,2 @@
+/* pool.c - placeholder until the module lands. */
+typedef int tpdefs_placeholder_pool;
