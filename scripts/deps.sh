@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev
       libfuse3-dev fuse3 libzstd-dev zstd libsqlite3-dev sqlite3 libxxhash-dev libcriterion-dev
-      xdelta3 attr python3-torch python3-numpy python3-pytest libopenblas0-pthread)
+      xdelta3 attr python3-torch python3-numpy python3-pytest python3-pytest-timeout libopenblas0-pthread)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
