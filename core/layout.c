@@ -51,8 +51,36 @@ static int region_cmp(const void *a, const void *b)
 	return 0;
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+	const char *const *x = a, *const *y = b;
+	return strcmp(*x, *y);
+}
+
+/* 1 when two regions share a name (embedded NULs in names can make distinct keys equal). Names
+ * must be unique for alignment by name to mean anything. -ENOMEM on allocation failure. */
+static int has_duplicate_names(const layout_build *b)
+{
+	if (b->n < 2)
+		return 0;
+	const char **v = malloc(b->n * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < b->n; i++)
+		v[i] = b->r[i].name;
+	qsort(v, b->n, sizeof(*v), name_cmp);
+	int dup = 0;
+	for (size_t i = 1; i < b->n && !dup; i++)
+		dup = strcmp(v[i - 1], v[i]) == 0;
+	free(v);
+	return dup;
+}
+
 int layout_build_finish(layout_build *b, uint64_t file_size)
 {
+	int dup = has_duplicate_names(b);
+	if (dup != 0)
+		return dup < 0 ? dup : 0;
 	if (b->n > 1)
 		qsort(b->r, b->n, sizeof(*b->r), region_cmp);
 	uint64_t end = 0;

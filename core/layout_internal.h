@@ -23,7 +23,8 @@ typedef struct layout_build {
 int layout_build_add(layout_build *b, const char *name, size_t namelen, uint64_t off,
 		     uint64_t len, uint8_t width);
 void layout_build_free(layout_build *b);
-/* Sort by offset and check non-overlap and bounds. 1 if consistent, 0 if not. */
+/* Sort by offset; check bounds, non-overlap, widths and unique names. 1 if consistent, 0 if
+ * not, -ENOMEM. */
 int layout_build_finish(layout_build *b, uint64_t file_size);
 
 /* Parsers: 1 = recognised (b filled, validated), 0 = not this format or inconsistent,
