@@ -97,18 +97,21 @@ double layout_match(const layout *newl, const layout *basel)
 	name_index ni;
 	if (name_index_build(&ni, basel) < 0)
 		return 0.0;
-	uint64_t total = 0, hit = 0;
+	/* Doubles: hostile layouts may carry lengths whose sum overflows 64 bits. */
+	double total = 0, hit = 0;
 	for (size_t i = 0; i < newl->n; i++) {
 		const layout_region *r = &newl->r[i];
-		total += r->len;
+		total += (double)r->len;
 		if (!r->name)
 			continue;
 		size_t j = name_index_find(&ni, r->name);
 		if (j != SIZE_MAX && basel->r[j].len == r->len)
-			hit += r->len;
+			hit += (double)r->len;
 	}
 	name_index_free(&ni);
-	return total ? (double)hit / (double)total : 0.0;
+	if (total <= 0 || hit <= 0)
+		return 0.0;
+	return hit >= total ? 1.0 : hit / total;
 }
 
 typedef struct seg_list {

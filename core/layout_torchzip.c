@@ -220,6 +220,39 @@ static const unsigned char *line_end(const unsigned char *p, const unsigned char
 	return nl;
 }
 
+static const unsigned char *after(const unsigned char *p, const unsigned char *end,
+				  const char *lit)
+{
+	size_t n = strlen(lit);
+	if ((size_t)(end - p) < n || memcmp(p, lit, n) != 0)
+		return NULL;
+	return p + n;
+}
+
+static int persid_text(pscan *ps, const unsigned char *p, const unsigned char *end)
+{
+	const unsigned char *q = after(p, end, "('storage', <class '");
+	if (!q)
+		return 0;
+	const unsigned char *cls_end = memchr(q, '\'', (size_t)(end - q));
+	if (!cls_end)
+		return 0;
+	const unsigned char *dot = cls_end;
+	while (dot > q && dot[-1] != '.')
+		dot--;
+	if (dot == q)
+		return 0;
+	uint8_t w = storage_width(q, (size_t)(dot - 1 - q), dot, (size_t)(cls_end - dot));
+	const unsigned char *k = after(cls_end, end, "'>, '");
+	if (!k)
+		return 0;
+	const unsigned char *k_end = memchr(k, '\'', (size_t)(end - k));
+	if (!k_end)
+		return 0;
+	pitem key = { .kind = IT_PID, .off = (uint32_t)(k - ps->buf), .len = (uint32_t)(k_end - k) };
+	return add_key(ps, &key, w);
+}
+
 /* Scan the pickle; fills ps->keys. 0, or -ENOMEM. Malformed input just ends the scan. */
 static int pickle_scan(pscan *ps)
 {
@@ -389,6 +422,9 @@ static int pickle_scan(pscan *ps)
 					v = v * 10 + (uint64_t)(*q++ - '0');
 				push(ps, memo_get(ps, v));
 			} else if (op == 'P') {
+				/* Protocol 0 pickles the pid as its repr:
+				 * ('storage', <class 'torch.FloatStorage'>, '0', 'cpu', 3) */
+				rc = persid_text(ps, p, nl);
 				push(ps, it); /* PERSID pushes the loaded object */
 			} else if (op == 'V' || op == 'S') {
 				/* Unquoted raw text is close enough to match 'storage' / keys when it
@@ -606,6 +642,8 @@ static const unsigned char *strip_first(const unsigned char *name, size_t len, s
 	return s + 1;
 }
 
+/* Read and scan data.pkl. 0 (also when it cannot be scanned: widths fall back), 1 when its
+ * headers lie (the archive is inconsistent), <0 errno. */
 static int load_pickle(const io_src *src, const zmember *m, uint64_t limit, pscan *ps)
 {
 	uint64_t doff;
@@ -613,9 +651,9 @@ static int load_pickle(const io_src *src, const zmember *m, uint64_t limit, psca
 		return 0;
 	int rc = zip_data_off(src, m, limit, &doff);
 	if (rc <= 0)
-		return rc;
+		return rc < 0 ? rc : 1;
 	if (doff > limit || m->usize > limit - doff)
-		return 0;
+		return 1;
 	unsigned char *buf = malloc((size_t)m->usize);
 	if (!buf)
 		return -ENOMEM;
@@ -690,6 +728,8 @@ int layout_parse_torchzip(const io_src *src, layout_build *b)
 	rc = load_pickle(src, pkl, cd_off, &ps);
 	if (rc < 0)
 		goto out;
+	if (rc > 0)
+		goto bad;
 
 	for (uint64_t i = 0; i < count; i++) {
 		const zmember *m = &mem[i];
