@@ -275,14 +275,14 @@ typedef struct load_ctx {
 /* A base that cannot be found or read is damage of this object's chain, reported as EIO. */
 static int base_err(ssize_t n)
 {
-	if (n == -ENOMEM || n == -ELOOP || n == -EINTR)
+	if (n == -ENOMEM || n == -EINTR)
 		return (int)n;
 	return -EIO;
 }
 
-static int chunk_load(void *ctx, uint64_t obj, uint64_t idx, uint8_t *buf, size_t len)
+/* Decode chunk idx of lc->rd into buf (len bytes), verified. */
+static int chunk_decode(const load_ctx *lc, uint64_t idx, uint8_t *buf, size_t len)
 {
-	const load_ctx *lc = ctx;
 	chain *c = lc->c;
 	const chain_rd *rd = lc->rd;
 	if (idx >= obj_reader_nchunks(rd->r))
@@ -319,9 +319,30 @@ static int chunk_load(void *ctx, uint64_t obj, uint64_t idx, uint8_t *buf, size_
 	rc = dec_chunk(x, rd->r, (size_t)idx, rd->base ? &src : NULL, buf);
 	ctx_put(c, x);
 	free(win);
-	(void)obj;
-	if (rc == -EINVAL || rc == -EBADMSG || rc == -ESTALE || rc == -ENOENT)
+	if (rc == -EINVAL || rc == -EBADMSG || rc == -ESTALE || rc == -ENOENT || rc == -ELOOP)
 		rc = -EIO; /* malformed payload or inconsistent chain: damage */
+	return rc;
+}
+
+static int rd_forgotten(chain *c, const chain_rd *rd)
+{
+	pthread_mutex_lock(&c->mu);
+	int gone = !rd->in_table;
+	pthread_mutex_unlock(&c->mu);
+	return gone;
+}
+
+/* The cache loader. A load through a reader that chain_forget removed meanwhile must not leave an
+ * entry behind (the id may come back with other content): such loads fail with -ESTALE, which is
+ * never cached, and chain_read then decodes the chunk privately for the read in flight. The check
+ * comes after the decode: an entry created after cache_drop_obj always sees the forget. */
+static int chunk_load(void *ctx, uint64_t obj, uint64_t idx, uint8_t *buf, size_t len)
+{
+	const load_ctx *lc = ctx;
+	(void)obj;
+	int rc = chunk_decode(lc, idx, buf, len);
+	if (rc == 0 && rd_forgotten(lc->c, lc->rd))
+		rc = -ESTALE;
 	return rc;
 }
 
@@ -337,6 +358,8 @@ static void ra_run(void *arg)
 {
 	ra_job *j = arg;
 	chain *c = j->c;
+	if (rd_forgotten(c, j->rd))
+		goto out;
 	read_frame fr = {.obj = j->rd->obj, .depth = 0, .up = NULL};
 	load_ctx lc = {.c = c, .rd = j->rd, .frame = &fr};
 	const obj_chunk *ch = obj_reader_chunk(j->rd->r, j->idx);
@@ -344,6 +367,7 @@ static void ra_run(void *arg)
 	/* errors are dropped: a foreground read of the chunk will meet and report them */
 	if (cache_get(c->cache, j->rd->obj, j->idx, ch->len, chunk_load, &lc, &e) == 0)
 		cache_put(c->cache, e);
+out:
 	pthread_mutex_lock(&c->mu);
 	c->ra_inflight--;
 	pthread_mutex_unlock(&c->mu);
@@ -430,18 +454,30 @@ static ssize_t chain_read(chain *c, uint64_t obj, void *buf, size_t len, uint64_
 			ret = -EIO; /* the index does not cover the file: damage */
 			break;
 		}
-		cache_entry *e;
-		rc = cache_get(c->cache, obj, i, ch->len, chunk_load, &lc, &e);
-		if (rc < 0) {
-			ret = rc;
-			break;
-		}
 		size_t in = (size_t)(pos - ch->off);
 		size_t n = ch->len - in;
 		if (n > len - done)
 			n = len - done;
-		memcpy((uint8_t *)buf + done, cache_entry_data(e) + in, n);
-		cache_put(c->cache, e);
+		cache_entry *e;
+		rc = cache_get(c->cache, obj, i, ch->len, chunk_load, &lc, &e);
+		if (rc == -ESTALE) {
+			/* forgotten under us: serve this read without caching */
+			uint8_t *tmp = malloc(ch->len);
+			rc = tmp ? chunk_decode(&lc, i, tmp, ch->len) : -ENOMEM;
+			if (rc == 0)
+				memcpy((uint8_t *)buf + done, tmp + in, n);
+			free(tmp);
+			if (rc < 0) {
+				ret = rc;
+				break;
+			}
+		} else if (rc < 0) {
+			ret = rc;
+			break;
+		} else {
+			memcpy((uint8_t *)buf + done, cache_entry_data(e) + in, n);
+			cache_put(c->cache, e);
+		}
 		done += n;
 		if (done < len)
 			i++;
@@ -462,8 +498,8 @@ ssize_t chain_pread(chain *c, uint64_t obj, void *buf, size_t len, uint64_t off)
 	if (len > SSIZE_MAX)
 		len = SSIZE_MAX;
 	ssize_t n = chain_read(c, obj, buf, len, off, NULL, c->o.readahead > 0);
-	if (n == -EBADMSG)
-		n = -EIO; /* a damaged object file is damage, whatever layer noticed it */
+	if (n == -EBADMSG || n == -ELOOP)
+		n = -EIO; /* a damaged object file or chain is damage, whatever layer noticed it */
 	return n;
 }
 

@@ -25,6 +25,7 @@ typedef struct fixture {
 	uint8_t *data[NVER + 1];  /* original bytes of version k */
 	size_t size[NVER + 1];
 	atomic_int opens;
+	int cycle; /* report 5 as the base of 4: a corrupt, cyclic chain */
 } fixture;
 
 static uint64_t rng_next(uint64_t *s)
@@ -124,7 +125,7 @@ static int open_obj(void *ctx, uint64_t obj, obj_reader **r, uint64_t *base)
 	if (fd < 0)
 		return -errno;
 	atomic_fetch_add(&f->opens, 1);
-	*base = obj - 1;
+	*base = f->cycle && obj == 4 ? 5 : obj - 1;
 	return obj_reader_open(fd, r);
 }
 
@@ -417,6 +418,23 @@ Test(chain, not_an_object_is_eio)
 	/* objects whose chunks reference the broken base fail too, unless coded without it */
 	ssize_t n = chain_pread(c, 2, b, sizeof b, 0);
 	cr_assert(n == -EIO || (n == (ssize_t)sizeof b && memcmp(b, f->data[2], sizeof b) == 0));
+	chain_free(c);
+	fixture_free(f);
+}
+
+Test(chain, cyclic_chain_is_eio_not_hang)
+{
+	fixture *f = fixture_new();
+	f->cycle = 1;
+	chain_opts o = {.cache_bytes = 1u << 20, .readahead = 2, .threads = 2};
+	chain *c = chain_new(&o, open_obj, f);
+	cr_assert_not_null(c);
+	uint8_t *b = malloc(f->size[5]);
+	cr_assert_not_null(b);
+	cr_assert_eq(chain_pread(c, 4, b, f->size[4], 0), -EIO);
+	cr_assert_eq(chain_pread(c, 5, b, f->size[5], 0), -EIO);
+	check_read(c, f, 3, 0, f->size[3]); /* below the cycle all is well */
+	free(b);
 	chain_free(c);
 	fixture_free(f);
 }
