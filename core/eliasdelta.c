@@ -14,60 +14,20 @@ void ed_writer_init(ed_writer *w, uint8_t *buf, size_t cap)
 	w->overflow = 0;
 }
 
-/* n <= 32: the accumulator holds at most 31 pending bits before, so never more than 63 after. */
-static inline void put32(ed_writer *w, uint32_t v, unsigned n)
+void ed_flush32_(ed_writer *w)
 {
-	if (n == 0)
+	uint32_t word = (uint32_t)(w->acc >> (w->nbits - 32));
+	w->nbits -= 32;
+	if (w->pos > w->cap || w->cap - w->pos < 4) {
+		w->overflow = 1;
 		return;
-	w->acc = (w->acc << n) | (v & (uint32_t)(((uint64_t)1 << n) - 1));
-	w->nbits += n;
-	if (w->nbits >= 32) {
-		uint32_t word = (uint32_t)(w->acc >> (w->nbits - 32));
-		w->nbits -= 32;
-		if (w->cap - w->pos < 4 || w->pos > w->cap) {
-			w->overflow = 1;
-			return;
-		}
-		uint8_t *p = w->buf + w->pos;
-		p[0] = (uint8_t)(word >> 24);
-		p[1] = (uint8_t)(word >> 16);
-		p[2] = (uint8_t)(word >> 8);
-		p[3] = (uint8_t)word;
-		w->pos += 4;
 	}
-}
-
-void ed_put_bits(ed_writer *w, uint64_t v, unsigned n)
-{
-	if (n > 32) {
-		put32(w, (uint32_t)(v >> 32), n - 32);
-		n = 32;
-	}
-	put32(w, (uint32_t)v, n);
-}
-
-static inline unsigned bitlen64(uint64_t x)
-{
-	return 64u - (unsigned)__builtin_clzll(x);
-}
-
-unsigned ed_code_bits(uint64_t x)
-{
-	unsigned n = bitlen64(x);
-	unsigned l = bitlen64(n) - 1;
-	return 2 * l + 1 + (n - 1);
-}
-
-int ed_put(ed_writer *w, uint64_t x)
-{
-	if (x == 0)
-		return -EINVAL;
-	unsigned n = bitlen64(x);
-	unsigned l = bitlen64(n) - 1;
-	/* L zeros followed by N in L+1 bits is just N in 2L+1 bits (at most 13). */
-	put32(w, n, 2 * l + 1);
-	ed_put_bits(w, x, n - 1);
-	return 0;
+	uint8_t *p = w->buf + w->pos;
+	p[0] = (uint8_t)(word >> 24);
+	p[1] = (uint8_t)(word >> 16);
+	p[2] = (uint8_t)(word >> 8);
+	p[3] = (uint8_t)word;
+	w->pos += 4;
 }
 
 int ed_writer_finish(ed_writer *w, size_t *out_len)
@@ -94,11 +54,6 @@ void ed_reader_init(ed_reader *r, const uint8_t *buf, size_t len)
 	r->buf = buf;
 	r->len = len;
 	r->bit = 0;
-}
-
-uint64_t ed_reader_left(const ed_reader *r)
-{
-	return (uint64_t)r->len * 8 - r->bit;
 }
 
 /* 64 bits starting at bit position `bit`, zero past the end; valid for the first 57 bits at
@@ -135,7 +90,7 @@ int ed_get_bits(ed_reader *r, unsigned n, uint64_t *v)
 	return 0;
 }
 
-int ed_get(ed_reader *r, uint64_t *x)
+int ed_get_slow_(ed_reader *r, uint64_t *x)
 {
 	uint64_t left = ed_reader_left(r);
 	uint64_t win = peek(r, r->bit);
@@ -155,7 +110,7 @@ int ed_get(ed_reader *r, uint64_t *x)
 	uint64_t low = 0;
 	if (n > 1 && ed_get_bits(&tmp, (unsigned)n - 1, &low))
 		return -EBADMSG;
-	*x = n == 64 ? ((uint64_t)1 << 63) | low : ((uint64_t)1 << (n - 1)) | low;
+	*x = ((uint64_t)1 << (n - 1)) | low;
 	r->bit = tmp.bit;
 	return 0;
 }
