@@ -156,22 +156,20 @@ static int width_ok(uint8_t w)
 	return w == 1 || w == 2 || w == 4 || w == 8;
 }
 
-/* Where the gap before base region j starts: the end of the latest region before it that lies
- * inside the base (clamped, so that a malformed layout cannot produce an inverted range). */
+/* Where the gap before base region j starts: the end of the region before it (regions are
+ * sorted). A malformed base (overlap, out of range) yields an empty gap rather than an
+ * inverted range. */
 static uint64_t base_gap_start(const layout *b, size_t j, uint64_t base_size)
 {
 	uint64_t off = b->r[j].off;
 	if (off > base_size)
 		return base_size;
-	uint64_t start = 0;
-	for (size_t k = j; k-- > 0;) {
-		const layout_region *p = &b->r[k];
-		if (p->off <= off && p->len <= off - p->off) {
-			start = p->off + p->len;
-			break;
-		}
-	}
-	return start;
+	if (j == 0)
+		return 0;
+	const layout_region *p = &b->r[j - 1];
+	if (p->off <= off && p->len <= off - p->off)
+		return p->off + p->len;
+	return off;
 }
 
 int layout_align(const layout *newl, uint64_t new_size, const layout *basel, uint64_t base_size,
