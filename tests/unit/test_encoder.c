@@ -382,3 +382,41 @@ Test(encoder, corpus_pairs_bit_exact, .timeout = 240)
 		corpus_pair(pairs[i][0], pairs[i][1], 0);
 	}
 }
+
+Test(encoder, any_thread_count_gives_the_same_object)
+{
+	size_t n = 300001;
+	uint8_t *a = rand_bytes(n);
+	uint8_t *b = malloc(n);
+	cr_assert_not_null(b);
+	for (size_t i = 0; i < n; i++)
+		b[i] = (i % 13) ? a[i] : (uint8_t)(a[i] + 1);
+	enc_stats s1, s5;
+	int f1 = encode(b, n, a, n, 8192, 1, &s1);
+	int f5 = encode(b, n, a, n, 8192, 5, &s5);
+	cr_assert_eq(s1.out_bytes, s5.out_bytes);
+	uint8_t *o1 = malloc(s1.out_bytes), *o5 = malloc(s5.out_bytes);
+	cr_assert(o1 && o5);
+	cr_assert_eq(io_pread_fd_full(f1, o1, s1.out_bytes, 0), 0);
+	cr_assert_eq(io_pread_fd_full(f5, o5, s5.out_bytes, 0), 0);
+	cr_assert_arr_eq(o1, o5, s1.out_bytes, "encoding depends on the thread count");
+	close(f1);
+	close(f5);
+	free(o1);
+	free(o5);
+	free(a);
+	free(b);
+}
+
+Test(encoder, rejects_bad_options)
+{
+	uint8_t d[10] = {0};
+	io_src n;
+	io_src_from_mem(&n, d, sizeof d);
+	int fd = tmpfd();
+	enc_opts o = {.chunk_size = 4};
+	cr_assert_eq(enc_encode(&o, &n, NULL, 0, fd, NULL), -EINVAL);
+	o.chunk_size = 1u << 30;
+	cr_assert_eq(enc_encode(&o, &n, NULL, 0, fd, NULL), -EINVAL);
+	close(fd);
+}
