@@ -44,6 +44,9 @@ for t in zstd xdelta3 cmp; do command -v $t >/dev/null || die "$t is not install
 
 WORK=$(mktemp -d /dev/shm/bench_codec.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
+# A private copy, so that a rebuild during the run cannot mix two versions.
+cp "$TPDE" "$WORK/tpde"
+TPDE=$WORK/tpde
 
 now() { date +%s.%N; }
 fsize() { stat -c %s "$1"; }
@@ -91,7 +94,7 @@ pairs() {
 ratio() { echo "scale=3; $1 / $2" | bc -l; }
 mbps() { if [ "$(echo "$2 > 0" | bc -l)" = 1 ]; then echo "scale=1; $1 / $2 / 1000000" | bc -l; else echo "-"; fi; }
 
-echo "# tpde codec benchmark: $CORPUS ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, runs=$RUNS$([ $QUICK = 1 ] && echo ', quick'))"
+echo "# tpde codec benchmark: $CORPUS ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), runs=$RUNS$([ $QUICK = 1 ] && echo ', quick'))"
 echo
 echo "| scenario | pairs | new MB | tpde | zstd -3 | zstd -3 --patch-from | xdelta3 -9 | tpde enc MB/s | tpde dec MB/s | zstd -3 enc MB/s | zstd -3 dec MB/s |"
 echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"

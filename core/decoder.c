@@ -163,10 +163,15 @@ int dec_file(const obj_reader *r, const io_src *base, int verify_base, unsigned 
 		rc = -ENOMEM;
 		goto out;
 	}
+	/* Buffers as large as the largest chunk actually present: a hostile header's chunk_size
+	 * alone must not make us allocate hundreds of MiB. */
+	uint32_t maxlen = 1;
+	for (size_t i = 0; i < n; i++)
+		if (obj_reader_chunk(r, i)->len > maxlen)
+			maxlen = obj_reader_chunk(r, i)->len;
 	for (size_t i = 0; i < nslots; i++) {
 		slots[i].run = &run;
-		/* The reader bounded every chunk's len by chunk_size. */
-		if (!(slots[i].buf = malloc(info->chunk_size))) {
+		if (!(slots[i].buf = malloc(maxlen))) {
 			rc = -ENOMEM;
 			goto out;
 		}

@@ -264,8 +264,12 @@ static int open_object(const char *path, obj_reader **r)
 /* After a failed decode: the first chunk that does not decode, for the message. */
 static void report_bad_chunk(const obj_reader *r, const io_src *base, const char *path, int err)
 {
+	uint32_t maxlen = 1;
+	for (size_t i = 0; i < obj_reader_nchunks(r); i++)
+		if (obj_reader_chunk(r, i)->len > maxlen)
+			maxlen = obj_reader_chunk(r, i)->len;
 	codec_ctx *c = codec_ctx_new(0);
-	uint8_t *buf = malloc(obj_reader_info(r)->chunk_size);
+	uint8_t *buf = malloc(maxlen);
 	for (size_t i = 0; c && buf && i < obj_reader_nchunks(r); i++) {
 		int e = dec_chunk(c, r, i, base, buf);
 		if (e < 0) {
