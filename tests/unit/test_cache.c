@@ -251,3 +251,26 @@ Test(cache, zero_budget_still_serves)
 	cr_assert_not(touch(c, &l, 1, 0, 100));
 	cache_free(c);
 }
+
+Test(cache, cold_release_is_evicted_first)
+{
+	cache *c = cache_new(300);
+	loader l = {0};
+	cache_entry *e;
+	touch(c, &l, 1, 0, 100);
+	touch(c, &l, 1, 1, 100);
+	cr_assert_eq(cache_get(c, 2, 0, 100, load, &l, &e), 0);
+	cache_put_cold(c, e); /* newest, but released cold */
+	/* a warm and a cold holder of one entry: the warm release wins */
+	cache_entry *a, *b;
+	cr_assert_eq(cache_get(c, 1, 0, 100, load, &l, &a), 0);
+	cr_assert_eq(cache_get(c, 1, 0, 100, load, &l, &b), 0);
+	cache_put(c, a);
+	cache_put_cold(c, b);
+	cr_assert_not(touch(c, &l, 3, 0, 100)); /* evicts the cold one, not the older warm ones */
+	cr_assert_not(present(c, 2, 0));
+	cr_assert(present(c, 1, 0));
+	cr_assert(present(c, 1, 1));
+	cr_assert(present(c, 3, 0));
+	cache_free(c);
+}
