@@ -835,6 +835,39 @@ Test(layout_zip, zip64_real_torch)
 	layout_free(l);
 }
 
+/* Deeply nested MARKs (past the scanner's frame stack), then a storage tuple, then the
+ * closing opcodes: scanning stays bounded; the width falls back or is found, never wrong. */
+Test(layout_zip, deep_pickle)
+{
+	static const unsigned char payload[64];
+	buf pk = { 0 };
+	static const char *const keys[] = { "0" };
+	static const char *const cls[] = { "DoubleStorage" };
+	b_u8(&pk, 0x80);
+	b_u8(&pk, 2);
+	for (int i = 0; i < 5000; i++)
+		b_u8(&pk, '(');
+	buf inner = { 0 };
+	pickle_make(&inner, keys, cls, 1);
+	b_put(&pk, inner.p + 2, inner.n - 3); /* without PROTO and STOP */
+	for (int i = 0; i < 5000; i++)
+		b_u8(&pk, 'l');
+	for (int i = 0; i < 10; i++)
+		b_u8(&pk, 't'); /* unbalanced: scanning just stops */
+	b_u8(&pk, '.');
+	zent e[] = { { "p/data.pkl", pk.p, pk.n, 0 }, { "p/data/0", payload, 16, 0 } };
+	buf z = { 0 };
+	zip_make(&z, e, 2, 0);
+	layout *l = parse_mem(z.p, z.n);
+	cr_assert_eq(l->kind, LAYOUT_TORCHZIP);
+	cr_assert_eq(l->n, 1);
+	cr_assert(l->r[0].width == 8 || l->r[0].width == 4);
+	layout_free(l);
+	free(z.p);
+	free(pk.p);
+	free(inner.p);
+}
+
 Test(layout_zip, not_torch)
 {
 	/* A zip without data.pkl is just a zip. */
