@@ -499,8 +499,13 @@ out:
 static void ra_after_read(chain *c, chain_rd *rd, uint64_t off, uint64_t end, size_t last)
 {
 	size_t n = obj_reader_nchunks(rd->r);
+	/* Sequential = starts near where the last read ended. The slack absorbs the kernel issuing
+	 * a sequential reader's requests out of order (FUSE async reads) without waking on truly
+	 * random access, whose jumps are far larger than a few requests. */
+	uint64_t slack = 4 * (end - off > (128u << 10) ? end - off : (128u << 10));
 	pthread_mutex_lock(&c->mu);
-	int seq = off == rd->next_off;
+	uint64_t prev = rd->next_off;
+	int seq = off <= prev ? prev - off <= slack : off - prev <= slack;
 	rd->next_off = end;
 	if (!seq) {
 		rd->ra_upto = (long)last; /* a seek restarts the window */
