@@ -272,6 +272,12 @@ static int chunk_acquire(chain *c, chain_rd *rd, const read_frame *fr, size_t i,
 	load_ctx lc = {.c = c, .rd = rd, .frame = fr};
 	*p = (pin){.off = ch->off, .len = ch->len};
 	int rc = cache_get(c->cache, rd->obj, i, ch->len, chunk_load, &lc, &p->e);
+	if (rc == 0 && cache_entry_len(p->e) != ch->len) {
+		/* an entry left by another object under a reused id: never copy past it */
+		cache_put(c->cache, p->e);
+		p->e = NULL;
+		rc = -EIO;
+	}
 	if (rc == -ESTALE) {
 		p->own = malloc(ch->len);
 		rc = p->own ? chunk_decode(&lc, i, p->own, ch->len) : -ENOMEM;
