@@ -37,7 +37,8 @@ enum { PM_RAW = 0, PM_ZSTD = 1, PM_CONST = 2, PM_ZGAP = 3 };
 struct codec_ctx {
 	ZSTD_CCtx *cctx;
 	ZSTD_DCtx *dctx;
-	int level;
+	int level;       /* whole-chunk zstd/zref streams (0 = zstd default) */
+	int plane_level; /* byte planes and their sub-streams */
 	/* Scratch grown on demand and kept, so steady state does no allocation. */
 	uint8_t *a, *b, *cand, *g, *v; /* g, v: gap stream and values of PM_ZGAP planes */
 	size_t a_cap, b_cap, cand_cap, g_cap, v_cap;
@@ -68,6 +69,10 @@ codec_ctx *codec_ctx_new(int zstd_level)
 		return NULL;
 	}
 	c->level = zstd_level;
+	/* Planes are nearly match-free; level 1 compressed the corpus's residual planes better than
+	 * 3 (and 2x faster): higher levels spend bits on short matches. Explicit high levels are kept
+	 * (they do win on very low-entropy planes, at a large cost in speed). */
+	c->plane_level = zstd_level >= 0 && zstd_level <= 3 ? 1 : zstd_level;
 	return c;
 }
 
@@ -268,7 +273,7 @@ static int ps_encode_(codec_ctx *c, const uint8_t *planes, size_t n, unsigned np
 		}
 		if (mode == PM_ZSTD) {
 			size_t room = cap - pos < n - 1 ? cap - pos : n - 1;
-			sz = room ? zc(c, c->level, NULL, 0, dst + pos, room, p, n) : 0;
+			sz = room ? zc(c, c->plane_level, NULL, 0, dst + pos, room, p, n) : 0;
 			if (!sz)
 				mode = PM_RAW;
 		}
