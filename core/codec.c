@@ -417,7 +417,10 @@ static int dec_dense(codec_ctx *c, uint8_t id, const uint8_t *p, size_t plen,
 		return -ENOMEM;
 	memcpy(c->a + n * w, p + 1, t);
 	size_t used;
-	if (ps_decode(c, p + 1 + t, plen - 1 - t, &used, c->a, n, w) || used != plen - 1 - t)
+	int r = ps_decode(c, p + 1 + t, plen - 1 - t, &used, c->a, n, w);
+	if (r)
+		return r == -ENOMEM ? r : -EBADMSG;
+	if (used != plen - 1 - t)
 		return -EBADMSG;
 	planes_merge(c->a, base, len, w, op_of(id), out);
 	return 0;
@@ -472,12 +475,6 @@ static inline uint64_t load_le(const uint8_t *p, unsigned w)
 	for (unsigned i = 0; i < w; i++)
 		v |= (uint64_t)p[i] << (8 * i);
 	return v;
-}
-
-static inline void store_le(uint8_t *p, uint64_t v, unsigned w)
-{
-	for (unsigned i = 0; i < w; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
 }
 
 /* Per-width loops of SPARSE. gather: gap codes of changed elements into wr, zigzag residual byte
@@ -600,16 +597,18 @@ static int dec_sparse(codec_ctx *c, const uint8_t *p, size_t plen, const uint8_t
 	if (grow(&c->a, &c->a_cap, k * w + 1) || grow(&c->b, &c->b_cap, blen + 1))
 		return -ENOMEM;
 	size_t u1, u2;
-	if (ps_decode(c, p + hdr, plen - hdr, &u1, c->b, blen, 1) ||
-	    ps_decode(c, p + hdr + u1, plen - hdr - u1, &u2, c->a, k, w) ||
-	    hdr + u1 + u2 != plen)
+	int r = ps_decode(c, p + hdr, plen - hdr, &u1, c->b, blen, 1);
+	if (!r)
+		r = ps_decode(c, p + hdr + u1, plen - hdr - u1, &u2, c->a, k, w);
+	if (r)
+		return r == -ENOMEM ? r : -EBADMSG;
+	if (hdr + u1 + u2 != plen)
 		return -EBADMSG;
 	memcpy(out, base, len);
 	for (size_t i = 0; i < t; i++)
 		out[n * w + i] = base[n * w + i] ^ p[9 + i];
 	ed_reader rd;
 	ed_reader_init(&rd, c->b, blen);
-	int r;
 	switch (w) {
 	case 1: r = scatter1(&rd, c->a, k, n, out); break;
 	case 2: r = scatter2(&rd, c->a, k, n, out); break;
@@ -717,6 +716,8 @@ int codec_encode(codec_ctx *c, const uint8_t *data, size_t len, const uint8_t *b
 	/* Up to two candidates, in order of expected size; each must beat the best so far. */
 	uint8_t cand[2] = {CODEC_MAX, CODEC_MAX};
 	size_t k = 0;
+	if (len > UINT32_MAX)
+		flags &= ~CODEC_F_TENSOR; /* plane sets record u32 sizes */
 	if (flags & CODEC_F_TENSOR) {
 		size_t n = len / width;
 		if (base && base_len == len && n > 0) {
@@ -813,15 +814,18 @@ int codec_encode_as(codec_ctx *c, uint8_t codec, const uint8_t *data, size_t len
 	case CODEC_SPARSE:
 	case CODEC_DSUB:
 	case CODEC_DXOR:
-		if (!base || base_len != len)
+		if (!base || base_len != len || len > UINT32_MAX)
 			return -EINVAL;
 		if (codec == CODEC_SPARSE) {
 			uint64_t bits;
 			scan_changes(data, base, len / width, width, &k, &bits);
 		}
 		break;
-	case CODEC_ZSTD:
 	case CODEC_PLANES:
+		if (len > UINT32_MAX)
+			return -EINVAL;
+		break;
+	case CODEC_ZSTD:
 		break;
 	default:
 		return -EINVAL;
