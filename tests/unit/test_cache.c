@@ -274,3 +274,20 @@ Test(cache, cold_release_is_evicted_first)
 	cr_assert(present(c, 3, 0));
 	cache_free(c);
 }
+
+Test(cache, drop_during_load_is_not_cached)
+{
+	cache *c = cache_new(1 << 20);
+	loader l = {.delay_ms = 150};
+	pthread_t t;
+	getter g = {.c = c, .l = &l};
+	cr_assert_eq(pthread_create(&t, NULL, get_thread, &g), 0);
+	sleep_ms(50); /* the load is running */
+	cache_drop_obj(c, 9);
+	pthread_join(t, NULL);
+	cr_assert_eq(g.rc, 0); /* the requester still gets its (verified) data */
+	cr_assert(g.ok);
+	cr_assert_not(present(c, 9, 3)); /* but it is gone from the table */
+	cr_assert_eq(cache_bytes(c), 0);
+	cache_free(c);
+}
