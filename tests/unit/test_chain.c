@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chain.h"
@@ -296,6 +297,46 @@ static void concurrent(size_t cache_bytes, unsigned max_open, unsigned readahead
 	}
 	for (int i = 0; i < 6; i++)
 		pthread_join(t[i], NULL);
+	chain_free(c);
+	fixture_free(f);
+}
+
+typedef struct forget_arg {
+	chain *c;
+	atomic_int stop;
+} forget_arg;
+
+static void *forget_thread(void *p)
+{
+	forget_arg *a = p;
+	uint64_t s = 77;
+	while (!atomic_load(&a->stop)) {
+		chain_forget(a->c, 1 + rng_next(&s) % NVER);
+		struct timespec ts = {0, 3000000};
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+/* Objects forgotten (ids then re-opened) while other threads read them: every read stays exact. */
+Test(chain, forget_while_reading)
+{
+	fixture *f = fixture_new();
+	chain_opts o = {.cache_bytes = 1u << 20, .max_open = 3, .readahead = 2, .threads = 2};
+	chain *c = chain_new(&o, open_obj, f);
+	cr_assert_not_null(c);
+	forget_arg fa = {.c = c};
+	pthread_t ft, t[4];
+	reader_arg a[4];
+	cr_assert_eq(pthread_create(&ft, NULL, forget_thread, &fa), 0);
+	for (int i = 0; i < 4; i++) {
+		a[i] = (reader_arg){c, f, 500 + (uint64_t)i};
+		cr_assert_eq(pthread_create(&t[i], NULL, reader_thread, &a[i]), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	atomic_store(&fa.stop, 1);
+	pthread_join(ft, NULL);
 	chain_free(c);
 	fixture_free(f);
 }
