@@ -11,7 +11,8 @@
  * ZSTD   one zstd frame.
  * ZREF   one zstd frame compressed with the base region as raw-content prefix.
  * PLANES u8 width, t = len % width tail bytes, plane set (width planes, n = len / width).
- * DSUB / DXOR  as PLANES, planes of the residuals (planes.h), tail bytes XOR base.
+ * DSUB / DXOR  as PLANES, planes of the residuals (planes.h), tail bytes XOR base; width byte
+ *        | 0x80 means the elements are in planes_split_grouped order (grouped by base exponent).
  * SPARSE u8 width, u32 k (changed elements), u32 b (bit stream bytes), t tail bytes XOR base,
  *        plane set (1 plane of b bytes: Elias-delta gaps, first gap = index + 1),
  *        plane set (width planes, n = k: zigzag(new - base) of the changed elements).
@@ -32,6 +33,7 @@
 #include "planes.h"
 
 enum { PM_RAW = 0, PM_ZSTD = 1, PM_CONST = 2, PM_ZGAP = 3 };
+#define GROUPED 0x80u /* flag in the width byte of DSUB/DXOR: planes_split_grouped order */
 #define PS_HDR 5u
 
 struct codec_ctx {
@@ -42,6 +44,8 @@ struct codec_ctx {
 	/* Scratch grown on demand and kept, so steady state does no allocation. */
 	uint8_t *a, *b, *cand, *g, *v; /* g, v: gap stream and values of PM_ZGAP planes */
 	size_t a_cap, b_cap, cand_cap, g_cap, v_cap;
+	uint32_t *lk;   /* estimate(): histogram of residual bit length per group key */
+	int dsub_group; /* selection decided the next DSUB encode uses grouped planes */
 };
 
 static int grow(uint8_t **p, size_t *cap, size_t need)
@@ -68,6 +72,11 @@ codec_ctx *codec_ctx_new(int zstd_level)
 		codec_ctx_free(c);
 		return NULL;
 	}
+	c->lk = malloc(256 * 65 * sizeof(*c->lk));
+	if (!c->lk) {
+		codec_ctx_free(c);
+		return NULL;
+	}
 	c->level = zstd_level;
 	/* Planes are nearly match-free; level 1 compressed the corpus's residual planes better than
 	 * 3 (and 2x faster): higher levels spend bits on short matches. Explicit high levels are kept
@@ -87,6 +96,7 @@ void codec_ctx_free(codec_ctx *c)
 	free(c->cand);
 	free(c->g);
 	free(c->v);
+	free(c->lk);
 	free(c);
 }
 
@@ -169,6 +179,19 @@ static double fast_log2(double x)
 }
 
 /* Order-0 entropy in bits per byte of a histogram with `total` samples. */
+static double hist_bits_n(const uint32_t *h, unsigned nsym, uint32_t total)
+{
+	if (!total)
+		return 0;
+	double e = 0, inv = 1.0 / total;
+	for (unsigned i = 0; i < nsym; i++)
+		if (h[i]) {
+			double p = h[i] * inv;
+			e -= p * fast_log2(p);
+		}
+	return e;
+}
+
 static double hist_bits(const uint32_t *h, uint32_t total)
 {
 	if (!total)
@@ -394,10 +417,14 @@ static int enc_dense(codec_ctx *c, uint8_t id, const uint8_t *data, const uint8_
 	size_t n = len / w, t = len % w;
 	if (grow(&c->a, &c->a_cap, len))
 		return -ENOMEM;
-	planes_split(data, base, len, w, op_of(id), c->a);
+	int grouped = id == CODEC_DSUB && c->dsub_group;
+	if (grouped)
+		planes_split_grouped(data, base, len, w, op_of(id), c->a);
+	else
+		planes_split(data, base, len, w, op_of(id), c->a);
 	if (cap < 1 + t)
 		return -ENOSPC;
-	dst[0] = (uint8_t)w;
+	dst[0] = (uint8_t)(w | (grouped ? GROUPED : 0));
 	memcpy(dst + 1, c->a + n * w, t);
 	size_t used;
 	int r = ps_encode(c, c->a, n, w, dst + 1 + t, cap - 1 - t, &used);
@@ -411,8 +438,11 @@ static int dec_dense(codec_ctx *c, uint8_t id, const uint8_t *p, size_t plen,
 		     const uint8_t *base, unsigned w, uint8_t *out, size_t len)
 {
 	size_t n = len / w, t = len % w;
-	if (plen < 1 + t || p[0] != w)
+	if (plen < 1 + t || (p[0] & ~GROUPED) != w)
 		return -EBADMSG;
+	int grouped = (p[0] & GROUPED) != 0;
+	if (grouped && id == CODEC_PLANES)
+		return -EBADMSG; /* grouping needs a base */
 	if (grow(&c->a, &c->a_cap, len))
 		return -ENOMEM;
 	memcpy(c->a + n * w, p + 1, t);
@@ -422,7 +452,10 @@ static int dec_dense(codec_ctx *c, uint8_t id, const uint8_t *p, size_t plen,
 		return r == -ENOMEM ? r : -EBADMSG;
 	if (used != plen - 1 - t)
 		return -EBADMSG;
-	planes_merge(c->a, base, len, w, op_of(id), out);
+	if (grouped)
+		planes_merge_grouped(c->a, base, len, w, op_of(id), out);
+	else
+		planes_merge(c->a, base, len, w, op_of(id), out);
 	return 0;
 }
 
@@ -629,15 +662,31 @@ static int dec_sparse(codec_ctx *c, const uint8_t *p, size_t plen, const uint8_t
  * rank candidates, the real encoder then measures the best one or two. */
 struct estimates {
 	double planes, dsub, dxor, sparse;
+	double group_gain; /* bytes grouping by base exponent should save on DSUB (>= 0) */
 };
 
-static void estimate(const uint8_t *d, const uint8_t *b, size_t n, unsigned w, size_t k,
-		     uint64_t pos_bits, struct estimates *e)
+/* Entropy (bits) with the Miller-Madow small-sample correction, so that sparse conditional
+ * histograms do not fake a gain on data without structure. */
+static double mm_bits(const uint32_t *h, unsigned nsym, uint32_t total)
+{
+	if (!total)
+		return 0;
+	unsigned nz = 0;
+	for (unsigned i = 0; i < nsym; i++)
+		nz += h[i] != 0;
+	return hist_bits_n(h, nsym, total) + (nz ? nz - 1 : 0) / (2.0 * total * 0.6931472);
+}
+
+static void estimate(codec_ctx *c, const uint8_t *d, const uint8_t *b, size_t n, unsigned w,
+		     size_t k, uint64_t pos_bits, struct estimates *e)
 {
 	enum { RUN = 64, MAXS = 16384 };
 	static const int ops = 4; /* copy, sub, xor, sub of changed only */
 	uint32_t h[4][8][256];
 	memset(h, 0, sizeof(h));
+	/* DSUB residual bit length, overall and per group key of the base element */
+	uint32_t hl[65] = {0}, kt[256] = {0};
+	memset(c->lk, 0, 256 * 65 * sizeof(*c->lk));
 	uint32_t total = 0, changed = 0;
 	size_t runs = n / RUN ? n / RUN : 1;
 	size_t want = MAXS / RUN;
@@ -657,6 +706,11 @@ static void estimate(const uint8_t *d, const uint8_t *b, size_t n, unsigned w, s
 				if (x != y)
 					h[3][q][(s >> (8 * q)) & 255]++;
 			}
+			unsigned l = s ? 64u - (unsigned)__builtin_clzll(s) : 0;
+			unsigned key = planes_group_key(y, w);
+			hl[l]++;
+			kt[key]++;
+			c->lk[key * 65 + l]++;
 			total++;
 			changed += x != y;
 		}
@@ -675,6 +729,13 @@ static void estimate(const uint8_t *d, const uint8_t *b, size_t n, unsigned w, s
 	e->dxor = sum[2];
 	/* zstd shaves a little off the gap stream; 0.9 is a rough measured factor. */
 	e->sparse = sum[3] + 0.9 * (double)pos_bits / 8 + 32;
+	/* Grouping helps as far as the key predicts the residual magnitude: H(L) - H(L | key). */
+	double hcond = 0;
+	for (unsigned key = 0; key < 256; key++)
+		if (kt[key])
+			hcond += (double)kt[key] / total * mm_bits(c->lk + key * 65, 65, kt[key]);
+	double gain = (mm_bits(hl, 65, total) - hcond) * (double)n / 8;
+	e->group_gain = gain > 0 ? gain : 0;
 }
 
 static int enc_one(codec_ctx *c, uint8_t id, const uint8_t *data, size_t len,
@@ -716,6 +777,7 @@ int codec_encode(codec_ctx *c, const uint8_t *data, size_t len, const uint8_t *b
 	/* Up to two candidates, in order of expected size; each must beat the best so far. */
 	uint8_t cand[2] = {CODEC_MAX, CODEC_MAX};
 	size_t k = 0;
+	c->dsub_group = 0;
 	if (len > UINT32_MAX)
 		flags &= ~CODEC_F_TENSOR; /* plane sets record u32 sizes */
 	if (flags & CODEC_F_TENSOR) {
@@ -728,7 +790,11 @@ int codec_encode(codec_ctx *c, const uint8_t *data, size_t len, const uint8_t *b
 				cand[0] = CODEC_SPARSE;
 			} else {
 				struct estimates e;
-				estimate(data, base, n, width, k, pos_bits, &e);
+				estimate(c, data, base, n, width, k, pos_bits, &e);
+				/* group only for a clear predicted win (>1%): it costs a pass */
+				c->dsub_group = e.group_gain > 0.01 * e.dsub;
+				if (c->dsub_group)
+					e.dsub -= e.group_gain;
 				/* Calibration measured on the checkpoint corpus: order-0 entropy
 				 * underestimates zstd on dense residual planes by ~4% and
 				 * overestimates the sparse streams by ~3%. */
@@ -801,6 +867,7 @@ int codec_encode_as(codec_ctx *c, uint8_t codec, const uint8_t *data, size_t len
 	if (!c || (!data && len) || !out || !out_len || (!base && base_len) || !valid_width(width))
 		return -EINVAL;
 	size_t cap = codec_bound(len), k = 0;
+	c->dsub_group = 0; /* forced DSUB is the plain order */
 	switch (codec) {
 	case CODEC_RAW:
 		if (len)
