@@ -171,7 +171,7 @@ static int jstring(jp *j, size_t *len)
 		size_t n = utf8_seq(j->p, j->end);
 		if (n == 0)
 			return -1;
-		memcpy(out + o, j->p, n);
+		memmove(out + o, j->p, n); /* in place: may overlap */
 		o += n;
 		j->p += n;
 	}

@@ -309,6 +309,21 @@ Test(layout_st, escapes_in_names)
 	free(p);
 }
 
+/* Escapes shift the in-place decoded text left, so multi-byte UTF-8 after an escape moves
+ * over itself (found by fuzz_layout: memcpy with overlapping ranges). */
+Test(layout_st, escape_then_utf8)
+{
+	const char *j = "{\"x\\t\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\":"
+			"{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}";
+	size_t n;
+	unsigned char *p = st_make(j, 1, &n);
+	layout *l = parse_mem(p, n);
+	cr_assert_eq(l->kind, LAYOUT_SAFETENSORS);
+	cr_assert_str_eq(l->r[0].name, "x\t\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+	layout_free(l);
+	free(p);
+}
+
 Test(layout_st, odd_but_valid)
 {
 	/* Metadata of any JSON shape, whitespace everywhere, numbers in exponent form in
