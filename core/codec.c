@@ -72,7 +72,7 @@ codec_ctx *codec_ctx_new(int zstd_level)
 		codec_ctx_free(c);
 		return NULL;
 	}
-	c->lk = malloc(256 * 65 * sizeof(*c->lk));
+	c->lk = calloc(256 * 65, sizeof(*c->lk)); /* kept zeroed between uses */
 	if (!c->lk) {
 		codec_ctx_free(c);
 		return NULL;
@@ -686,10 +686,13 @@ static void estimate(codec_ctx *c, const uint8_t *d, const uint8_t *b, size_t n,
 	memset(h, 0, sizeof(h));
 	/* DSUB residual bit length, overall and per group key of the base element */
 	uint32_t hl[65] = {0}, kt[256] = {0};
-	memset(c->lk, 0, 256 * 65 * sizeof(*c->lk));
+	/* Small chunks: not worth a grouped layout, and the fixed cost would dominate. */
+	int want_group = n >= 4096;
 	uint32_t total = 0, changed = 0;
 	size_t runs = n / RUN ? n / RUN : 1;
-	size_t want = MAXS / RUN;
+	/* about 1/16 of a 1 MiB chunk, at least 1/4 of small ones */
+	size_t target = n / 4 > 1024 ? n / 4 : 1024;
+	size_t want = (target < MAXS ? target : MAXS) / RUN;
 	size_t stride = runs > want ? runs / want : 1;
 	uint64_t mask = w == 8 ? ~(uint64_t)0 : (((uint64_t)1 << (8 * w)) - 1);
 	for (size_t r0 = 0; r0 < runs; r0 += stride) {
@@ -706,11 +709,13 @@ static void estimate(codec_ctx *c, const uint8_t *d, const uint8_t *b, size_t n,
 				if (x != y)
 					h[3][q][(s >> (8 * q)) & 255]++;
 			}
-			unsigned l = s ? 64u - (unsigned)__builtin_clzll(s) : 0;
-			unsigned key = planes_group_key(y, w);
-			hl[l]++;
-			kt[key]++;
-			c->lk[key * 65 + l]++;
+			if (want_group) {
+				unsigned l = s ? 64u - (unsigned)__builtin_clzll(s) : 0;
+				unsigned key = planes_group_key(y, w);
+				hl[l]++;
+				kt[key]++;
+				c->lk[key * 65 + l]++;
+			}
 			total++;
 			changed += x != y;
 		}
@@ -730,10 +735,15 @@ static void estimate(codec_ctx *c, const uint8_t *d, const uint8_t *b, size_t n,
 	/* zstd shaves a little off the gap stream; 0.9 is a rough measured factor. */
 	e->sparse = sum[3] + 0.9 * (double)pos_bits / 8 + 32;
 	/* Grouping helps as far as the key predicts the residual magnitude: H(L) - H(L | key). */
+	e->group_gain = 0;
+	if (!want_group)
+		return;
 	double hcond = 0;
 	for (unsigned key = 0; key < 256; key++)
-		if (kt[key])
+		if (kt[key]) {
 			hcond += (double)kt[key] / total * mm_bits(c->lk + key * 65, 65, kt[key]);
+			memset(c->lk + key * 65, 0, 65 * sizeof(*c->lk));
+		}
 	double gain = (mm_bits(hl, 65, total) - hcond) * (double)n / 8;
 	e->group_gain = gain > 0 ? gain : 0;
 }
