@@ -269,6 +269,17 @@ int planes_merge(const uint8_t *src, const uint8_t *base, size_t len, unsigned w
 	return 0;
 }
 
+int planes_group_counts(const uint8_t *base, size_t len, unsigned width, size_t cnt[256])
+{
+	if (width != 1 && width != 2 && width != 4 && width != 8)
+		return -EINVAL;
+	size_t pos[256], n = len / width;
+	group_slots(base, n, width, pos);
+	for (int k = 0; k < 256; k++)
+		cnt[k] = (k < 255 ? pos[k + 1] : n) - pos[k];
+	return 0;
+}
+
 int planes_split_grouped(const uint8_t *data, const uint8_t *base, size_t len, unsigned width,
 			 enum planes_op op, uint8_t *dst)
 {
