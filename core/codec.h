@@ -42,6 +42,13 @@ int codec_encode(codec_ctx *c, const uint8_t *data, size_t len, const uint8_t *b
 		 size_t base_len, unsigned width, unsigned flags, uint8_t *out, size_t *out_len,
 		 uint8_t *codec);
 
+/* Encode with one given codec (tools, benchmarks and tests; codec_encode picks by itself).
+ * Same buffers as codec_encode. -EINVAL if the codec does not apply (CODEC_DSUB2; a delta codec
+ * without base_len == len; bad width), -ENOSPC if its payload would exceed codec_bound(len). */
+int codec_encode_as(codec_ctx *c, uint8_t codec, const uint8_t *data, size_t len,
+		    const uint8_t *base, size_t base_len, unsigned width, uint8_t *out,
+		    size_t *out_len);
+
 /* Decode a payload into exactly len bytes at out. Needs the same base region that was given to
  * encode (NULL if the codec uses none). Malformed payloads return -EBADMSG, never crash or write
  * past out[len). The caller verifies the chunk checksum. */
