@@ -224,7 +224,7 @@ class Mount:
             self._wait_exit()
             return
         last = ''
-        for i in range(20):
+        for i in range(12):
             r = subprocess.run(['fusermount3', '-u', self.mnt], capture_output=True, text=True,
                                timeout=30)
             if r.returncode == 0 or not mounted_at(self.mnt):
