@@ -461,18 +461,39 @@ fail:
 	return r;
 }
 
+static void close_db(store *s)
+{
+	for (int i = 0; i < ST_COUNT; i++) {
+		if (s->st[i])
+			sqlite3_finalize(s->st[i]);
+		s->st[i] = NULL;
+	}
+	if (s->db) {
+		/* The owner folds the WAL back so the directory is self-contained at rest. */
+		if (s->lockfd >= 0)
+			sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
+		sqlite3_close(s->db);
+		s->db = NULL;
+	}
+}
+
+int store_reopen(store *s)
+{
+	store_lock(s);
+	close_db(s);
+	char err[512];
+	int r = open_db(s, err, sizeof(err));
+	if (r < 0)
+		fprintf(stderr, "tpdefs: %s\n", err);
+	store_unlock(s);
+	return r;
+}
+
 void store_close(store *s)
 {
 	if (!s)
 		return;
-	for (int i = 0; i < ST_COUNT; i++)
-		if (s->st[i])
-			sqlite3_finalize(s->st[i]);
-	if (s->db) {
-		/* Fold the WAL back so the directory is one self-contained file at rest. */
-		sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
-		sqlite3_close(s->db);
-	}
+	close_db(s);
 	if (s->lockfd >= 0)
 		close(s->lockfd);
 	if (s->dirfd > 0)

@@ -47,6 +47,9 @@ typedef struct store_obj {
  * directory, -EPROTONOSUPPORT newer format, -EBUSY served by a running daemon, -errno. */
 int store_open(const char *dir, int flags, store **out, char *err, size_t errlen);
 void store_close(store *s);
+/* Reopen the SQLite connection: after fork(), whose child does not own the parent's POSIX
+ * locks (SQLite must never use a connection across fork). Keeps BACKING/LOCK. */
+int store_reopen(store *s);
 const char *store_dir(const store *s);
 int store_dirfd(const store *s);
 

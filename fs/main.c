@@ -320,6 +320,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mount.tpdefs: cannot daemonize\n");
 		goto out_unmount;
 	}
+	if (!o.foreground && store_reopen(f.st) < 0)
+		goto out_unmount;
 	chain_opts co = {(size_t)o.cache_size, 0, 4, 256};
 	f.ch = chain_new(&co, open_obj, &f);
 	if (!f.ch || encq_new(&f, &f.q) < 0) {
