@@ -439,7 +439,12 @@ int store_open(const char *dir, int flags, store **out, char *err, size_t errlen
 			seterr(err, errlen, "%s/LOCK: %s", s->path, strerror(errno));
 			goto fail;
 		}
-		if (flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		/* A daemon that was just unmounted may still be closing: give it a moment. */
+		int lr;
+		for (int i = 0; (lr = flock(s->lockfd, LOCK_EX | LOCK_NB)) < 0 && errno == EWOULDBLOCK &&
+				    !(flags & STORE_O_NOWAIT) && i < 100; i++)
+			usleep(50000);
+		if (lr < 0) {
 			r = errno == EWOULDBLOCK ? -EBUSY : -errno;
 			seterr(err, errlen, "%s: already in use by a running tpdefs daemon (LOCK held)",
 			       s->path);

@@ -136,6 +136,23 @@ static int commit_check(void *ctx)
 
 static int encode_one(encq *q, uint64_t ino, int depth);
 
+/* The staging file as the encoder reads it: fails once the daemon stops, so that unmounting
+ * never waits for a long encode (the file stays staged for the next mount). */
+typedef struct cancel_src {
+	int fd;
+	encq *q;
+} cancel_src;
+
+static ssize_t cancel_pread(const io_src *s, void *buf, size_t len, uint64_t off)
+{
+	const cancel_src *c = s->ctx;
+	if (__atomic_load_n(&c->q->stop, __ATOMIC_RELAXED))
+		return -ECANCELED;
+	io_src f;
+	io_src_from_fd(&f, c->fd, s->size);
+	return f.pread(&f, buf, len, off);
+}
+
 /* Pick a base among the candidates; *base gets the object (id 0: keyframe). */
 static void choose_base(encq *q, uint64_t ino, int depth, const io_src *nsrc, store_obj *base,
 			int *kind, const char **why)
@@ -221,8 +238,8 @@ static int encode_one(encq *q, uint64_t ino, int depth)
 		r = -errno;
 		goto out;
 	}
-	io_src nsrc;
-	io_src_from_fd(&nsrc, sfd, (uint64_t)st.st_size);
+	cancel_src csrc = {sfd, q};
+	io_src nsrc = {cancel_pread, &csrc, (uint64_t)st.st_size};
 	choose_base(q, ino, depth, &nsrc, &base, &kind, &why);
 	chain_src cs = {f->ch, base.id};
 	io_src bsrc = {chain_src_pread, &cs, base.size};
@@ -289,7 +306,7 @@ out:
 	if (tfd >= 0)
 		close(tfd);
 	close(sfd);
-	if (r < 0)
+	if (r < 0 && r != -ECANCELED)
 		report(q, "encode of ino=%" PRIu64 " failed: %s (kept in staging)\n", ino,
 		       strerror(-r));
 	fs_node_put(f, n);
@@ -365,7 +382,7 @@ void encq_stop(encq *q)
 	if (!q || !q->started)
 		return;
 	pthread_mutex_lock(&q->mu);
-	q->stop = 1;
+	__atomic_store_n(&q->stop, 1, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&q->cv);
 	pthread_mutex_unlock(&q->mu);
 	pthread_join(q->th, NULL);
