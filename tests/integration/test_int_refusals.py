@@ -98,7 +98,8 @@ def test_refuse_bad_mountpoint(mounts):
 
 
 def test_options_accepted(mounts):
-    m = mounts.new('opts', opts=['workers=1', 'max_chain=4', 'default_permissions'])
+    m = mounts.new('opts', opts=['workers=1', 'max_chain=4', 'cache_size=16M', 'allow_other',
+                                 'default_permissions'])
     data = os.urandom(300_000)
     with open(m.p('f'), 'wb') as f:
         f.write(data)
@@ -109,10 +110,31 @@ def test_options_accepted(mounts):
 
 
 def test_missing_backing_is_initialised(mounts):
-    m = mounts.new('fresh', backing=os.path.join(mounts.base, 'new', 'store'), mount=False)
+    m = mounts.new('fresh', backing=os.path.join(mounts.base, 'new-store'), mount=False)
     assert not os.path.exists(m.backing)
     m.mount()
     assert os.path.isdir(m.backing)
     assert os.listdir(m.mnt) == []
     m.unmount()
     assert os.listdir(m.backing), 'backing dir left empty after initialisation'
+
+
+def test_read_only_mount(mounts):
+    m = mounts.new('ro')
+    with open(m.p('f'), 'wb') as f:
+        f.write(b'keep')
+    m.flush()
+    m.unmount()
+    m.opts = ['ro']
+    m.mount()
+    with open(m.p('f'), 'rb') as f:
+        assert f.read() == b'keep'
+    import errno
+    for fn in (lambda: open(m.p('f'), 'wb'), lambda: open(m.p('new'), 'wb'),
+               lambda: os.mkdir(m.p('d')), lambda: os.unlink(m.p('f'))):
+        try:
+            fn()
+        except OSError as e:
+            assert e.errno == errno.EROFS, e
+        else:
+            raise AssertionError('write succeeded on a ro mount')
