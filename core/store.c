@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -370,6 +372,21 @@ static int open_db(store *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* 1 when a daemon listens on BACKING/control.sock. */
+static int sock_alive(const store *s)
+{
+	struct sockaddr_un sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", s->dirfd, STORE_SOCK_NAME);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	int ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
 int store_open(const char *dir, int flags, store **out, char *err, size_t errlen)
 {
 	*out = NULL;
@@ -439,8 +456,12 @@ int store_open(const char *dir, int flags, store **out, char *err, size_t errlen
 			seterr(err, errlen, "%s/LOCK: %s", s->path, strerror(errno));
 			goto fail;
 		}
-		/* A daemon that was just unmounted may still be closing: give it a moment. */
+		/* A daemon that was just unmounted may still be closing: give it a moment. A
+		 * live one answers on its control socket: refuse at once. */
 		int lr;
+		if (!(flags & STORE_O_NOWAIT) && flock(s->lockfd, LOCK_EX | LOCK_NB) < 0 &&
+		    errno == EWOULDBLOCK && sock_alive(s))
+			flags |= STORE_O_NOWAIT;
 		for (int i = 0; (lr = flock(s->lockfd, LOCK_EX | LOCK_NB)) < 0 && errno == EWOULDBLOCK &&
 				    !(flags & STORE_O_NOWAIT) && i < 100; i++)
 			usleep(50000);

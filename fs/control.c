@@ -151,6 +151,12 @@ fail:
 	return r;
 }
 
+void ctl_quiesce(ctl *c)
+{
+	if (c)
+		unlinkat(store_dirfd(c->f->st), STORE_SOCK_NAME, 0);
+}
+
 void ctl_stop(ctl *c)
 {
 	if (!c)

@@ -95,6 +95,7 @@ void encq_status(encq *q, uint64_t *queued, uint64_t *queued_bytes, uint64_t *do
 
 /* control.c */
 int ctl_start(fs *f, ctl **out);
+void ctl_quiesce(ctl *c); /* unlink the socket: new clients fail */
 void ctl_stop(ctl *c);
 
 #endif

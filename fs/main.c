@@ -342,7 +342,8 @@ int main(int argc, char **argv)
 	fuse_loop_cfg_destroy(lc);
 out_threads:
 	/* queued encodes stay staged; the next mount resumes them */
-	encq_stop(f.q);
+	ctl_quiesce(f.c); /* no new clients: a new mount need not wait for us */
+	encq_stop(f.q);   /* also wakes a running flush */
 	ctl_stop(f.c);
 	encq_free(f.q);
 out_unmount:
