@@ -94,6 +94,8 @@ size_t pred_rank(const char *name, size_t len, const pred_entry *e, size_t n, si
 		int c = pred_num_cmp(&it[k].pn, &me);
 		if (c == 0)
 			continue; /* same numbers, different zero padding: not an ordering */
+		if (c > 0 && e[i].pending)
+			continue; /* a later version still being written is no predecessor */
 		it[k].idx = i;
 		it[k].lower = c < 0;
 		it[k].recency = e[i].recency;
@@ -167,6 +169,7 @@ static int collect(void *ctx, int64_t cookie, const char *name, size_t len, cons
 	l->e[l->n].len = len;
 	/* staged files are newer than anything stored */
 	l->e[l->n].recency = a->staged ? UINT64_MAX : a->obj;
+	l->e[l->n].pending = a->staged;
 	l->a[l->n] = *a;
 	l->n++;
 	return 0;
@@ -238,8 +241,10 @@ int pred_candidates(store *s, uint64_t ino, pred_cand *out, size_t max, size_t *
 	if (r >= 0 && d.err)
 		r = d.err;
 	if (r >= 0) {
-		for (size_t i = 0; i < d.n; i++)
+		for (size_t i = 0; i < d.n; i++) {
 			d.e[i].recency = d.a[i].ino; /* newer directories have larger inode numbers */
+			d.e[i].pending = 0;
+		}
 		size_t k = pred_rank(pname, plen, d.e, d.n, idx, 16);
 		for (size_t i = 0; i < k && *n < max; i++) {
 			store_attr a;
@@ -247,6 +252,11 @@ int pred_candidates(store *s, uint64_t ino, pred_cand *out, size_t max, size_t *
 				continue;
 			if (!S_ISREG(a.mode) || !(a.obj || a.staged) || a.ino == ino)
 				continue;
+			pred_name pn, dn;
+			if (a.staged && pred_name_parse(pname, plen, &pn) == 0 &&
+			    pred_name_parse(d.e[idx[i]].name, d.e[idx[i]].len, &dn) == 0 &&
+			    pred_num_cmp(&dn, &pn) > 0)
+				continue; /* a later directory's file still being written */
 			if (add_cand(out, max, n, PRED_SIBDIR, a.staged ? 0 : a.obj, a.ino))
 				break;
 		}

@@ -36,10 +36,11 @@ typedef struct pred_entry {
 	const char *name;
 	size_t len;
 	uint64_t recency; /* larger = stored more recently (object id) */
+	int pending;      /* not stored yet (waiting for encoding): only a lower number qualifies */
 } pred_entry;
 
 /* Indices of entries in the same series as name, best first: lower numbers nearest first, then
- * higher numbers by recency. Returns how many were written to out (at most max). */
+ * higher numbers that are stored (not pending) by recency. Returns how many were written to out (at most max). */
 size_t pred_rank(const char *name, size_t len, const pred_entry *e, size_t n, size_t *out,
 		 size_t max);
 

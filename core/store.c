@@ -363,7 +363,9 @@ static int open_db(store *s, char *err, size_t errlen)
 	/* WAL: readers never block the writer; FULL: a committed close survives power loss. */
 	char *msg = NULL;
 	if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-			 "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384;",
+			 "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384;"
+			 /* keep the WAL small: du on BACKING should show stored data */
+			 "PRAGMA wal_autocheckpoint=256; PRAGMA journal_size_limit=1048576;",
 			 NULL, NULL, &msg) != SQLITE_OK) {
 		seterr(err, errlen, "%s: cannot configure database: %s", s->path, msg ? msg : "?");
 		sqlite3_free(msg);
@@ -501,6 +503,14 @@ static void close_db(store *s)
 		sqlite3_close(s->db);
 		s->db = NULL;
 	}
+}
+
+int store_checkpoint(store *s)
+{
+	store_lock(s);
+	int r = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	store_unlock(s);
+	return r == SQLITE_OK ? 0 : -EBUSY;
 }
 
 int store_reopen(store *s)

@@ -52,6 +52,8 @@ void store_close(store *s);
 /* Reopen the SQLite connection: after fork(), whose child does not own the parent's POSIX
  * locks (SQLite must never use a connection across fork). Keeps BACKING/LOCK. */
 int store_reopen(store *s);
+/* Fold the WAL into the database and truncate it (after a flush). */
+int store_checkpoint(store *s);
 const char *store_dir(const store *s);
 int store_dirfd(const store *s);
 

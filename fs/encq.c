@@ -475,13 +475,14 @@ int encq_flush(encq *q, char **rep)
 	pthread_mutex_lock(&q->mu);
 	while (!q->stop && (q->head || q->running))
 		pthread_cond_wait(&q->cv, &q->mu);
-	if (q->rep_len) {
+	if (q->rep_len)
 		*rep = strdup(q->rep);
-	}
 	if (--q->flushers == 0)
 		q->rep_len = 0;
 	int stopped = q->stop;
 	pthread_mutex_unlock(&q->mu);
+	if (!stopped)
+		store_checkpoint(q->f->st);
 	return stopped ? -ESHUTDOWN : r;
 }
 

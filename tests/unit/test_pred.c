@@ -38,9 +38,9 @@ Test(pred, series_and_order)
 Test(pred, rank_prefers_nearest_lower_then_recent)
 {
 	pred_entry e[] = {
-		{"ckpt_010.pt", 11, 5}, {"ckpt_006.pt", 11, 1}, {"ckpt_008.pt", 11, 3},
-		{"other.txt", 9, 9},    {"ckpt_007.pt", 11, 2}, {"ckpt_012.pt", 11, 7},
-		{"ckpt_009.pt", 11, 4}, {"ckpt_011.pt", 11, 6},
+		{"ckpt_010.pt", 11, 5, 0}, {"ckpt_006.pt", 11, 1, 0}, {"ckpt_008.pt", 11, 3, 0},
+		{"other.txt", 9, 9, 0},    {"ckpt_007.pt", 11, 2, 0}, {"ckpt_012.pt", 11, 7, 0},
+		{"ckpt_009.pt", 11, 4, 0}, {"ckpt_011.pt", 11, 6, 0},
 	};
 	size_t out[8];
 	size_t n = pred_rank("ckpt_009.pt", 11, e, 8, out, 8);
@@ -54,12 +54,19 @@ Test(pred, rank_prefers_nearest_lower_then_recent)
 	cr_assert_eq(out[5], 0);
 	cr_assert_eq(pred_rank("ckpt_009.pt", 11, e, 8, out, 2), 2);
 	cr_assert_eq(pred_rank("notes.txt", 9, e, 8, out, 8), 0);
+	/* a higher-numbered file still waiting for encoding is never a predecessor */
+	e[5].pending = 1;
+	e[1].pending = 1;
+	n = pred_rank("ckpt_009.pt", 11, e, 8, out, 8);
+	cr_assert_eq(n, 5);
+	cr_assert_eq(out[2], 1);
+	cr_assert_eq(out[3], 7);
 }
 
 Test(pred, rank_dirs)
 {
-	pred_entry e[] = {{"checkpoint-500", 14, 1}, {"checkpoint-1000", 15, 2}, {"runs", 4, 3},
-			  {"checkpoint-1500", 15, 4}};
+	pred_entry e[] = {{"checkpoint-500", 14, 1, 0}, {"checkpoint-1000", 15, 2, 0}, {"runs", 4, 3, 0},
+			  {"checkpoint-1500", 15, 4, 0}};
 	size_t out[4];
 	size_t n = pred_rank("checkpoint-1500", 15, e, 4, out, 4);
 	cr_assert_eq(n, 2);
