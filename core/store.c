@@ -29,7 +29,7 @@ static const char *const sql_text[ST_COUNT] = {
 	[ST_DENT_GET] = "SELECT d.id, d.ino, i.mode FROM dentries d JOIN inodes i ON i.ino=d.ino "
 			"WHERE d.parent=?1 AND d.name=?2",
 	[ST_INS_INODE] = "INSERT INTO inodes(mode,uid,gid,nlink,size,atime,mtime,ctime,rdev,target)"
-			 " VALUES(?1,?2,?3,?4,0,?5,?5,?5,?6,?7)",
+			 " VALUES(?1,?2,?3,?4,COALESCE(length(?7),0),?5,?5,?5,?6,?7)",
 	[ST_INS_DENT] = "INSERT INTO dentries(parent,name,ino) VALUES(?1,?2,?3)",
 	[ST_DEL_DENT] = "DELETE FROM dentries WHERE id=?1",
 	[ST_NLINK_ADD] = "UPDATE inodes SET nlink=nlink+?2, ctime=?3 WHERE ino=?1",
@@ -772,8 +772,6 @@ int store_mknode(store *s, uint64_t parent, const char *name, size_t len, uint32
 		r = touch_dir(s, parent, now);
 	if (r >= 0)
 		r = getattr_locked(s, ino, a);
-	if (r >= 0 && target)
-		a->size = strlen(target);
 end:
 	r = store_end(s, r);
 out:
