@@ -175,9 +175,12 @@ int fs_node_stage(fs *f, fs_node *n, int trunc)
 	int64_t now = store_now_ns();
 	if (n->staged) {
 		if (trunc && n->size) {
-			if (ftruncate(n->sfd, 0) < 0)
+			/* Commit size 0 before truncating: a crash in between must leave the
+			 * old bytes or an empty file, never the old size over a hole. */
+			r = store_commit_size(f->st, n->ino, 0, now, now);
+			if (r == 0 && ftruncate(n->sfd, 0) < 0)
 				r = -errno;
-			else {
+			if (r == 0) {
 				n->size = 0;
 				n->mtime = n->ctime = now;
 				n->dirty = 1;
