@@ -93,6 +93,9 @@ def test_corpus_roundtrip(mounts, scen):
     blocks = sum(os.stat(m.p(scen, rel)).st_blocks * 512 for rel in files)
     H.report(f'{scen}: sum st_blocks*512 on the mount {blocks} B')
     assert blocks > 0, 'st_blocks is 0 for every stored file'
+    # stored bytes, not logical ones: the files' blocks cannot exceed what the store holds
+    assert blocks <= stored + 4096 * len(files), \
+        f'{scen}: st_blocks total {blocks} exceeds the backing dir ({stored} B)'
     for rel in files:
         st = os.stat(m.p(scen, rel))
         assert st.st_size == want[rel][1]
