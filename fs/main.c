@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -272,6 +273,12 @@ int main(int argc, char **argv)
 	if (!o.subtype[0])
 		strcpy(o.subtype, "tpdefs");
 
+	/* one staging fd per file being written, plus object readers: lift the soft limit */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	fs f;
 	memset(&f, 0, sizeof(f));
 	f.o = &o;
