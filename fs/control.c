@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "gc.h"
 #include "io.h"
 
 struct ctl {
@@ -38,6 +39,132 @@ static int sock_addr(fs *f, struct sockaddr_un *sa)
 static void say(int fd, const char *s)
 {
 	io_write_full(fd, s, strlen(s));
+}
+
+/* ---- GC [max_chain=N] [dry_run=1]: the core gc in-process (tpdefs-admin gc, docs/ADMIN.md) ---- */
+
+typedef struct ctl_gc {
+	ctl *c;
+	int fd;
+} ctl_gc;
+
+static void gc_say(ctl_gc *g, const char *s)
+{
+	/* MSG_NOSIGNAL: a client that went away must not kill the daemon */
+	size_t len = strlen(s), off = 0;
+	while (off < len) {
+		ssize_t k = send(g->fd, s + off, len - off, MSG_NOSIGNAL);
+		if (k <= 0)
+			return;
+		off += (size_t)k;
+	}
+}
+
+static void gc_line(void *ctx, const char *text)
+{
+	gc_say(ctx, text);
+}
+
+static void gc_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	char b[96];
+	snprintf(b, sizeof(b), "PROGRESS %" PRIu64 " %" PRIu64 "\n", done, total);
+	gc_say(ctx, b);
+}
+
+/* Repoint in-memory nodes; the exclusive dlock waits for reads of the old object to finish. */
+static void gc_switched(void *ctx, uint64_t old, uint64_t nw, const uint64_t *inos, size_t n)
+{
+	ctl_gc *g = ctx;
+	fs *f = g->c->f;
+	for (size_t i = 0; i < n; i++) {
+		fs_node *nd = fs_node_find(f, inos[i]);
+		if (!nd)
+			continue;
+		pthread_rwlock_wrlock(&nd->dlock);
+		pthread_mutex_lock(&nd->mu);
+		if (nd->obj == old)
+			nd->obj = nw;
+		pthread_mutex_unlock(&nd->mu);
+		pthread_rwlock_unlock(&nd->dlock);
+		fs_node_put(f, nd);
+	}
+}
+
+/* A barrier on every node: reads that started before the switches are over. */
+static void gc_quiesce(void *ctx)
+{
+	ctl_gc *g = ctx;
+	fs *f = g->c->f;
+	size_t cap = 64, n = 0;
+	fs_node **v = malloc(cap * sizeof(*v));
+	if (!v) {
+		sleep(2); /* no memory for the list: give reads time instead */
+		return;
+	}
+	pthread_mutex_lock(&f->nmu);
+	for (size_t b = 0; b < f->htsize; b++)
+		for (fs_node *nd = f->ht[b]; nd; nd = nd->next) {
+			if (n == cap) {
+				fs_node **p = realloc(v, 2 * cap * sizeof(*v));
+				if (!p)
+					break;
+				v = p;
+				cap *= 2;
+			}
+			if (n < cap) {
+				nd->refs++;
+				v[n++] = nd;
+			}
+		}
+	pthread_mutex_unlock(&f->nmu);
+	for (size_t i = 0; i < n; i++) {
+		pthread_rwlock_wrlock(&v[i]->dlock);
+		pthread_rwlock_unlock(&v[i]->dlock);
+		fs_node_put(f, v[i]);
+	}
+	free(v);
+}
+
+/* Stop when unmounting or when the client went away (nothing is lost either way). */
+static int gc_cancelled(void *ctx)
+{
+	ctl_gc *g = ctx;
+	struct pollfd p[2] = {{g->c->wake[0], POLLIN, 0}, {g->fd, POLLRDHUP, 0}};
+	if (poll(p, 2, 0) <= 0)
+		return 0;
+	return p[0].revents || (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+static void serve_gc(ctl *c, int fd, const char *args)
+{
+	gc_opts o;
+	memset(&o, 0, sizeof(o));
+	o.online = 1;
+	o.ch = c->f->ch;
+	o.max_chain = c->f->o->max_chain;
+	const char *p;
+	if ((p = strstr(args, "max_chain=")))
+		o.max_chain = (unsigned)strtoul(p + 10, NULL, 10);
+	if (strstr(args, "dry_run=1"))
+		o.dry_run = 1;
+	ctl_gc g = {c, fd};
+	o.hooks = (gc_hooks){&g, gc_line, gc_progress, gc_switched, gc_quiesce, gc_cancelled};
+	gc_result res;
+	int r = gc_run(c->f->st, &o, &res);
+	char buf[512];
+	if (r < 0)
+		snprintf(buf, sizeof(buf), "ERR gc: %s\n", strerror(-r));
+	else
+		snprintf(buf, sizeof(buf),
+			 "OK rebased=%" PRIu64 " keyframes=%" PRIu64 " skipped=%" PRIu64
+			 " freed_objects=%" PRIu64 " freed_bytes=%" PRIu64 " orphan_blobs=%" PRIu64
+			 " tmp_files=%" PRIu64 " staging_files=%" PRIu64 " stored_before=%" PRIu64
+			 " stored_after=%" PRIu64 " dry_run=%d\n",
+			 res.rebased, res.keyframes, res.skipped, res.freed_objects, res.freed_bytes,
+			 res.orphan_blobs, res.tmp_files, res.staging_files, res.stored_before,
+			 res.stored_after, o.dry_run);
+	gc_say(&g, buf);
 }
 
 static void serve(ctl *c, int fd)
@@ -88,8 +215,10 @@ static void serve(ctl *c, int fd)
 			 t.files, t.logical_bytes, t.objects, t.stored_bytes, t.staged_files, q, qb,
 			 done, t.unref_objects);
 		say(fd, buf);
+	} else if (!strncmp(line, "GC", 2) && (!line[2] || line[2] == ' ')) {
+		serve_gc(c, fd, line + 2);
 	} else {
-		say(fd, "ERR unknown command (PING, STATUS, FLUSH)\n");
+		say(fd, "ERR unknown command (PING, STATUS, FLUSH, GC)\n");
 	}
 }
 

@@ -18,6 +18,9 @@ static const struct {
 	const char *help;
 } cmds[] = {
 	{"flush", admin_flush, "flush BACKING   wait until every closed file is encoded; print what was done"},
+	{"gc", admin_gc, "gc BACKING [--dry-run] [--max-chain N]   rebase chains, free what nothing needs"},
+	{"stats", admin_stats, "stats BACKING [--json]   logical vs stored bytes, per file and per chain"},
+	{"verify", admin_verify, "verify BACKING   check every chunk and metadata <-> blob consistency"},
 };
 
 static void usage(FILE *out)
@@ -25,7 +28,7 @@ static void usage(FILE *out)
 	fprintf(out, "usage: tpdefs-admin COMMAND BACKING [ARGS]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		fprintf(out, "  %s\n", cmds[i].help);
-	fprintf(out, "\n  --help, --version\n");
+	fprintf(out, "\n  --help, --version; tpdefs-admin COMMAND --help for details\n");
 }
 
 int admin_open_store(const char *dir, store **out)
