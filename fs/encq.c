@@ -3,6 +3,7 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,10 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "encoder.h"
-#include "io.h"
-#include "layout.h"
-#include "pred.h"
+#include "store_encode.h"
 
 typedef struct job {
 	uint64_t ino;
@@ -32,7 +30,7 @@ struct encq {
 	job *head, *tail;
 	uint64_t queued, queued_bytes, done;
 	uint64_t running;       /* ino being encoded, 0 if idle */
-	int stop;
+	int stop;               /* read by the encoder's sources without the lock */
 	unsigned flushers;      /* >0: no debounce, collect a report */
 	char *rep;
 	size_t rep_len, rep_cap;
@@ -81,52 +79,12 @@ static void report(encq *q, const char *fmt, ...)
 
 /* ---- encoding one inode ---- */
 
-typedef struct chain_src {
-	chain *ch;
-	uint64_t obj;
-} chain_src;
-
-static ssize_t chain_src_pread(const io_src *s, void *buf, size_t len, uint64_t off)
-{
-	const chain_src *c = s->ctx;
-	if (off >= s->size)
-		return 0;
-	if (len > s->size - off)
-		len = (size_t)(s->size - off);
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = chain_pread(c->ch, c->obj, (char *)buf + done, len - done, off + done);
-		if (n < 0)
-			return n;
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	return (ssize_t)done;
-}
-
-/* Does the base look like an earlier version of the new file? */
-static int layouts_fit(const layout *nl, uint64_t nsize, const io_src *bsrc)
-{
-	layout *bl = NULL;
-	if (layout_parse(bsrc, &bl) < 0)
-		return 0;
-	int ok;
-	if (nl->kind != LAYOUT_UNKNOWN && bl->kind != LAYOUT_UNKNOWN)
-		ok = layout_match(nl, bl) >= 0.5;
-	else if (nl->kind == LAYOUT_UNKNOWN && bl->kind == LAYOUT_UNKNOWN)
-		ok = nsize <= 2 * bsrc->size && bsrc->size <= 2 * nsize;
-	else
-		ok = 0;
-	layout_free(bl);
-	return ok;
-}
-
 typedef struct commit_ctx {
 	fs_node *n;
 	uint64_t gen;
 } commit_ctx;
 
+/* Called inside the commit transaction with n->mu held: commit only unchanged, closed data. */
 static int commit_check(void *ctx)
 {
 	commit_ctx *c = ctx;
@@ -136,69 +94,16 @@ static int commit_check(void *ctx)
 
 static int encode_one(encq *q, uint64_t ino, int depth);
 
-/* The staging file as the encoder reads it: fails once the daemon stops, so that unmounting
- * never waits for a long encode (the file stays staged for the next mount). */
-typedef struct cancel_src {
-	int fd;
+typedef struct first_ctx {
 	encq *q;
-} cancel_src;
+	int depth;
+} first_ctx;
 
-static ssize_t cancel_pread(const io_src *s, void *buf, size_t len, uint64_t off)
+static void encode_first(void *ctx, uint64_t ino)
 {
-	const cancel_src *c = s->ctx;
-	if (__atomic_load_n(&c->q->stop, __ATOMIC_RELAXED))
-		return -ECANCELED;
-	io_src f;
-	io_src_from_fd(&f, c->fd, s->size);
-	return f.pread(&f, buf, len, off);
-}
-
-/* Pick a base among the candidates; *base gets the object (id 0: keyframe). */
-static void choose_base(encq *q, uint64_t ino, int depth, const io_src *nsrc, store_obj *base,
-			int *kind, const char **why)
-{
-	fs *f = q->f;
-	memset(base, 0, sizeof(*base));
-	*kind = 0;
-	*why = "no candidate";
-	pred_cand c[8];
-	size_t nc = 0;
-	if (pred_candidates(f->st, ino, c, 8, &nc) < 0 || nc == 0)
-		return;
-	layout *nl = NULL;
-	if (layout_parse(nsrc, &nl) < 0)
-		return;
-	for (size_t i = 0; i < nc; i++) {
-		uint64_t bobj = c[i].obj;
-		if (!bobj && c[i].ino) {
-			/* the predecessor is itself waiting: encode it first (one level) */
-			if (depth > 0)
-				continue;
-			encode_one(q, c[i].ino, depth + 1);
-			store_attr a;
-			if (store_getattr(f->st, c[i].ino, &a) < 0 || a.staged || !a.obj)
-				continue;
-			bobj = a.obj;
-		}
-		store_obj bo;
-		if (store_obj_get(f->st, bobj, &bo) < 0)
-			continue;
-		chain_src cs = {f->ch, bobj};
-		io_src bsrc = {chain_src_pread, &cs, bo.size};
-		if (!layouts_fit(nl, nsrc->size, &bsrc)) {
-			*why = "layout mismatch";
-			continue;
-		}
-		if (bo.depth + 1 > f->o->max_chain) {
-			*why = "chain depth limit: keyframe";
-			break;
-		}
-		*base = bo;
-		*kind = c[i].kind;
-		*why = pred_kind_name(c[i].kind);
-		break;
-	}
-	layout_free(nl);
+	first_ctx *c = ctx;
+	if (c->depth == 0) /* one level: a waiting predecessor's own predecessor is stored */
+		encode_one(c->q, ino, c->depth + 1);
 }
 
 static int encode_one(encq *q, uint64_t ino, int depth)
@@ -226,85 +131,50 @@ static int encode_one(encq *q, uint64_t ino, int depth)
 		return sfd;
 	}
 	struct stat st;
-	int tfd = -1;
-	char tmp[64];
-	uint64_t id = 0;
-	enc_stats es;
-	memset(&es, 0, sizeof(es));
-	store_obj base;
-	int kind = 0;
-	const char *why = "";
+	store_enc_out eo;
+	memset(&eo, 0, sizeof(eo));
 	if (fstat(sfd, &st) < 0) {
 		r = -errno;
 		goto out;
 	}
-	cancel_src csrc = {sfd, q};
-	io_src nsrc = {cancel_pread, &csrc, (uint64_t)st.st_size};
-	choose_base(q, ino, depth, &nsrc, &base, &kind, &why);
-	chain_src cs = {f->ch, base.id};
-	io_src bsrc = {chain_src_pread, &cs, base.size};
-	r = store_obj_reserve(f->st, &id);
+	first_ctx fc = {q, depth};
+	store_enc_ctl ec = {f->o->max_chain, &q->stop, encode_first, &fc};
+	r = store_encode_staged(f->st, f->ch, ino, sfd, (uint64_t)st.st_size, &ec, &eo);
 	if (r < 0)
 		goto out;
-	tfd = store_tmp_create(f->st, tmp, sizeof(tmp));
-	if (tfd < 0) {
-		r = tfd;
-		goto out;
-	}
-	enc_opts eo = {0, 0, 0};
-	r = enc_encode(&eo, &nsrc, base.id ? &bsrc : NULL, base.hash, tfd, &es);
-	if (r < 0)
-		goto out_tmp;
-	struct stat ts;
-	if (fstat(tfd, &ts) < 0) {
-		r = -errno;
-		goto out_tmp;
-	}
-	r = store_obj_install(f->st, tfd, tmp, id);
-	if (r < 0)
-		goto out_tmp;
-	store_obj o = {.id = id,
-		       .base = base.id,
-		       .depth = base.id ? base.depth + 1 : 0,
-		       .size = (uint64_t)st.st_size,
-		       .stored = (uint64_t)ts.st_size,
-		       .hash = es.content_hash};
 	commit_ctx cc = {n, gen0};
 	pthread_rwlock_wrlock(&n->dlock);
 	pthread_mutex_lock(&n->mu);
-	r = store_commit_object(f->st, ino, &o, commit_check, &cc);
+	r = store_commit_object(f->st, ino, &eo.obj, commit_check, &cc);
 	if (r == 0) {
 		if (n->sfd >= 0)
 			close(n->sfd);
 		n->sfd = -1;
 		n->staged = 0;
-		n->obj = id;
+		n->obj = eo.obj.id;
 		n->dirty = 0;
 	}
 	pthread_mutex_unlock(&n->mu);
 	pthread_rwlock_unlock(&n->dlock);
 	if (r < 0) {
-		store_obj_discard(f->st, id);
+		store_obj_discard(f->st, eo.obj.id);
 		if (r == -EAGAIN)
 			r = 0; /* changed meanwhile: its next close queues it again */
+		else if (r == -ESTALE)
+			encq_push(q, ino, 0); /* its base was deleted meanwhile: again */
 		goto out;
 	}
 	char name[STORE_NAME_MAX + 1] = "?";
 	uint64_t parent;
 	size_t nlen;
 	store_parent(f->st, ino, &parent, name, &nlen);
+	const store_obj *o = &eo.obj;
 	report(q,
 	       "encoded ino=%" PRIu64 " name=%s size=%" PRIu64 " stored=%" PRIu64
 	       " ratio=%.2f base=%" PRIu64 " (%s) depth=%u %.0f ms\n",
-	       ino, name, o.size, o.stored, o.stored ? (double)o.size / (double)o.stored : 0.0,
-	       base.id, base.id ? why : (kind ? why : why), o.depth,
-	       (double)(mono_ns() - t0) / 1e6);
-	goto out;
-out_tmp:
-	unlinkat(store_dirfd(f->st), tmp, 0);
+	       ino, name, o->size, o->stored, o->stored ? (double)o->size / (double)o->stored : 0.0,
+	       o->base, eo.why, o->depth, (double)(mono_ns() - t0) / 1e6);
 out:
-	if (tfd >= 0)
-		close(tfd);
 	close(sfd);
 	if (r < 0 && r != -ECANCELED)
 		report(q, "encode of ino=%" PRIu64 " failed: %s (kept in staging)\n", ino,

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "objfile.h"
+#include "store_encode.h"
 
 static const char usage[] =
 	"usage: mount.tpdefs BACKING MOUNTPOINT [-o OPT[,OPT...]] [-f] [-d]\n"
@@ -177,23 +178,6 @@ static int parse_opts(fs_opts *o, const char *list)
 	return 0;
 }
 
-static int open_obj(void *ctx, uint64_t obj, obj_reader **r, uint64_t *base)
-{
-	fs *f = ctx;
-	store_obj o;
-	int rr = store_obj_get(f->st, obj, &o);
-	if (rr < 0)
-		return rr;
-	int fd = store_obj_open(f->st, obj);
-	if (fd < 0)
-		return fd;
-	rr = obj_reader_open(fd, r);
-	if (rr < 0)
-		return rr == -EBADMSG ? -EIO : rr;
-	*base = o.base;
-	return 0;
-}
-
 static void obj_gone(void *ctx, uint64_t obj)
 {
 	fs *f = ctx;
@@ -330,7 +314,7 @@ int main(int argc, char **argv)
 	if (!o.foreground && store_reopen(f.st) < 0)
 		goto out_unmount;
 	chain_opts co = {(size_t)o.cache_size, 0, 4, 256};
-	f.ch = chain_new(&co, open_obj, &f);
+	f.ch = chain_new(&co, store_chain_open, f.st);
 	if (!f.ch || encq_new(&f, &f.q) < 0) {
 		fprintf(stderr, "mount.tpdefs: out of memory\n");
 		goto out_threads;

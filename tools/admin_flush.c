@@ -1,5 +1,5 @@
 /* admin_flush.c - `tpdefs-admin flush BACKING`: ask the daemon to encode every closed file now
- * and wait for it. Without a daemon, report what is pending (the next mount encodes it). */
+ * and wait for it. Without a daemon, encode the pending staging files here (same core code). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +7,10 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "chain.h"
+#include "store_encode.h"
+
+#define OFFLINE_MAX_CHAIN 8 /* the daemon's default max_chain */
 
 static int talk(int fd, const char *cmd)
 {
@@ -41,6 +45,100 @@ static int talk(int fd, const char *cmd)
 	return status;
 }
 
+typedef struct offline {
+	store *s;
+	chain *ch;
+	unsigned encoded, failed;
+} offline;
+
+static void encode_offline(offline *o, uint64_t ino, int depth);
+
+static void first(void *ctx, uint64_t ino)
+{
+	encode_offline(ctx, ino, 1);
+}
+
+static void encode_offline(offline *o, uint64_t ino, int depth)
+{
+	store_attr a;
+	if (store_getattr(o->s, ino, &a) < 0 || !a.staged || a.nlink == 0)
+		return;
+	int sfd = store_staging_open(o->s, ino, 0);
+	if (sfd < 0) {
+		printf("encode of ino=%llu failed: %s (kept in staging)\n", (unsigned long long)ino,
+		       strerror(-sfd));
+		o->failed++;
+		return;
+	}
+	store_enc_ctl c = {OFFLINE_MAX_CHAIN, NULL, depth ? NULL : first, o};
+	store_enc_out eo;
+	int r = store_encode_staged(o->s, o->ch, ino, sfd, a.size, &c, &eo);
+	close(sfd);
+	if (r == 0) {
+		r = store_commit_object(o->s, ino, &eo.obj, NULL, NULL);
+		if (r < 0)
+			store_obj_discard(o->s, eo.obj.id);
+	}
+	if (r < 0) {
+		printf("encode of ino=%llu failed: %s (kept in staging)\n", (unsigned long long)ino,
+		       strerror(-r));
+		o->failed++;
+		return;
+	}
+	char name[STORE_NAME_MAX + 1] = "?";
+	uint64_t parent;
+	size_t nlen;
+	store_parent(o->s, ino, &parent, name, &nlen);
+	printf("encoded ino=%llu name=%s size=%llu stored=%llu base=%llu (%s) depth=%u\n",
+	       (unsigned long long)ino, name, (unsigned long long)eo.obj.size,
+	       (unsigned long long)eo.obj.stored, (unsigned long long)eo.obj.base, eo.why,
+	       eo.obj.depth);
+	o->encoded++;
+}
+
+/* No daemon: take the lock ourselves and encode what is staged. */
+static int flush_offline(const char *dir)
+{
+	offline o = {0};
+	char err[1024] = "";
+	int r = store_open(dir, STORE_O_NOCREATE | STORE_O_NOWAIT, &o.s, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "tpdefs-admin: %s\n", err[0] ? err : strerror(-r));
+		return 1;
+	}
+	uint64_t *inos = NULL;
+	size_t n = 0;
+	r = store_recover(o.s, &inos, &n);
+	chain_opts co = {64u << 20, 0, 0, 64};
+	if (r == 0) {
+		o.ch = chain_new(&co, store_chain_open, o.s);
+		if (!o.ch)
+			r = -ENOMEM;
+	}
+	if (r < 0) {
+		fprintf(stderr, "tpdefs-admin: %s: %s\n", dir, strerror(-r));
+		free(inos);
+		if (o.ch)
+			chain_free(o.ch);
+		store_close(o.s);
+		return 1;
+	}
+	printf("no daemon running on %s; encoding %zu pending files here\n", dir, n);
+	for (size_t i = 0; i < n; i++)
+		encode_offline(&o, inos[i], 0);
+	free(inos);
+	store_totals t;
+	store_totals_get(o.s, &t);
+	chain_free(o.ch);
+	store_close(o.s);
+	printf("done: files=%llu logical_bytes=%llu objects=%llu stored_bytes=%llu staged_files=%llu "
+	       "encoded=%u failed=%u\n", (unsigned long long)t.files,
+	       (unsigned long long)t.logical_bytes, (unsigned long long)t.objects,
+	       (unsigned long long)t.stored_bytes, (unsigned long long)t.staged_files, o.encoded,
+	       o.failed);
+	return o.failed ? 1 : 0;
+}
+
 int admin_flush(int argc, char **argv)
 {
 	if (argc != 2 || argv[1][0] == '-') {
@@ -73,8 +171,5 @@ int admin_flush(int argc, char **argv)
 		       (unsigned long long)t.logical_bytes, (unsigned long long)t.stored_bytes);
 		return 0;
 	}
-	fprintf(stderr, "tpdefs-admin: no daemon running on %s; %llu files wait for encoding "
-		"(kept safely in staging; the next mount encodes them)\n", dir,
-		(unsigned long long)t.staged_files);
-	return 2;
+	return flush_offline(dir);
 }
