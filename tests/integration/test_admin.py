@@ -353,3 +353,44 @@ def test_fstab_line(mounts, mount_helper):
         assert f.read() == saved
     assert not H.mounted_at(mnt)
     wait_unmounted_daemon(mnt, pids)
+
+
+# ---- install layout and man pages ----------------------------------------------------------------
+
+def test_install_and_man_pages_match_help(tmp_path):
+    r = subprocess.run(['meson', 'install', '-C', H.BUILD, '--destdir', str(tmp_path),
+                        '--no-rebuild', '--quiet'], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    intro = json.loads(subprocess.run(['meson', 'introspect', '--buildoptions', H.BUILD],
+                                      capture_output=True, text=True, check=True).stdout)
+    opt = {o['name']: o['value'] for o in intro}
+    prefix = opt['prefix'].lstrip('/')
+    root = tmp_path / prefix
+    sbin = os.path.normpath(os.path.join('/', opt['prefix'], opt['sbindir']))
+    assert os.access(os.path.join(tmp_path, sbin.lstrip('/'), 'mount.tpdefs'), os.X_OK)
+    assert os.access(root / opt['bindir'] / 'tpdefs-admin', os.X_OK)
+    assert os.access(root / opt['bindir'] / 'tpde', os.X_OK)
+    if sbin not in ('/sbin', '/usr/sbin'):
+        link = tmp_path / 'sbin' / 'mount.tpdefs'
+        assert os.path.islink(link) and os.readlink(link) == os.path.join(sbin, 'mount.tpdefs')
+    man = root / opt['mandir'] / 'man8'
+    assert (man / 'mount.tpdefs.8').exists() and (man / 'tpdefs-admin.8').exists()
+
+    # every option of --help is in the man page (roff escapes '-' as '\-')
+    def page(name):
+        with open(os.path.join(H.SRC_ROOT, 'mount-scripts', name)) as f:
+            return f.read().replace('\\-', '-').replace('\\fB', '').replace('\\fR', '')
+    mp = page('mount.tpdefs.8')
+    out = subprocess.run([H.MOUNT_BIN, '--help'], capture_output=True, text=True).stdout
+    import re
+    opts = set(re.findall(r'^\s+([a-z_]+)(?:=[A-Z]+)?\s{2,}', out, re.M))
+    opts |= set(re.findall(r'^\s+(-[a-zA-Z])\b', out, re.M))
+    assert {'cache_size', 'max_chain', 'staging_limit', 'debounce_ms', 'workers',
+            'allow_other', '-f', '-d'} <= opts, opts
+    missing = [o for o in opts if o not in mp]
+    assert not missing, missing
+    ap = page('tpdefs-admin.8')
+    for cmd in ('gc', 'stats', 'verify'):
+        h = admin(cmd, '--help').stdout
+        for o in re.findall(r'^\s+(--[a-z-]+)', h, re.M):
+            assert o in ap, (cmd, o)
