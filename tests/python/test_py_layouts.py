@@ -8,9 +8,11 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 import ptutil as U
+import tpdefs_harness as H
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -185,9 +187,17 @@ def _ranks_run(m, refdir, world=4, rounds=2):
     return expect, families
 
 
-def test_ranks_concurrent_save(mounts):
-    m = mounts.new('ranks')
-    expect, _ = _ranks_run(m, mounts.localdir('ref'))
+@pytest.fixture(scope='module')
+def ranks_store():
+    """One 4-rank run shared by the two rank tests (each rank process imports torch: slow)."""
+    for fac in H.make_factory_fixture():
+        m = fac.new('ranks', opts=['max_chain=32'])
+        expect, fams = _ranks_run(m, fac.localdir('ref'))
+        yield m, expect, fams
+
+
+def test_ranks_concurrent_save(ranks_store):
+    m, expect, _ = ranks_store
     _verify(m, expect, 'before flush', top='shards')
     m.flush()
     _verify(m, expect, 'after flush', top='shards')
@@ -197,9 +207,9 @@ def test_ranks_concurrent_save(mounts):
         torch.load(m.p(rel))
 
 
-def test_ranks_predecessor(mounts):
-    m = mounts.new('ranksp', opts=['max_chain=32'])
-    U.require_stats(m)
-    _, fams = _ranks_run(m, mounts.localdir('ref'))
+def test_ranks_predecessor(ranks_store):
+    """Round k of rank r is stored against round k-1 of the same rank (the first round may use
+    any base: there was no earlier checkpoint of its own)."""
+    m, _, fams = ranks_store
     m.flush()
-    U.assert_predecessors(m, fams)
+    U.assert_predecessors(m, fams, first_may_have_base=True)
