@@ -39,6 +39,7 @@ typedef struct gcx {
 	gobj *v;
 	size_t n;
 	unsigned max_chain;
+	uint64_t new_bytes; /* blobs written by this run */
 } gcx;
 
 static void say(gcx *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -423,6 +424,7 @@ static int execute(gcx *g, size_t *order, size_t nplan, uint64_t **olds, size_t 
 		x->o = nw;
 		x->o.depth = x->depth;
 		x->base = ai;
+		g->new_bytes += nw.stored;
 		if (ai >= 0)
 			g->res->rebased++;
 		else
@@ -563,6 +565,7 @@ static int rechain(gcx *g, uint64_t **olds, size_t *nolds, size_t *cap)
 			    PRIu64 ": %" PRIu64 " -> %" PRIu64 " bytes, depth %u\n", d.id, nm, nw.id,
 			    a.id, d.stored, nw.stored, nw.depth);
 			g->res->rebased++;
+			g->new_bytes += nw.stored;
 			x->o = nw;
 			x->base = p;
 			depths(g, height);
@@ -692,8 +695,8 @@ int gc_run(store *s, const gc_opts *o, gc_result *res)
 		res->stored_after = sum_stored(rows, n2);
 		uint64_t created = res->rebased + res->keyframes;
 		res->freed_objects = n + created > n2 ? n + created - n2 : 0;
-		res->freed_bytes = res->stored_before > res->stored_after
-					   ? res->stored_before - res->stored_after : 0;
+		uint64_t had = res->stored_before + g.new_bytes;
+		res->freed_bytes = had > res->stored_after ? had - res->stored_after : 0;
 	}
 	if (r == 0 && !o->online)
 		clean_dir(&g, "objects", 1); /* blobs of rows freed above are already gone */
