@@ -254,3 +254,30 @@ def test_backpressure_small_staging_limit(mounts):
     m.remount()
     for n, d in want.items():
         assert read(m.p(n)) == d, n
+
+
+def test_flush_while_file_open_for_writing(fsm):
+    """flush encodes closed files; a file still open for writing keeps working through its fd
+    (found by the random differential test: pwrite after flush gave EBADF)."""
+    data = bytearray(sample(0))
+    write(fsm.p('ckpt.pt'), data)
+    fsm.flush()
+    fd = os.open(fsm.p('ckpt.pt'), os.O_RDWR)
+    try:
+        os.pwrite(fd, b'C', 5)
+        data[5:6] = b'C'
+        write(fsm.p('other'), b'other')
+        fsm.flush()
+        os.pwrite(fd, b'DD', 1000)
+        data[1000:1002] = b'DD'
+        assert os.pread(fd, len(data) + 1, 0) == bytes(data)
+        os.pwrite(fd, b'E' * 10, len(data))
+        data += b'E' * 10
+        assert os.fstat(fd).st_size == len(data)
+    finally:
+        os.close(fd)
+    assert read(fsm.p('ckpt.pt')) == bytes(data)
+    fsm.flush()
+    fsm.remount()
+    assert read(fsm.p('ckpt.pt')) == bytes(data)
+    assert read(fsm.p('other')) == b'other'
