@@ -458,14 +458,15 @@ int store_open(const char *dir, int flags, store **out, char *err, size_t errlen
 			seterr(err, errlen, "%s/LOCK: %s", s->path, strerror(errno));
 			goto fail;
 		}
-		/* A daemon that was just unmounted may still be closing: give it a moment. A
+		/* A daemon that was just unmounted or killed may still be closing (threads finishing an
+		 * fsync keep its fds open): give it up to 20 s. A
 		 * live one answers on its control socket: refuse at once. */
 		int lr;
 		if (!(flags & STORE_O_NOWAIT) && flock(s->lockfd, LOCK_EX | LOCK_NB) < 0 &&
 		    errno == EWOULDBLOCK && sock_alive(s))
 			flags |= STORE_O_NOWAIT;
 		for (int i = 0; (lr = flock(s->lockfd, LOCK_EX | LOCK_NB)) < 0 && errno == EWOULDBLOCK &&
-				    !(flags & STORE_O_NOWAIT) && i < 100; i++)
+				    !(flags & STORE_O_NOWAIT) && i < 400; i++)
 			usleep(50000);
 		if (lr < 0) {
 			r = errno == EWOULDBLOCK ? -EBUSY : -errno;

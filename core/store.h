@@ -41,7 +41,7 @@ typedef struct store_obj {
 /* Flags for store_open. */
 #define STORE_O_NOCREATE 1  /* refuse to initialise an empty/missing directory */
 #define STORE_O_NOLOCK 2    /* do not take BACKING/LOCK (read-only inspection) */
-#define STORE_O_NOWAIT 4    /* fail at once when LOCK is held (default: wait up to 5 s for a
+#define STORE_O_NOWAIT 4    /* fail at once when LOCK is held (default: wait up to 20 s for a
                                daemon that is shutting down) */
 
 /* Open (initialising an empty or missing directory, created 0700) and lock BACKING.

@@ -141,8 +141,16 @@ static int flush_offline(const char *dir)
 
 int admin_flush(int argc, char **argv)
 {
+	static const char use[] =
+		"usage: tpdefs-admin flush BACKING\n"
+		"Wait until every closed file is encoded (no debounce) and print what was done.\n"
+		"Without a running daemon, encode the pending staging files here.\n";
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(use, stdout);
+		return 0;
+	}
 	if (argc != 2 || argv[1][0] == '-') {
-		fprintf(stderr, "usage: tpdefs-admin flush BACKING\n");
+		fputs(use, stderr);
 		return 1;
 	}
 	const char *dir = argv[1];
