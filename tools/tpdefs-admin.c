@@ -100,14 +100,6 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(argv[1], cmds[i].name))
 			continue;
-		if (!strcmp(cmds[i].name, "flush") && argc == 3 &&
-		    (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
-			printf("usage: tpdefs-admin flush BACKING\n\nWait until the daemon serving BACKING "
-			       "has encoded every closed file;\nprint what was encoded. Without a daemon, "
-			       "report what is pending\n(exit 2 when files wait; the next mount encodes "
-			       "them).\n");
-			return 0;
-		}
 		return cmds[i].fn(argc - 1, argv + 1);
 	}
 	fprintf(stderr, "tpdefs-admin: unknown command '%s'\n", argv[1]);
