@@ -96,6 +96,14 @@ static void gc_quiesce(void *ctx)
 {
 	ctl_gc *g = ctx;
 	fs *f = g->c->f;
+	/* an encode in flight may read a replaced object as its base: let it finish (bounded) */
+	for (int i = 0; i < 300; i++) {
+		uint64_t q, qb, done;
+		encq_status(f->q, &q, &qb, &done);
+		if (!q)
+			break;
+		usleep(100000);
+	}
 	size_t cap = 64, n = 0;
 	fs_node **v = malloc(cap * sizeof(*v));
 	if (!v) {
@@ -194,12 +202,20 @@ static void serve(ctl *c, int fd)
 	} else if (!strcmp(line, "STATUS") || !strcmp(line, "FLUSH")) {
 		if (!strcmp(line, "FLUSH")) {
 			char *rep = NULL;
-			int r = encq_flush(f->q, &rep);
+			unsigned failed = 0;
+			int r = encq_flush(f->q, &rep, &failed);
 			if (rep)
 				say(fd, rep);
 			free(rep);
 			if (r < 0) {
 				snprintf(buf, sizeof(buf), "ERR flush: %s\n", strerror(-r));
+				say(fd, buf);
+				return;
+			}
+			if (failed) {
+				snprintf(buf, sizeof(buf), "ERR %u encodes failed; those files stay in "
+					 "staging (readable) and are retried at the next flush or mount\n",
+					 failed);
 				say(fd, buf);
 				return;
 			}
