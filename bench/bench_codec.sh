@@ -10,7 +10,9 @@
 # ordered by version (ckpt_000.pt, ckpt_001.pt, ...); in hf_trainer_dirs, the same file name in
 # consecutive checkpoint-N directories.
 # Speeds are wall clock, best of N runs per pair (N=3, 1 with --quick), summed over pairs, in MB/s
-# (10^6 bytes) of logical (new file) bytes. tpde uses every CPU; zstd -3 runs single-threaded
+# (10^6 bytes) of logical (new file) bytes, whole CLI runs (process start, base hash, fsync).
+# MB/CPU-s: the same bytes per CPU second (user + system) of those runs: on a machine shared with
+# other work, wall clock drops while this stays put. tpde uses every CPU; zstd -3 runs single-threaded
 # (its default). Work files live on /dev/shm so that tpde's fsync does not time the disk.
 # --quick: at most 2 pairs per scenario, one run.
 set -euo pipefail
@@ -51,17 +53,20 @@ TPDE=$WORK/tpde
 now() { date +%s.%N; }
 fsize() { stat -c %s "$1"; }
 
-# best_time CMD...: runs CMD $RUNS times, prints the shortest wall time in seconds.
+# best_time CMD...: runs CMD $RUNS times; prints "WALL CPU" (seconds) of the run with the
+# shortest wall time (CPU = user + system, from bash's time: getrusage, ms resolution).
+TIMEFORMAT='%3R %3U %3S'
 best_time() {
-	local best="" t0 t1 d i
+	local best="" bcpu="" i w u s
 	for ((i = 0; i < RUNS; i++)); do
-		t0=$(now)
-		"$@" || die "command failed: $*"
-		t1=$(now)
-		d=$(echo "$t1 - $t0" | bc -l)
-		if [ -z "$best" ] || [ "$(echo "$d < $best" | bc -l)" = 1 ]; then best=$d; fi
+		{ time "$@" 2>"$WORK/err"; } 2>"$WORK/time" ||
+			die "command failed: $* ($(head -c 300 "$WORK/err"))"
+		read -r w u s < "$WORK/time"
+		if [ -z "$best" ] || [ "$(echo "$w < $best" | bc -l)" = 1 ]; then
+			best=$w; bcpu=$(echo "$u + $s" | bc -l)
+		fi
 	done
-	echo "$best"
+	echo "$best $bcpu"
 }
 
 # pairs SCENARIO_DIR: prints "PRED<TAB>NEW" lines.
@@ -96,24 +101,24 @@ mbps() { if [ "$(echo "$2 > 0" | bc -l)" = 1 ]; then echo "scale=1; $1 / $2 / 10
 
 echo "# tpde codec benchmark: $CORPUS ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), runs=$RUNS$([ $QUICK = 1 ] && echo ', quick'))"
 echo
-echo "| scenario | pairs | new MB | tpde | zstd -3 | zstd -3 --patch-from | xdelta3 -9 | tpde enc MB/s | tpde dec MB/s | zstd -3 enc MB/s | zstd -3 dec MB/s |"
-echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+echo "| scenario | pairs | new MB | tpde | zstd -3 | zstd -3 --patch-from | xdelta3 -9 | tpde enc MB/s | tpde dec MB/s | zstd -3 enc MB/s | zstd -3 dec MB/s | tpde enc MB/CPU-s | tpde dec MB/CPU-s |"
+echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
 
-G_LOG=0 G_TP=0 G_Z=0 G_ZP=0 G_X=0 G_TE=0 G_TD=0 G_ZE=0 G_ZD=0 G_N=0
+G_LOG=0 G_TP=0 G_Z=0 G_ZP=0 G_X=0 G_TE=0 G_TD=0 G_ZE=0 G_ZD=0 G_N=0 G_TEC=0 G_TDC=0
 for sc in gpt_full_state gpt_bf16_st gpt_finetune_frozen hf_trainer_dirs; do
 	dir=$CORPUS/$sc
 	[ -d "$dir" ] || { echo "bench_codec: skipping missing scenario $sc" >&2; continue; }
-	LOG=0 TP=0 Z=0 ZP=0 X=0 TE=0 TD=0 ZE=0 ZD=0 N=0
+	LOG=0 TP=0 Z=0 ZP=0 X=0 TE=0 TD=0 ZE=0 ZD=0 N=0 TEC=0 TDC=0
 	while IFS=$'\t' read -r pred new; do
 		[ $QUICK = 1 ] && [ $N -ge 2 ] && break
 		ns=$(fsize "$new"); ps=$(fsize "$pred")
 		obj=$WORK/obj dec=$WORK/dec
-		te=$(best_time "$TPDE" encode --base "$pred" "$new" -o "$obj")
-		td=$(best_time "$TPDE" decode --base "$pred" "$obj" -o "$dec")
+		read -r te tec < <(best_time "$TPDE" encode --base "$pred" "$new" -o "$obj")
+		read -r td tdc < <(best_time "$TPDE" decode --base "$pred" "$obj" -o "$dec")
 		cmp -s "$dec" "$new" || die "tpde decode of $new (base $pred) is NOT bit-exact"
 		tp=$(fsize "$obj")
-		ze=$(best_time zstd -q -f -3 "$new" -o "$WORK/z.zst")
-		zd=$(best_time zstd -q -f -d "$WORK/z.zst" -o "$WORK/z.out")
+		read -r ze _ < <(best_time zstd -q -f -3 "$new" -o "$WORK/z.zst")
+		read -r zd _ < <(best_time zstd -q -f -d "$WORK/z.zst" -o "$WORK/z.out")
 		z=$(fsize "$WORK/z.zst")
 		# --patch-from needs a window covering the reference: --long=W (decode needs the same).
 		w=27
@@ -125,15 +130,17 @@ for sc in gpt_full_state gpt_bf16_st gpt_finetune_frozen hf_trainer_dirs; do
 		echo "bench_codec: $sc: $(basename "$(dirname "$new")")/$(basename "$new"): tpde $tp zstd $z patch $zp xdelta $x bytes; tpde enc ${te}s dec ${td}s" >&2
 		LOG=$((LOG + ns)); TP=$((TP + tp)); Z=$((Z + z)); ZP=$((ZP + zp)); X=$((X + x)); N=$((N + 1))
 		TE=$(echo "$TE + $te" | bc -l); TD=$(echo "$TD + $td" | bc -l)
+		TEC=$(echo "$TEC + $tec" | bc -l); TDC=$(echo "$TDC + $tdc" | bc -l)
 		ZE=$(echo "$ZE + $ze" | bc -l); ZD=$(echo "$ZD + $zd" | bc -l)
 	done < <(pairs "$dir")
 	[ $N -gt 0 ] || { echo "bench_codec: no pairs in $sc" >&2; continue; }
-	echo "| $sc | $N | $(echo "scale=1; $LOG / 1000000" | bc -l) | $(ratio $LOG $TP) | $(ratio $LOG $Z) | $(ratio $LOG $ZP) | $(ratio $LOG $X) | $(mbps $LOG $TE) | $(mbps $LOG $TD) | $(mbps $LOG $ZE) | $(mbps $LOG $ZD) |"
+	echo "| $sc | $N | $(echo "scale=1; $LOG / 1000000" | bc -l) | $(ratio $LOG $TP) | $(ratio $LOG $Z) | $(ratio $LOG $ZP) | $(ratio $LOG $X) | $(mbps $LOG $TE) | $(mbps $LOG $TD) | $(mbps $LOG $ZE) | $(mbps $LOG $ZD) | $(mbps $LOG $TEC) | $(mbps $LOG $TDC) |"
 	G_LOG=$((G_LOG + LOG)); G_TP=$((G_TP + TP)); G_Z=$((G_Z + Z)); G_ZP=$((G_ZP + ZP)); G_X=$((G_X + X)); G_N=$((G_N + N))
 	G_TE=$(echo "$G_TE + $TE" | bc -l); G_TD=$(echo "$G_TD + $TD" | bc -l)
+	G_TEC=$(echo "$G_TEC + $TEC" | bc -l); G_TDC=$(echo "$G_TDC + $TDC" | bc -l)
 	G_ZE=$(echo "$G_ZE + $ZE" | bc -l); G_ZD=$(echo "$G_ZD + $ZD" | bc -l)
 done
 [ $G_N -gt 0 ] || die "no pairs found under $CORPUS"
-echo "| **all** | $G_N | $(echo "scale=1; $G_LOG / 1000000" | bc -l) | $(ratio $G_LOG $G_TP) | $(ratio $G_LOG $G_Z) | $(ratio $G_LOG $G_ZP) | $(ratio $G_LOG $G_X) | $(mbps $G_LOG $G_TE) | $(mbps $G_LOG $G_TD) | $(mbps $G_LOG $G_ZE) | $(mbps $G_LOG $G_ZD) |"
+echo "| **all** | $G_N | $(echo "scale=1; $G_LOG / 1000000" | bc -l) | $(ratio $G_LOG $G_TP) | $(ratio $G_LOG $G_Z) | $(ratio $G_LOG $G_ZP) | $(ratio $G_LOG $G_X) | $(mbps $G_LOG $G_TE) | $(mbps $G_LOG $G_TD) | $(mbps $G_LOG $G_ZE) | $(mbps $G_LOG $G_ZD) | $(mbps $G_LOG $G_TEC) | $(mbps $G_LOG $G_TDC) |"
 echo
 echo "All $G_N tpde decodes bit-exact (cmp)."

@@ -25,6 +25,7 @@ struct cache_entry {
 	int state;
 	int err;         /* loader result when FAILED */
 	int in_table;    /* 0 once dropped or failed: freed by the last cache_put */
+	int warm;        /* a plain cache_put since the entry was last idle */
 	pthread_cond_t done; /* signalled when LOADING ends */
 	cache_entry *hnext;  /* hash chain */
 	cache_entry *prev, *next; /* LRU list (only READY, refs == 0, in_table) */
@@ -192,9 +193,20 @@ static void pin_locked(cache_entry *e)
 		lru_unlink(e);
 }
 
-/* Drop one reference (under the lock); returns e if it must now be freed by the caller. */
-static cache_entry *unpin_locked(cache *c, cache_entry *e)
+static void lru_push_back(cache *c, cache_entry *e)
 {
+	e->prev = c->lru.prev;
+	e->next = &c->lru;
+	c->lru.prev->next = e;
+	c->lru.prev = e;
+}
+
+/* Drop one reference (under the lock); returns e if it must now be freed by the caller. An entry
+ * released cold goes to the eviction end unless one of its holders released it warm. */
+static cache_entry *unpin_locked_as(cache *c, cache_entry *e, int cold)
+{
+	if (!cold)
+		e->warm = 1;
 	if (--e->refs > 0)
 		return NULL;
 	if (!e->in_table) {
@@ -203,8 +215,17 @@ static cache_entry *unpin_locked(cache *c, cache_entry *e)
 			c->bytes -= e->len;
 		return e;
 	}
-	lru_push_front(c, e);
+	if (e->warm)
+		lru_push_front(c, e);
+	else
+		lru_push_back(c, e);
+	e->warm = 0;
 	return NULL;
+}
+
+static cache_entry *unpin_locked(cache *c, cache_entry *e)
+{
+	return unpin_locked_as(c, e, 0);
 }
 
 int cache_get(cache *c, uint64_t obj, uint64_t idx, size_t len, cache_load_fn load, void *ctx,
@@ -301,17 +322,27 @@ size_t cache_entry_len(const cache_entry *e)
 	return e->len;
 }
 
-void cache_put(cache *c, cache_entry *e)
+static void put_as(cache *c, cache_entry *e, int cold)
 {
 	if (!e)
 		return;
 	pthread_mutex_lock(&c->mu);
-	cache_entry *dead = unpin_locked(c, e);
+	cache_entry *dead = unpin_locked_as(c, e, cold);
 	cache_entry *victims = evict_locked(c);
 	pthread_mutex_unlock(&c->mu);
 	if (dead)
 		entry_free(dead);
 	free_list(victims);
+}
+
+void cache_put(cache *c, cache_entry *e)
+{
+	put_as(c, e, 0);
+}
+
+void cache_put_cold(cache *c, cache_entry *e)
+{
+	put_as(c, e, 1);
 }
 
 void cache_drop_obj(cache *c, uint64_t obj)

@@ -24,6 +24,9 @@ cache_entry *cache_peek(cache *c, uint64_t obj, uint64_t idx);
 const uint8_t *cache_entry_data(const cache_entry *e);
 size_t cache_entry_len(const cache_entry *e);
 void cache_put(cache *c, cache_entry *e); /* unpin */
+/* Unpin, and make the entry the first to evict when it becomes idle: for chunks that were only
+ * needed to decode another one (chain bases), so they do not push out the chunks being read. */
+void cache_put_cold(cache *c, cache_entry *e);
 /* Drop every unpinned entry of obj (deleted or re-encoded object). */
 void cache_drop_obj(cache *c, uint64_t obj);
 size_t cache_bytes(const cache *c); /* bytes held now */

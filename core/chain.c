@@ -9,19 +9,23 @@
  *   2. Chunks: obj_reader_find gives the chunk holding `off`; every chunk the range covers is
  *      fetched from the cache of decoded chunks, keyed (obj, chunk index), and copied out.
  *   3. Decode (cache miss): the loader reads the payload and calls dec_chunk, which checks the
- *      decoded bytes against the chunk's checksum. A chunk whose codec uses the base first gets the
- *      base region [base_off, base_off+base_len) by calling the same read path on the base object
- *      (recursively, so base chunks are decoded once and shared through the cache), and only then
- *      checks out a codec_ctx: a context is held only while bytes are actually being decoded, never
- *      across the recursion, so contexts in use are bounded by the threads, not by chain depth.
+ *      decoded bytes against the chunk's checksum. A chunk whose codec uses the base first pins
+ *      the base chunks covering [base_off, base_off+base_len) through the same path on the base
+ *      object (recursively, so base chunks are decoded once and shared through the cache; the
+ *      decoder copies straight out of the pinned entries), and only then checks out a codec_ctx:
+ *      a context is held only while bytes are actually being decoded, never across the recursion,
+ *      so contexts in use are bounded by the threads, not by chain depth. Base chunks are released
+ *      "cold" (first to evict): reading the newest version of a deep chain would otherwise flood
+ *      the cache with intermediate versions and evict the very chunks being read.
  *   4. Read-ahead: a read that starts where the previous read of the same object ended is
  *      sequential; it queues decodes of the next `readahead` chunks in the pool (cache_get, then
  *      release at once: the chunks stay cached). At most a bounded number of such jobs are in
  *      flight, and chain_free finishes them all before freeing anything.
  * Integrity: every returned byte comes from a chunk that passed its checksum; a damaged payload,
  * index or base anywhere in the chain is -EIO, never data. Failed decodes are not cached.
- * Memory: the cache budget + read-ahead in flight + open readers' indexes + one base region per
- * recursion level of each running read; nothing proportional to file size.
+ * Memory: the cache budget + read-ahead in flight + open readers' indexes; the budget is exceeded
+ * only by pinned chunks (per running decode, one base region per chain level); nothing
+ * proportional to file size.
  * Chain cycles (corrupt metadata) are caught per read by walking the frames of the recursion
  * (-ELOOP), and depth is capped at CHAIN_MAX_DEPTH.
  */
@@ -244,39 +248,168 @@ static void ctx_put(chain *c, codec_ctx *x)
 
 /* ---- chunk loading ---------------------------------------------------------------------- */
 
-/* The base as dec_chunk sees it: the prefetched region from memory, anything else through the
- * read path (the decoder normally asks for exactly the prefetched region). */
-typedef struct base_src {
-	chain *c;
-	uint64_t obj;
-	const read_frame *frame;
-	const uint8_t *win;
-	uint64_t win_off;
-	size_t win_len;
-} base_src;
-
-static ssize_t base_pread(const io_src *s, void *buf, size_t len, uint64_t off)
-{
-	const base_src *b = s->ctx;
-	if (b->win && off >= b->win_off && off - b->win_off <= b->win_len &&
-	    len <= b->win_len - (off - b->win_off)) {
-		memcpy(buf, b->win + (off - b->win_off), len);
-		return (ssize_t)len;
-	}
-	return chain_read(b->c, b->obj, buf, len, off, b->frame, 0);
-}
-
 typedef struct load_ctx {
 	chain *c;
 	chain_rd *rd;
 	const read_frame *frame; /* the frame of the object being decoded */
 } load_ctx;
 
-/* A base that cannot be found or read is damage of this object's chain, reported as EIO. */
-static int base_err(ssize_t n)
+/* One decoded chunk held for reading: a pinned cache entry, or a private copy when the object
+ * was forgotten while the read was in flight (such loads are not cached, see chunk_load). */
+typedef struct pin {
+	cache_entry *e;
+	uint8_t *own;
+	uint64_t off; /* the chunk's logical offset */
+	size_t len;
+} pin;
+
+static int chunk_decode(const load_ctx *lc, uint64_t idx, uint8_t *buf, size_t len);
+static int chunk_load(void *ctx, uint64_t obj, uint64_t idx, uint8_t *buf, size_t len);
+
+static int chunk_acquire(chain *c, chain_rd *rd, const read_frame *fr, size_t i, pin *p)
 {
-	if (n == -ENOMEM || n == -EINTR)
-		return (int)n;
+	const obj_chunk *ch = obj_reader_chunk(rd->r, i);
+	load_ctx lc = {.c = c, .rd = rd, .frame = fr};
+	*p = (pin){.off = ch->off, .len = ch->len};
+	int rc = cache_get(c->cache, rd->obj, i, ch->len, chunk_load, &lc, &p->e);
+	if (rc == 0 && cache_entry_len(p->e) != ch->len) {
+		/* an entry left by another object under a reused id: never copy past it */
+		cache_put(c->cache, p->e);
+		p->e = NULL;
+		rc = -EIO;
+	}
+	if (rc == -ESTALE) {
+		p->own = malloc(ch->len);
+		rc = p->own ? chunk_decode(&lc, i, p->own, ch->len) : -ENOMEM;
+		if (rc < 0) {
+			free(p->own);
+			p->own = NULL;
+		}
+	}
+	return rc;
+}
+
+static const uint8_t *pin_data(const pin *p)
+{
+	return p->e ? cache_entry_data(p->e) : p->own;
+}
+
+/* cold: the chunk was only a base for another one; let it be evicted before the chunks read. */
+static void chunk_release(chain *c, pin *p, int cold)
+{
+	if (p->e) {
+		if (cold)
+			cache_put_cold(c->cache, p->e);
+		else
+			cache_put(c->cache, p->e);
+	}
+	free(p->own);
+	p->e = NULL;
+	p->own = NULL;
+}
+
+/* Checked index entry i covering logical position pos (defends the read loop against an index
+ * that does not tile the file, whatever the reader validated). */
+static const obj_chunk *chunk_at(const chain_rd *rd, size_t i, uint64_t pos)
+{
+	if (i >= obj_reader_nchunks(rd->r))
+		return NULL;
+	const obj_chunk *ch = obj_reader_chunk(rd->r, i);
+	if (ch->len == 0 || pos < ch->off || pos - ch->off >= ch->len)
+		return NULL;
+	return ch;
+}
+
+static int enter_frame(const read_frame *up, uint64_t obj, read_frame *me)
+{
+	for (const read_frame *f = up; f; f = f->up)
+		if (f->obj == obj)
+			return -ELOOP; /* the chain loops back on itself: corrupt metadata */
+	*me = (read_frame){.obj = obj, .depth = up ? up->depth + 1 : 0, .up = up};
+	return me->depth > CHAIN_MAX_DEPTH ? -ELOOP : 0;
+}
+
+/* The base region a chunk was coded against, held as pinned base chunks (no copy). */
+typedef struct base_pins {
+	chain *c;
+	uint64_t obj;
+	const read_frame *up; /* frame of the object being decoded */
+	read_frame me;        /* frame of the base */
+	chain_rd *rd;
+	pin *p;
+	size_t n;
+} base_pins;
+
+static void base_release(base_pins *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		chunk_release(b->c, &b->p[i], 1);
+	free(b->p);
+	b->p = NULL;
+	b->n = 0;
+	if (b->rd)
+		rd_put(b->c, b->rd);
+	b->rd = NULL;
+}
+
+static int base_acquire(base_pins *b, uint64_t off, size_t len)
+{
+	int rc = enter_frame(b->up, b->obj, &b->me);
+	if (rc < 0)
+		return rc;
+	if ((rc = rd_get(b->c, b->obj, &b->rd)) < 0)
+		return rc;
+	uint64_t size = obj_reader_info(b->rd->r)->size;
+	if (off > size || len > size - off)
+		return -EIO; /* the base is shorter than the region this chunk was coded against */
+	long first = obj_reader_find(b->rd->r, off);
+	long last = obj_reader_find(b->rd->r, off + len - 1);
+	if (first < 0 || last < first)
+		return -EIO;
+	b->p = calloc((size_t)(last - first) + 1, sizeof *b->p);
+	if (!b->p)
+		return -ENOMEM;
+	uint64_t pos = off;
+	for (size_t i = (size_t)first; i <= (size_t)last; i++) {
+		const obj_chunk *ch = chunk_at(b->rd, i, pos);
+		if (!ch)
+			return -EIO;
+		if ((rc = chunk_acquire(b->c, b->rd, &b->me, i, &b->p[b->n])) < 0)
+			return rc;
+		b->n++;
+		pos = ch->off + ch->len;
+	}
+	return 0;
+}
+
+/* The base as dec_chunk sees it: the pinned region from the cache, anything else through the
+ * read path (the decoder normally asks for exactly the pinned region). */
+static ssize_t base_pread(const io_src *s, void *buf, size_t len, uint64_t off)
+{
+	const base_pins *b = s->ctx;
+	if (b->n && off >= b->p[0].off && off + len >= off &&
+	    off + len <= b->p[b->n - 1].off + b->p[b->n - 1].len) {
+		size_t done = 0;
+		for (size_t i = 0; i < b->n && done < len; i++) {
+			const pin *p = &b->p[i];
+			uint64_t pos = off + done;
+			if (pos >= p->off + p->len)
+				continue;
+			size_t in = (size_t)(pos - p->off);
+			size_t n = p->len - in < len - done ? p->len - in : len - done;
+			memcpy((uint8_t *)buf + done, pin_data(p) + in, n);
+			done += n;
+		}
+		return (ssize_t)done;
+	}
+	return chain_read(b->c, b->obj, buf, len, off, b->up, 0);
+}
+
+/* A base that cannot be found or read is damage of this object's chain, reported as EIO. */
+static int base_err(int rc)
+{
+	if (rc == -ENOMEM || rc == -EINTR)
+		return rc;
 	return -EIO;
 }
 
@@ -291,34 +424,27 @@ static int chunk_decode(const load_ctx *lc, uint64_t idx, uint8_t *buf, size_t l
 	if (ch->len != len)
 		return -EIO;
 
-	base_src bs = {.c = c, .obj = rd->base, .frame = lc->frame};
-	io_src src = {.pread = base_pread, .ctx = &bs, .size = obj_reader_info(rd->r)->base_size};
-	uint8_t *win = NULL;
+	base_pins bp = {.c = c, .obj = rd->base, .up = lc->frame};
+	io_src src = {.pread = base_pread, .ctx = &bp, .size = obj_reader_info(rd->r)->base_size};
 	int rc;
 	if (codec_uses_base(ch->codec) && ch->base_off != OBJ_NO_BASE && ch->base_len > 0) {
 		if (!rd->base)
 			return -EIO; /* the chunk needs a predecessor the store does not know */
-		win = malloc(ch->base_len);
-		if (!win)
-			return -ENOMEM;
-		ssize_t n = chain_read(c, rd->base, win, ch->base_len, ch->base_off, lc->frame, 0);
-		if (n != (ssize_t)ch->base_len) {
-			free(win);
-			return n < 0 ? base_err(n) : -EIO;
+		/* Base first, codec context second: contexts are never held across the recursion. */
+		if ((rc = base_acquire(&bp, ch->base_off, ch->base_len)) < 0) {
+			base_release(&bp);
+			return base_err(rc);
 		}
-		bs.win = win;
-		bs.win_off = ch->base_off;
-		bs.win_len = ch->base_len;
 	}
 
 	codec_ctx *x = ctx_get(c);
 	if (!x) {
-		free(win);
+		base_release(&bp);
 		return -ENOMEM;
 	}
 	rc = dec_chunk(x, rd->r, (size_t)idx, rd->base ? &src : NULL, buf);
 	ctx_put(c, x);
-	free(win);
+	base_release(&bp);
 	if (rc == -EINVAL || rc == -EBADMSG || rc == -ESTALE || rc == -ENOENT || rc == -ELOOP)
 		rc = -EIO; /* malformed payload or inconsistent chain: damage */
 	return rc;
@@ -334,8 +460,8 @@ static int rd_forgotten(chain *c, const chain_rd *rd)
 
 /* The cache loader. A load through a reader that chain_forget removed meanwhile must not leave an
  * entry behind (the id may come back with other content): such loads fail with -ESTALE, which is
- * never cached, and chain_read then decodes the chunk privately for the read in flight. The check
- * comes after the decode: an entry created after cache_drop_obj always sees the forget. */
+ * never cached, and the read in flight then decodes the chunk privately (chunk_acquire). The
+ * check comes after the decode: an entry created after cache_drop_obj always sees the forget. */
 static int chunk_load(void *ctx, uint64_t obj, uint64_t idx, uint8_t *buf, size_t len)
 {
 	const load_ctx *lc = ctx;
@@ -379,8 +505,13 @@ out:
 static void ra_after_read(chain *c, chain_rd *rd, uint64_t off, uint64_t end, size_t last)
 {
 	size_t n = obj_reader_nchunks(rd->r);
+	/* Sequential = starts near where the last read ended. The slack absorbs the kernel issuing
+	 * a sequential reader's requests out of order (FUSE async reads) without waking on truly
+	 * random access, whose jumps are far larger than a few requests. */
+	uint64_t slack = 4 * (end - off > (128u << 10) ? end - off : (128u << 10));
 	pthread_mutex_lock(&c->mu);
-	int seq = off == rd->next_off;
+	uint64_t prev = rd->next_off;
+	int seq = off <= prev ? prev - off <= slack : off - prev <= slack;
 	rd->next_off = end;
 	if (!seq) {
 		rd->ra_upto = (long)last; /* a seek restarts the window */
@@ -422,16 +553,12 @@ static void ra_after_read(chain *c, chain_rd *rd, uint64_t off, uint64_t end, si
 static ssize_t chain_read(chain *c, uint64_t obj, void *buf, size_t len, uint64_t off,
 			  const read_frame *up, int readahead)
 {
-	for (const read_frame *f = up; f; f = f->up)
-		if (f->obj == obj)
-			return -ELOOP; /* the chain loops back on itself: corrupt metadata */
-	read_frame me = {.obj = obj, .depth = up ? up->depth + 1 : 0, .up = up};
-	if (me.depth > CHAIN_MAX_DEPTH)
-		return -ELOOP;
-
-	chain_rd *rd;
-	int rc = rd_get(c, obj, &rd);
+	read_frame me;
+	int rc = enter_frame(up, obj, &me);
 	if (rc < 0)
+		return rc;
+	chain_rd *rd;
+	if ((rc = rd_get(c, obj, &rd)) < 0)
 		return rc;
 	uint64_t size = obj_reader_info(rd->r)->size;
 	if (off >= size || len == 0) {
@@ -441,49 +568,32 @@ static ssize_t chain_read(chain *c, uint64_t obj, void *buf, size_t len, uint64_
 	if (len > size - off)
 		len = (size_t)(size - off);
 
-	load_ctx lc = {.c = c, .rd = rd, .frame = &me};
 	long li = obj_reader_find(rd->r, off);
 	size_t i = li < 0 ? 0 : (size_t)li;
 	size_t done = 0;
-	ssize_t ret = 0;
-	size_t nchunks = obj_reader_nchunks(rd->r);
-	while (li >= 0 && done < len) {
-		const obj_chunk *ch = i < nchunks ? obj_reader_chunk(rd->r, i) : NULL;
+	ssize_t ret = li < 0 ? -EIO : 0;
+	while (ret == 0 && done < len) {
 		uint64_t pos = off + done;
-		if (!ch || ch->len == 0 || pos < ch->off || pos - ch->off >= ch->len) {
+		const obj_chunk *ch = chunk_at(rd, i, pos);
+		if (!ch) {
 			ret = -EIO; /* the index does not cover the file: damage */
+			break;
+		}
+		pin p;
+		if ((rc = chunk_acquire(c, rd, &me, i, &p)) < 0) {
+			ret = rc;
 			break;
 		}
 		size_t in = (size_t)(pos - ch->off);
 		size_t n = ch->len - in;
 		if (n > len - done)
 			n = len - done;
-		cache_entry *e;
-		rc = cache_get(c->cache, obj, i, ch->len, chunk_load, &lc, &e);
-		if (rc == -ESTALE) {
-			/* forgotten under us: serve this read without caching */
-			uint8_t *tmp = malloc(ch->len);
-			rc = tmp ? chunk_decode(&lc, i, tmp, ch->len) : -ENOMEM;
-			if (rc == 0)
-				memcpy((uint8_t *)buf + done, tmp + in, n);
-			free(tmp);
-			if (rc < 0) {
-				ret = rc;
-				break;
-			}
-		} else if (rc < 0) {
-			ret = rc;
-			break;
-		} else {
-			memcpy((uint8_t *)buf + done, cache_entry_data(e) + in, n);
-			cache_put(c->cache, e);
-		}
+		memcpy((uint8_t *)buf + done, pin_data(&p) + in, n);
+		chunk_release(c, &p, up != NULL);
 		done += n;
 		if (done < len)
 			i++;
 	}
-	if (li < 0)
-		ret = -EIO;
 	if (ret == 0) {
 		ret = (ssize_t)done;
 		if (readahead && c->pool)

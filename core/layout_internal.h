@@ -10,7 +10,6 @@
 /* Caps that keep hostile inputs from making us allocate or loop without bound. */
 #define LAYOUT_MAX_REGIONS  (1u << 20)
 #define LAYOUT_MAX_HEADER   (100ull << 20) /* safetensors JSON header */
-#define LAYOUT_MAX_NAME     4096u
 
 /* Growable region list used while parsing. */
 typedef struct layout_build {

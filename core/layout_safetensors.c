@@ -14,9 +14,9 @@
 #define ST_MAX_DIMS    64
 
 typedef struct jp {
-	const unsigned char *p, *end;
+	unsigned char *p, *end; /* writable: strings are decoded in place */
 	int depth;
-	char *sbuf; /* decoded string scratch (header length + 1 is always enough) */
+	char *str; /* the last string parsed, decoded and NUL-terminated */
 } jp;
 
 static void ws(jp *j)
@@ -108,13 +108,15 @@ static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
 	return n;
 }
 
-/* Parse a string at j->p (which must be '"'); decoded bytes into j->sbuf, length in *len. The
- * decoded form is never longer than the encoded one, so sbuf (header size + 1) suffices. */
+/* Parse a string at j->p (which must be '"'). It is decoded in place (the decoded form is never
+ * longer than the encoded one, so writes stay behind reads; the NUL lands at most on the
+ * closing quote) and left in j->str, length in *len. Earlier strings stay intact. */
 static int jstring(jp *j, size_t *len)
 {
 	if (j->p >= j->end || *j->p != '"')
 		return -1;
 	j->p++;
+	char *out = (char *)j->p;
 	size_t o = 0;
 	for (;;) {
 		if (j->p >= j->end)
@@ -132,14 +134,14 @@ static int jstring(jp *j, size_t *len)
 				return -1;
 			unsigned e = *j->p++;
 			switch (e) {
-			case '"': j->sbuf[o++] = '"'; break;
-			case '\\': j->sbuf[o++] = '\\'; break;
-			case '/': j->sbuf[o++] = '/'; break;
-			case 'b': j->sbuf[o++] = '\b'; break;
-			case 'f': j->sbuf[o++] = '\f'; break;
-			case 'n': j->sbuf[o++] = '\n'; break;
-			case 'r': j->sbuf[o++] = '\r'; break;
-			case 't': j->sbuf[o++] = '\t'; break;
+			case '"': out[o++] = '"'; break;
+			case '\\': out[o++] = '\\'; break;
+			case '/': out[o++] = '/'; break;
+			case 'b': out[o++] = '\b'; break;
+			case 'f': out[o++] = '\f'; break;
+			case 'n': out[o++] = '\n'; break;
+			case 'r': out[o++] = '\r'; break;
+			case 't': out[o++] = '\t'; break;
 			case 'u': {
 				unsigned cp, lo;
 				if (hex4(j, &cp) < 0)
@@ -153,7 +155,7 @@ static int jstring(jp *j, size_t *len)
 					cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
 				}
 				/* 6 encoded bytes (12 for a pair) become at most 4. */
-				o += put_utf8(j->sbuf + o, cp);
+				o += put_utf8(out + o, cp);
 				break;
 			}
 			default:
@@ -162,18 +164,19 @@ static int jstring(jp *j, size_t *len)
 			continue;
 		}
 		if (c < 0x80) {
-			j->sbuf[o++] = (char)c;
+			out[o++] = (char)c;
 			j->p++;
 			continue;
 		}
 		size_t n = utf8_seq(j->p, j->end);
 		if (n == 0)
 			return -1;
-		memcpy(j->sbuf + o, j->p, n);
+		memmove(out + o, j->p, n); /* in place: may overlap */
 		o += n;
 		j->p += n;
 	}
-	j->sbuf[o] = '\0';
+	out[o] = '\0';
+	j->str = out;
 	*len = o;
 	return 0;
 }
@@ -385,16 +388,16 @@ static int st_tensor(jp *j, layout_build *b, const char *name, size_t namelen, u
 		if (lit(j, ":") < 0)
 			return 1;
 		ws(j);
-		if (strcmp(j->sbuf, "dtype") == 0 && len == 5) {
-			if (have_dtype || jstring(j, &len) < 0 || len != strlen(j->sbuf))
+		if (strcmp(j->str, "dtype") == 0 && len == 5) {
+			if (have_dtype || jstring(j, &len) < 0 || len != strlen(j->str))
 				return 1;
-			st_dtype(j->sbuf, &esize, &width);
+			st_dtype(j->str, &esize, &width);
 			have_dtype = 1;
-		} else if (strcmp(j->sbuf, "shape") == 0 && len == 5) {
+		} else if (strcmp(j->str, "shape") == 0 && len == 5) {
 			if (have_shape || juint_array(j, shape, ST_MAX_DIMS, &ndim) < 0)
 				return 1;
 			have_shape = 1;
-		} else if (strcmp(j->sbuf, "data_offsets") == 0 && len == 12) {
+		} else if (strcmp(j->str, "data_offsets") == 0 && len == 12) {
 			if (have_offs || juint_array(j, offs, 2, &noff) < 0 || noff != 2)
 				return 1;
 			have_offs = 1;
@@ -444,17 +447,13 @@ int layout_parse_safetensors(const io_src *src, layout_build *b)
 		return 0;
 
 	unsigned char *buf = malloc((size_t)n);
-	char *sbuf = malloc((size_t)n + 1);
-	char *name = malloc((size_t)n + 1);
-	if (!buf || !sbuf || !name) {
-		rc = -ENOMEM;
-		goto out;
-	}
+	if (!buf)
+		return -ENOMEM;
 	rc = io_pread_full(src, buf, (size_t)n, 8);
 	if (rc < 0)
 		goto out;
 
-	jp j = { .p = buf, .end = buf + n, .depth = 1, .sbuf = sbuf };
+	jp j = { .p = buf, .end = buf + n, .depth = 1, .str = NULL };
 	uint64_t data_start = 8 + n, data_len = src->size - data_start;
 	int have_meta = 0;
 	size_t len;
@@ -471,15 +470,15 @@ int layout_parse_safetensors(const io_src *src, layout_build *b)
 			ws(&j);
 			if (lit(&j, ":") < 0)
 				goto out;
-			if (len == 12 && memcmp(sbuf, "__metadata__", 12) == 0) {
+			if (len == 12 && memcmp(j.str, "__metadata__", 12) == 0) {
 				/* {str: str} by the spec; anything valid is tolerated, it is not ours
 				 * to police, but it may appear only once. */
 				if (have_meta || jvalue_skip(&j) < 0)
 					goto out;
 				have_meta = 1;
 			} else {
-				memcpy(name, sbuf, len + 1);
-				rc = st_tensor(&j, b, name, len, data_start, data_len);
+				/* The key stays valid: later strings decode further on. */
+				rc = st_tensor(&j, b, j.str, len, data_start, data_len);
 				if (rc != 0) {
 					rc = rc < 0 ? rc : 0;
 					goto out;
@@ -502,7 +501,5 @@ int layout_parse_safetensors(const io_src *src, layout_build *b)
 	rc = layout_build_finish(b, src->size);
 out:
 	free(buf);
-	free(sbuf);
-	free(name);
 	return rc;
 }

@@ -213,7 +213,7 @@ static int add_key(pscan *ps, const pitem *key, uint8_t width)
 	return 0;
 }
 
-/* Ends of a newline-terminated argument starting at p; NULL if unterminated. */
+/* The newline ending an argument that starts at p; NULL if unterminated. */
 static const unsigned char *line_end(const unsigned char *p, const unsigned char *end)
 {
 	const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));

@@ -120,7 +120,84 @@ DEF_ALL(2, uint16_t, ld16, put2, get2, st16)
 DEF_ALL(4, uint32_t, ld32, put4, get4, st32)
 DEF_ALL(8, uint64_t, ld64, put8, get8, st64)
 
+/* Grouped variants: a counting sort by key of the base element gives each element its slot j. */
+#define DEF_GSPLIT(NAME, T, W, LD, PUT, OPF)                                                   \
+	static void NAME(const uint8_t *restrict d, const uint8_t *restrict b, size_t n,       \
+			 uint8_t *restrict dst)                                                \
+	{                                                                                      \
+		size_t pos[256];                                                               \
+		group_slots(b, n, W, pos);                                                     \
+		for (size_t i = 0; i < n; i++) {                                               \
+			T bb = LD(b + i * W);                                                  \
+			size_t j = pos[planes_group_key(bb, W)]++;                             \
+			PUT(dst, n, j, OPF(T, LD(d + i * W), bb));                             \
+		}                                                                              \
+	}
+
+#define DEF_GMERGE(NAME, T, W, LD, GET, ST, OPI)                                               \
+	static void NAME(const uint8_t *restrict s, const uint8_t *restrict b, size_t n,       \
+			 uint8_t *restrict dst)                                                \
+	{                                                                                      \
+		size_t pos[256];                                                               \
+		group_slots(b, n, W, pos);                                                     \
+		for (size_t i = 0; i < n; i++) {                                               \
+			T bb = LD(b + i * W);                                                  \
+			size_t j = pos[planes_group_key(bb, W)]++;                             \
+			ST(dst + i * W, OPI(T, GET(s, n, j), bb));                             \
+		}                                                                              \
+	}
+
+/* pos[k] = number of elements with a smaller key: the first slot of group k. */
+static void group_slots(const uint8_t *b, size_t n, unsigned w, size_t pos[256])
+{
+	size_t cnt[256] = {0};
+	switch (w) {
+	case 1: for (size_t i = 0; i < n; i++) cnt[b[i]]++; break;
+	case 2: for (size_t i = 0; i < n; i++) cnt[planes_group_key(ld16(b + 2 * i), 2)]++; break;
+	case 4: for (size_t i = 0; i < n; i++) cnt[planes_group_key(ld32(b + 4 * i), 4)]++; break;
+	default: for (size_t i = 0; i < n; i++) cnt[b[8 * i + 7]]++; break;
+	}
+	size_t acc = 0;
+	for (int k = 0; k < 256; k++) {
+		pos[k] = acc;
+		acc += cnt[k];
+	}
+}
+
+#define DEF_GALL(W, T, LD, PUT, GET, ST)                                                       \
+	DEF_GSPLIT(gsplit##W##_copy, T, W, LD, PUT, OP_FWD_COPY)                               \
+	DEF_GSPLIT(gsplit##W##_sub, T, W, LD, PUT, OP_FWD_SUB)                                 \
+	DEF_GSPLIT(gsplit##W##_xor, T, W, LD, PUT, OP_FWD_XOR)                                 \
+	DEF_GMERGE(gmerge##W##_copy, T, W, LD, GET, ST, OP_INV_COPY)                           \
+	DEF_GMERGE(gmerge##W##_sub, T, W, LD, GET, ST, OP_INV_SUB)                             \
+	DEF_GMERGE(gmerge##W##_xor, T, W, LD, GET, ST, OP_INV_XOR)
+
+DEF_GALL(1, uint8_t, ld8, put1, get1, st8)
+DEF_GALL(2, uint16_t, ld16, put2, get2, st16)
+DEF_GALL(4, uint32_t, ld32, put4, get4, st32)
+DEF_GALL(8, uint64_t, ld64, put8, get8, st64)
+
 typedef void (*plane_fn)(const uint8_t *, const uint8_t *, size_t, uint8_t *);
+
+static plane_fn pick_grouped(int merge, unsigned width, enum planes_op op)
+{
+	static const plane_fn split_tab[4][3] = {
+		{gsplit1_copy, gsplit1_sub, gsplit1_xor},
+		{gsplit2_copy, gsplit2_sub, gsplit2_xor},
+		{gsplit4_copy, gsplit4_sub, gsplit4_xor},
+		{gsplit8_copy, gsplit8_sub, gsplit8_xor},
+	};
+	static const plane_fn merge_tab[4][3] = {
+		{gmerge1_copy, gmerge1_sub, gmerge1_xor},
+		{gmerge2_copy, gmerge2_sub, gmerge2_xor},
+		{gmerge4_copy, gmerge4_sub, gmerge4_xor},
+		{gmerge8_copy, gmerge8_sub, gmerge8_xor},
+	};
+	int wi = width == 1 ? 0 : width == 2 ? 1 : width == 4 ? 2 : width == 8 ? 3 : -1;
+	if (wi < 0 || (unsigned)op > PLANES_XOR)
+		return NULL;
+	return merge ? merge_tab[wi][op] : split_tab[wi][op];
+}
 
 static plane_fn pick(int merge, unsigned width, enum planes_op op)
 {
@@ -169,6 +246,30 @@ int planes_merge(const uint8_t *src, const uint8_t *base, size_t len, unsigned w
 		return -EINVAL;
 	size_t n = len / width;
 	f(src, op == PLANES_COPY ? NULL : base, n, dst);
+	tail(src, base, len, n * width, op, dst);
+	return 0;
+}
+
+int planes_split_grouped(const uint8_t *data, const uint8_t *base, size_t len, unsigned width,
+			 enum planes_op op, uint8_t *dst)
+{
+	plane_fn f = pick_grouped(0, width, op);
+	if (!f || !base)
+		return -EINVAL;
+	size_t n = len / width;
+	f(data, base, n, dst);
+	tail(data, base, len, n * width, op, dst);
+	return 0;
+}
+
+int planes_merge_grouped(const uint8_t *src, const uint8_t *base, size_t len, unsigned width,
+			 enum planes_op op, uint8_t *dst)
+{
+	plane_fn f = pick_grouped(1, width, op);
+	if (!f || !base)
+		return -EINVAL;
+	size_t n = len / width;
+	f(src, base, n, dst);
 	tail(src, base, len, n * width, op, dst);
 	return 0;
 }

@@ -251,3 +251,43 @@ Test(cache, zero_budget_still_serves)
 	cr_assert_not(touch(c, &l, 1, 0, 100));
 	cache_free(c);
 }
+
+Test(cache, cold_release_is_evicted_first)
+{
+	cache *c = cache_new(300);
+	loader l = {0};
+	cache_entry *e;
+	touch(c, &l, 1, 0, 100);
+	touch(c, &l, 1, 1, 100);
+	cr_assert_eq(cache_get(c, 2, 0, 100, load, &l, &e), 0);
+	cache_put_cold(c, e); /* newest, but released cold */
+	/* a warm and a cold holder of one entry: the warm release wins */
+	cache_entry *a, *b;
+	cr_assert_eq(cache_get(c, 1, 0, 100, load, &l, &a), 0);
+	cr_assert_eq(cache_get(c, 1, 0, 100, load, &l, &b), 0);
+	cache_put(c, a);
+	cache_put_cold(c, b);
+	cr_assert_not(touch(c, &l, 3, 0, 100)); /* evicts the cold one, not the older warm ones */
+	cr_assert_not(present(c, 2, 0));
+	cr_assert(present(c, 1, 0));
+	cr_assert(present(c, 1, 1));
+	cr_assert(present(c, 3, 0));
+	cache_free(c);
+}
+
+Test(cache, drop_during_load_is_not_cached)
+{
+	cache *c = cache_new(1 << 20);
+	loader l = {.delay_ms = 150};
+	pthread_t t;
+	getter g = {.c = c, .l = &l};
+	cr_assert_eq(pthread_create(&t, NULL, get_thread, &g), 0);
+	sleep_ms(50); /* the load is running */
+	cache_drop_obj(c, 9);
+	pthread_join(t, NULL);
+	cr_assert_eq(g.rc, 0); /* the requester still gets its (verified) data */
+	cr_assert(g.ok);
+	cr_assert_not(present(c, 9, 3)); /* but it is gone from the table */
+	cr_assert_eq(cache_bytes(c), 0);
+	cache_free(c);
+}

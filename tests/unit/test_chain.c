@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chain.h"
@@ -18,12 +19,15 @@
 #define NVER 6
 #define CHUNK (64u << 10)
 #define NFLOAT 300000 /* ~1.2 MB per version: ~19 chunks of 64 KiB */
+#define MAXV 16
+#define CORPUS "/work/shared/corpus/sample"
 
 typedef struct fixture {
 	char dir[64];
-	char path[NVER + 1][128]; /* object id k (1..NVER) -> file */
-	uint8_t *data[NVER + 1];  /* original bytes of version k */
-	size_t size[NVER + 1];
+	int nver;
+	char path[MAXV + 1][128]; /* object id k (1..nver) -> file */
+	uint8_t *data[MAXV + 1];  /* original bytes of version k */
+	size_t size[MAXV + 1];
 	atomic_int opens;
 	int cycle; /* report 5 as the base of 4: a corrupt, cyclic chain */
 } fixture;
@@ -75,10 +79,10 @@ static void make_versions(fixture *f)
 	}
 }
 
-static void encode_all(fixture *f)
+static void encode_all(fixture *f, uint32_t chunk)
 {
-	enc_opts o = {.chunk_size = CHUNK, .threads = 2};
-	for (int k = 1; k <= NVER; k++) {
+	enc_opts o = {.chunk_size = chunk, .threads = 2};
+	for (int k = 1; k <= f->nver; k++) {
 		snprintf(f->path[k], sizeof f->path[k], "%s/obj%d", f->dir, k);
 		int fd = open(f->path[k], O_RDWR | O_CREAT | O_TRUNC, 0600);
 		cr_assert(fd >= 0);
@@ -95,20 +99,52 @@ static void encode_all(fixture *f)
 	}
 }
 
-static fixture *fixture_new(void)
+static fixture *fixture_alloc(int nver)
 {
 	fixture *f = calloc(1, sizeof *f);
 	cr_assert_not_null(f);
+	f->nver = nver;
 	strcpy(f->dir, "/tmp/tpdefs-chain-XXXXXX");
 	cr_assert_not_null(mkdtemp(f->dir));
+	return f;
+}
+
+static fixture *fixture_new(void)
+{
+	fixture *f = fixture_alloc(NVER);
 	make_versions(f);
-	encode_all(f);
+	encode_all(f, CHUNK);
+	return f;
+}
+
+/* A chain of real checkpoints: fmt is a printf pattern taking the version number. */
+static fixture *fixture_from_corpus(const char *fmt, int nver, uint32_t chunk)
+{
+	fixture *f = fixture_alloc(nver);
+	for (int k = 1; k <= nver; k++) {
+		char p[256];
+		snprintf(p, sizeof p, fmt, k - 1);
+		int fd = open(p, O_RDONLY);
+		if (fd < 0) {
+			rmdir(f->dir);
+			free(f);
+			return NULL;
+		}
+		off_t sz = lseek(fd, 0, SEEK_END);
+		cr_assert(sz > 0);
+		f->size[k] = (size_t)sz;
+		f->data[k] = malloc(f->size[k]);
+		cr_assert_not_null(f->data[k]);
+		cr_assert_eq(io_pread_fd_full(fd, f->data[k], f->size[k], 0), 0);
+		close(fd);
+	}
+	encode_all(f, chunk);
 	return f;
 }
 
 static void fixture_free(fixture *f)
 {
-	for (int k = 1; k <= NVER; k++) {
+	for (int k = 1; k <= f->nver; k++) {
 		unlink(f->path[k]);
 		free(f->data[k]);
 	}
@@ -119,7 +155,7 @@ static void fixture_free(fixture *f)
 static int open_obj(void *ctx, uint64_t obj, obj_reader **r, uint64_t *base)
 {
 	fixture *f = ctx;
-	if (obj < 1 || obj > NVER)
+	if (obj < 1 || obj > (uint64_t)f->nver)
 		return -ENOENT;
 	int fd = open(f->path[obj], O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -148,7 +184,7 @@ static void random_reads(chain *c, fixture *f, uint64_t seed, int count)
 {
 	uint64_t s = seed | 1;
 	for (int i = 0; i < count; i++) {
-		uint64_t obj = 1 + rng_next(&s) % NVER;
+		uint64_t obj = 1 + rng_next(&s) % (uint64_t)f->nver;
 		uint64_t off = rng_next(&s) % (f->size[obj] + 2000);
 		size_t len;
 		switch (rng_next(&s) % 4) {
@@ -261,6 +297,46 @@ static void concurrent(size_t cache_bytes, unsigned max_open, unsigned readahead
 	}
 	for (int i = 0; i < 6; i++)
 		pthread_join(t[i], NULL);
+	chain_free(c);
+	fixture_free(f);
+}
+
+typedef struct forget_arg {
+	chain *c;
+	atomic_int stop;
+} forget_arg;
+
+static void *forget_thread(void *p)
+{
+	forget_arg *a = p;
+	uint64_t s = 77;
+	while (!atomic_load(&a->stop)) {
+		chain_forget(a->c, 1 + rng_next(&s) % NVER);
+		struct timespec ts = {0, 3000000};
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+/* Objects forgotten (ids then re-opened) while other threads read them: every read stays exact. */
+Test(chain, forget_while_reading)
+{
+	fixture *f = fixture_new();
+	chain_opts o = {.cache_bytes = 1u << 20, .max_open = 3, .readahead = 2, .threads = 2};
+	chain *c = chain_new(&o, open_obj, f);
+	cr_assert_not_null(c);
+	forget_arg fa = {.c = c};
+	pthread_t ft, t[4];
+	reader_arg a[4];
+	cr_assert_eq(pthread_create(&ft, NULL, forget_thread, &fa), 0);
+	for (int i = 0; i < 4; i++) {
+		a[i] = (reader_arg){c, f, 500 + (uint64_t)i};
+		cr_assert_eq(pthread_create(&t[i], NULL, reader_thread, &a[i]), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	atomic_store(&fa.stop, 1);
+	pthread_join(ft, NULL);
 	chain_free(c);
 	fixture_free(f);
 }
@@ -437,4 +513,43 @@ Test(chain, cyclic_chain_is_eio_not_hang)
 	free(b);
 	chain_free(c);
 	fixture_free(f);
+}
+
+static void corpus_chain(const char *fmt, int nver, uint32_t chunk)
+{
+	fixture *f = fixture_from_corpus(fmt, nver, chunk);
+	if (!f)
+		cr_skip_test("corpus not available: %s", fmt);
+	size_t uses = 0, total = 0;
+	for (int k = 2; k <= nver; k++) {
+		obj_reader *r;
+		cr_assert_eq(obj_reader_open(open(f->path[k], O_RDONLY), &r), 0);
+		for (size_t i = 0; i < obj_reader_nchunks(r); i++, total++)
+			uses += codec_uses_base(obj_reader_chunk(r, i)->codec);
+		obj_reader_close(r);
+	}
+	cr_log_info("%s: %zu of %zu chunks read their base", fmt, uses, total);
+	chain_opts o = {.cache_bytes = 2u << 20, .max_open = 4, .readahead = 2, .threads = 2};
+	chain *c = chain_new(&o, open_obj, f);
+	cr_assert_not_null(c);
+	for (uint64_t k = (uint64_t)nver; k >= 1; k--)
+		check_read(c, f, k, 0, f->size[k] + 1);
+	random_reads(c, f, 3, 400);
+	chain_free(c);
+	fixture_free(f);
+}
+
+Test(chain, corpus_torch_zip_chain, .timeout = 240)
+{
+	corpus_chain(CORPUS "/gpt_full_state/ckpt_%03d.pt", 8, 64u << 10);
+}
+
+Test(chain, corpus_safetensors_bf16_chain_default_chunk, .timeout = 240)
+{
+	corpus_chain(CORPUS "/gpt_bf16_st/model_%03d.safetensors", 10, 0);
+}
+
+Test(chain, corpus_finetune_chain_small_chunks, .timeout = 240)
+{
+	corpus_chain(CORPUS "/gpt_finetune_frozen/ckpt_%03d.pt", 8, 16u << 10);
 }

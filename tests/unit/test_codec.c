@@ -282,3 +282,77 @@ Test(codec, corrupted_payloads)
 	}
 	codec_ctx_free(c);
 }
+
+/* Residual high bytes that are mostly zero take the zero-gap plane mode; round-trip it and fuzz
+ * it (the nested plane sets and the gap stream are the most intricate structure). */
+Test(codec, zero_gap_planes)
+{
+	codec_ctx *c = codec_ctx_new(1);
+	size_t len = 40000;
+	uint8_t *b = rand_buf(len), *d = malloc(len), *p = malloc(codec_bound(len));
+	for (unsigned w = 1; w <= 8; w *= 2) {
+		memcpy(d, b, len);
+		for (size_t i = 0; i + w <= len; i += w)
+			if (rnd() % 10 == 0)
+				d[i] = (uint8_t)(d[i] + 1 + rnd() % 3); /* small residuals: high planes ~0 */
+			else if (rnd() % 4 == 0)
+				d[i + w - 1] ^= 0x40; /* some big ones */
+		for (uint8_t id = CODEC_PLANES; id <= CODEC_DXOR; id++) {
+			size_t plen;
+			cr_assert_eq(codec_encode_as(c, id, d, len, b, len, w, p, &plen), 0);
+			check_decode(c, id, p, plen, d, len, b, len, w);
+			fuzz_payload(c, id, p, plen, b, len, w);
+		}
+		roundtrip_all(c, d, len, b, len, w);
+	}
+	/* an all-but-one zero residual plane with the nonzero at the very end */
+	memcpy(d, b, len);
+	d[len - 4] ^= 1;
+	size_t plen;
+	cr_assert_eq(codec_encode_as(c, CODEC_DXOR, d, len, b, len, 4, p, &plen), 0);
+	check_decode(c, CODEC_DXOR, p, plen, d, len, b, len, 4);
+	free(b);
+	free(d);
+	free(p);
+	codec_ctx_free(c);
+}
+
+/* Residual magnitude that depends on the base exponent makes selection group DSUB planes by
+ * exponent (flag 0x80 in the width byte); round-trip and fuzz that layout. */
+Test(codec, grouped_dsub)
+{
+	codec_ctx *c = codec_ctx_new(0);
+	for (unsigned w = 2; w <= 4; w *= 2) {
+		size_t n = 60001, len = n * w + (w == 2 ? 1 : 3);
+		uint8_t *b = malloc(len), *d = malloc(len), *p = malloc(codec_bound(len));
+		for (size_t i = 0; i < len; i++)
+			b[i] = d[i] = (uint8_t)rnd();
+		unsigned shift = w == 2 ? 7 : 23;
+		for (size_t i = 0; i < n; i++) {
+			uint64_t e = 100 + rnd() % 24; /* exponent */
+			uint64_t x = (e << shift) | (rnd() & ((1u << shift) - 1));
+			/* smaller exponents move by more ulps, as with Adam updates */
+			uint64_t step = 1 + rnd() % (1u << ((124 - e) / 3 + 1));
+			uint64_t y = rnd() % 2 ? x + step : x - step;
+			for (unsigned q = 0; q < w; q++) {
+				b[i * w + q] = (uint8_t)(x >> (8 * q));
+				d[i * w + q] = (uint8_t)(y >> (8 * q));
+			}
+		}
+		size_t plen;
+		uint8_t id;
+		cr_assert_eq(codec_encode(c, d, len, b, len, w, CODEC_F_TENSOR, p, &plen, &id), 0);
+		cr_assert_eq(id, CODEC_DSUB, "w=%u got %s", w, codec_name(id));
+		cr_assert_eq(p[0], 0x80 | w, "grouped layout expected");
+		check_decode(c, id, p, plen, d, len, b, len, w);
+		fuzz_payload(c, id, p, plen, b, len, w);
+		/* the grouped flag is meaningless without a base: PLANES must reject it */
+		uint8_t *o = malloc(len);
+		cr_assert_eq(codec_decode(c, CODEC_PLANES, p, plen, NULL, 0, w, o, len), -EBADMSG);
+		free(o);
+		free(b);
+		free(d);
+		free(p);
+	}
+	codec_ctx_free(c);
+}

@@ -208,3 +208,20 @@ Test(eliasdelta, random_garbage_never_crashes)
 		free(b);
 	}
 }
+
+/* Small values (the common case: gaps between changed elements) take the inline fast path;
+ * mix them with long codes so both paths meet at every bit alignment. */
+Test(eliasdelta, small_and_mixed_roundtrip)
+{
+	srand(4321);
+	size_t n = 200000;
+	uint64_t *v = malloc(n * sizeof(*v));
+	cr_assert_not_null(v);
+	for (size_t i = 0; i < n; i++) {
+		int m = rand() % 10;
+		v[i] = m < 6 ? 1 + (uint64_t)(rand() % 8) : m < 9 ? 1 + (uint64_t)(rand() % 70000)
+						     : ((uint64_t)rand() << 33) | 1;
+	}
+	roundtrip(v, n);
+	free(v);
+}

@@ -118,3 +118,45 @@ Test(planes, sub_small_steps_are_small)
 	for (int i = 0; i < 64; i++)
 		cr_assert_leq(p[i], 4);
 }
+
+Test(planes, grouped_roundtrips)
+{
+	srand(11);
+	size_t lens[] = {0, 1, 3, 8, 17, 1000, 4099, 65541};
+	for (size_t li = 0; li < sizeof(lens) / sizeof(lens[0]); li++) {
+		size_t len = lens[li];
+		uint8_t *d = malloc(len + 1), *b = malloc(len + 1), *p = malloc(len + 1),
+			*o = malloc(len + 1);
+		cr_assert(d && b && p && o);
+		for (size_t i = 0; i < len; i++) {
+			b[i] = (uint8_t)(rand() % 7 == 0 ? rand() : 0x3f + rand() % 3);
+			d[i] = rand() % 3 ? b[i] : (uint8_t)rand();
+		}
+		for (unsigned w = 1; w <= 8; w *= 2)
+			for (int op = PLANES_COPY; op <= PLANES_XOR; op++) {
+				memset(o, 0xaa, len + 1);
+				cr_assert_eq(planes_split_grouped(d, b, len, w, op, p), 0);
+				cr_assert_eq(planes_merge_grouped(p, b, len, w, op, o), 0);
+				cr_assert_eq(memcmp(o, d, len), 0, "len=%zu w=%u op=%d", len, w, op);
+				cr_assert_eq(o[len], 0xaa);
+			}
+		free(d);
+		free(b);
+		free(p);
+		free(o);
+	}
+	uint8_t x[4];
+	cr_assert_eq(planes_split_grouped(x, NULL, 4, 2, PLANES_SUB, x), -EINVAL);
+}
+
+Test(planes, grouped_order)
+{
+	/* bf16 base exponents 0x80, 0x7f, 0x80, 0x7e: stable order by exponent is 3, 1, 0, 2 */
+	const uint16_t base[4] = {0x4000, 0x3f80, 0x4012, 0x3f00};
+	const uint16_t data[4] = {10, 11, 12, 13};
+	uint8_t p[8];
+	cr_assert_eq(planes_split_grouped((const uint8_t *)data, (const uint8_t *)base, 8, 2,
+					  PLANES_COPY, p), 0);
+	const uint8_t want[8] = {13, 11, 10, 12, 0, 0, 0, 0};
+	cr_assert_arr_eq(p, want, 8);
+}
