@@ -91,6 +91,18 @@ static long find(const vx *x, uint64_t id)
 	return -1;
 }
 
+/* Drop obj and its (current) ancestors from the chain reader's tables. */
+static void forget_chain(vx *x, uint64_t obj)
+{
+	for (size_t steps = 0; obj && steps <= x->n + 1; steps++) {
+		chain_forget(x->ch, obj);
+		store_obj o;
+		if (store_obj_get(x->s, obj, &o) < 0)
+			break;
+		obj = o.base;
+	}
+}
+
 /* Blob, chunks, content hash of one object. 1 when damaged. */
 static int check_object(vx *x, const store_obj *o, uint8_t **buf, size_t *bufcap)
 {
@@ -159,11 +171,19 @@ static int check_object(vx *x, const store_obj *o, uint8_t **buf, size_t *bufcap
 		}
 		size_t done = 0;
 		ssize_t got = 0;
-		while (done < c->len) {
-			got = chain_pread(x->ch, o->id, *buf + done, c->len - done, c->off + done);
-			if (got <= 0)
+		for (int attempt = 0; attempt < 2; attempt++) {
+			done = 0;
+			while (done < c->len) {
+				got = chain_pread(x->ch, o->id, *buf + done, c->len - done,
+						  c->off + done);
+				if (got <= 0)
+					break;
+				done += (size_t)got;
+			}
+			if (done == c->len || !x->o->online)
 				break;
-			done += (size_t)got;
+			/* gc may have rebased the chain meanwhile: read it again from scratch */
+			forget_chain(x, o->id);
 		}
 		x->res->chunks++;
 		x->res->bytes += done;
