@@ -32,6 +32,7 @@ struct encq {
 	uint64_t running;       /* ino being encoded, 0 if idle */
 	int stop;               /* read by the encoder's sources without the lock */
 	unsigned flushers;      /* >0: no debounce, collect a report */
+	unsigned flush_failed;  /* encodes that failed while flushers > 0 */
 	char *rep;
 	size_t rep_len, rep_cap;
 };
@@ -176,9 +177,13 @@ static int encode_one(encq *q, uint64_t ino, int depth)
 	       o->base, eo.why, o->depth, (double)(mono_ns() - t0) / 1e6);
 out:
 	close(sfd);
-	if (r < 0 && r != -ECANCELED)
+	if (r < 0 && r != -ECANCELED) {
 		report(q, "encode of ino=%" PRIu64 " failed: %s (kept in staging)\n", ino,
 		       strerror(-r));
+		pthread_mutex_lock(&q->mu);
+		q->flush_failed++;
+		pthread_mutex_unlock(&q->mu);
+	}
 	fs_node_put(f, n);
 	return r;
 }
@@ -315,12 +320,15 @@ void encq_throttle(encq *q)
 	pthread_mutex_unlock(&q->mu);
 }
 
-int encq_flush(encq *q, char **rep)
+int encq_flush(encq *q, char **rep, unsigned *failed)
 {
 	*rep = NULL;
+	*failed = 0;
 	pthread_mutex_lock(&q->mu);
-	if (q->flushers++ == 0)
+	if (q->flushers++ == 0) {
 		q->rep_len = 0;
+		q->flush_failed = 0;
+	}
 	pthread_cond_broadcast(&q->cv);
 	pthread_mutex_unlock(&q->mu);
 	/* closed files whose release has not arrived yet, or left from a previous run */
@@ -347,6 +355,7 @@ int encq_flush(encq *q, char **rep)
 		pthread_cond_wait(&q->cv, &q->mu);
 	if (q->rep_len)
 		*rep = strdup(q->rep);
+	*failed = q->flush_failed;
 	if (--q->flushers == 0)
 		q->rep_len = 0;
 	int stopped = q->stop;

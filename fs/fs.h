@@ -89,8 +89,9 @@ void encq_free(encq *q);
 void encq_push(encq *q, uint64_t ino, int now);
 /* Backpressure: wait while too many staged bytes wait for encoding. */
 void encq_throttle(encq *q);
-/* Encode everything closed now; append a report to *rep (malloc'd). 0 or -errno. */
-int encq_flush(encq *q, char **rep);
+/* Encode everything closed now; the report goes to *rep (malloc'd), the number of encodes that
+ * failed meanwhile to *failed. 0 or -errno. */
+int encq_flush(encq *q, char **rep, unsigned *failed);
 void encq_status(encq *q, uint64_t *queued, uint64_t *queued_bytes, uint64_t *done);
 
 /* control.c */

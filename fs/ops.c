@@ -490,13 +490,20 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	fs_node *n = h->n;
 	(void)ino;
 	encq_throttle(f->q);
-	pthread_rwlock_rdlock(&n->dlock);
-	pthread_mutex_lock(&n->mu);
-	if (!n->staged || n->sfd < 0) {
+	for (;;) {
+		pthread_rwlock_rdlock(&n->dlock);
+		pthread_mutex_lock(&n->mu);
+		if (n->staged && n->sfd >= 0)
+			break;
+		/* Encoded while this handle was open (every handle had been flushed, e.g. a
+		 * close-on-exec copy of the fd): bring the data back to staging. */
 		pthread_mutex_unlock(&n->mu);
 		pthread_rwlock_unlock(&n->dlock);
-		fuse_reply_err(req, EBADF);
-		return;
+		int r = fs_node_stage(f, n, 0);
+		if (r < 0) {
+			fuse_reply_err(req, -r);
+			return;
+		}
 	}
 	n->gen++;
 	n->inflight++;
