@@ -1,6 +1,6 @@
 """One 'rank' of a data-parallel job: each round it trains a little, then saves its shard when
 the round's go-file appears (all ranks write into the same directory at the same moment).
-Used by test_py_layouts.py. Args: rank world rounds outdir refdir."""
+Used by test_py_trainer_layouts.py. Args: rank world rounds outdir refdir."""
 import os
 import sys
 import time
