@@ -18,6 +18,7 @@
 #include "encoder.h"
 #include "layout.h"
 #include "pred.h"
+#include "stats.h"
 #include "store_admin.h"
 
 /* Files younger than this may belong to an encode in flight (online gc leaves them alone). */
@@ -185,7 +186,7 @@ static void obj_name(gcx *g, uint64_t obj, char *buf, size_t size)
 		size_t len;
 		uint64_t parent;
 		if (store_parent(g->s, inos[0], &parent, name, &len) == 0)
-			snprintf(buf, size, "%s", name);
+			stats_quote(name, buf, size); /* names are bytes: keep the output one line */
 	}
 	free(inos);
 }
@@ -429,10 +430,12 @@ static int execute(gcx *g, size_t *order, size_t nplan, uint64_t **olds, size_t 
 			g->res->rebased++;
 		else
 			g->res->keyframes++;
-		say(g, "re-encoded object %" PRIu64 " (%s) as %" PRIu64 " %s %" PRIu64
-		    ": %" PRIu64 " -> %" PRIu64 " bytes, depth %u\n", d.id, nm, nw.id,
-		    ai >= 0 ? "against object" : "(keyframe), base", ai >= 0 ? a.id : (uint64_t)0,
-		    d.stored, nw.stored, nw.depth);
+		char how[64] = "a keyframe";
+		if (ai >= 0)
+			snprintf(how, sizeof(how), "a delta against object %" PRIu64, a.id);
+		say(g, "re-encoded object %" PRIu64 " (%s) as object %" PRIu64 ", %s: %" PRIu64
+		    " -> %" PRIu64 " bytes, depth %u\n", d.id, nm, nw.id, how, d.stored, nw.stored,
+		    nw.depth);
 		if (g->o->hooks.progress)
 			g->o->hooks.progress(g->o->hooks.ctx, done, nplan);
 		if (*nolds == cap) {

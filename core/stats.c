@@ -283,3 +283,27 @@ int stats_path_of(store *s, uint64_t ino, char *buf, size_t size)
 	}
 	return 0;
 }
+
+void stats_quote(const char *in, char *out, size_t size)
+{
+	const unsigned char *p = (const unsigned char *)in;
+	size_t o = 0;
+	if (!size)
+		return;
+	while (*p && o + 5 < size) {
+		unsigned c = *p;
+		int n = c < 0x80 ? 1 : c >= 0xf0 && c < 0xf5 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+		int ok = n > 0 && c >= 0x20 && c != 0x7f && c != '\\';
+		for (int k = 1; ok && k < n; k++)
+			ok = (p[k] & 0xc0) == 0x80;
+		if (ok && o + (size_t)n < size) {
+			memcpy(out + o, p, (size_t)n);
+			o += (size_t)n;
+			p += n;
+		} else {
+			o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
+			p++;
+		}
+	}
+	out[o] = 0;
+}

@@ -45,6 +45,10 @@ typedef struct stats_report {
 int stats_collect(store *s, stats_report *rep);
 void stats_free(stats_report *rep);
 
+/* Printable form of a name/path for one-line output: valid UTF-8 passes, control bytes, '\\'
+ * and invalid UTF-8 become \xNN. Always NUL-terminated (truncated to size). */
+void stats_quote(const char *in, char *out, size_t size);
+
 /* One path of ino ("/a/b"), -ENOENT when it has no name, -ENAMETOOLONG. */
 int stats_path_of(store *s, uint64_t ino, char *buf, size_t size);
 

@@ -155,8 +155,11 @@ static void print_table(const stats_report *r)
 		char ratio_s[16] = "-";
 		if (f->stored)
 			snprintf(ratio_s, sizeof(ratio_s), "%.2f", (double)f->size / (double)f->stored);
-		printf("%-40s %9s %9s %6s %5u  %-24s %s\n", f->path, a, f->staged ? "-" : b, ratio_s,
-		       f->depth, base, codecs);
+		char qp[4096], qb[256];
+		stats_quote(f->path, qp, sizeof(qp));
+		stats_quote(base, qb, sizeof(qb));
+		printf("%-40s %9s %9s %6s %5u  %-24s %s\n", qp, a, f->staged ? "-" : b, ratio_s,
+		       f->depth, qb, codecs);
 	}
 	char l[32], s[32], p[32], u[32];
 	human(r->logical_bytes, l, sizeof(l));

@@ -92,10 +92,11 @@ int admin_verify(int argc, char **argv)
 		return 2;
 	}
 	for (size_t i = 0; i < res.nbad_inos; i++) {
-		char path[4096];
+		char path[4096], q[4096 * 4];
 		if (stats_path_of(s, res.bad_inos[i], path, sizeof(path)) < 0)
 			snprintf(path, sizeof(path), "(inode %" PRIu64 ", no name)", res.bad_inos[i]);
-		printf("DAMAGED %s\n", path);
+		stats_quote(path, q, sizeof(q));
+		printf("DAMAGED %s\n", q);
 	}
 	store_close(s);
 	printf("verify %s: %" PRIu64 " objects, %" PRIu64 " chunks, %" PRIu64 " bytes checked; "

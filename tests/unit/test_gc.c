@@ -296,3 +296,12 @@ Test(gc, stats_bases)
 	cr_assert_eq(r.nchains, 1);
 	stats_free(&r);
 }
+
+Test(gc, quote_keeps_output_on_one_line)
+{
+	char out[64];
+	stats_quote("a\nb\\c\x80" "d\xc3\xa9", out, sizeof(out));
+	cr_assert_str_eq(out, "a\\x0ab\\x5cc\\x80d\xc3\xa9");
+	stats_quote("0123456789", out, 8);
+	cr_assert(strlen(out) < 8);
+}
