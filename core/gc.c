@@ -128,11 +128,14 @@ static int cmp_level(const void *a, const void *b, void *ctx)
 typedef struct csrc {
 	chain *ch;
 	uint64_t obj;
+	gcx *g;       /* for cancellation while re-encoding; NULL: none */
 } csrc;
 
 static ssize_t csrc_pread(const io_src *s, void *buf, size_t len, uint64_t off)
 {
 	const csrc *c = s->ctx;
+	if (c->g && cancelled(c->g))
+		return -ECANCELED; /* unmount or client gone: stop, the old blob stays in use */
 	if (off >= s->size)
 		return 0;
 	if (len > s->size - off)
@@ -196,7 +199,7 @@ static void obj_name(gcx *g, uint64_t obj, char *buf, size_t size)
 static int reencode(gcx *g, const store_obj *d, const store_obj *a, uint64_t max_stored,
 		    store_obj *nw)
 {
-	csrc nc = {g->ch, d->id}, bc = {g->ch, a ? a->id : 0};
+	csrc nc = {g->ch, d->id, g}, bc = {g->ch, a ? a->id : 0, g};
 	io_src nsrc = {csrc_pread, &nc, d->size};
 	io_src bsrc = {csrc_pread, &bc, a ? a->size : 0};
 	uint64_t id;
@@ -369,7 +372,7 @@ static int execute(gcx *g, size_t *order, size_t nplan, uint64_t **olds, size_t 
 		char nm[STORE_NAME_MAX + 1];
 		obj_name(g, d.id, nm, sizeof(nm));
 		if (ai >= 0) {
-			csrc nc = {g->ch, d.id}, bc = {g->ch, a.id};
+			csrc nc = {g->ch, d.id, NULL}, bc = {g->ch, a.id, NULL};
 			io_src nsrc = {csrc_pread, &nc, d.size}, bsrc = {csrc_pread, &bc, a.size};
 			if (!layouts_fit(&nsrc, &bsrc)) {
 				ai = -1;
@@ -402,6 +405,8 @@ static int execute(gcx *g, size_t *order, size_t nplan, uint64_t **olds, size_t 
 				store_obj_discard(g->s, nw.id);
 		}
 		done++;
+		if (r == -ECANCELED)
+			return 0;
 		if (r < 0) {
 			g->res->skipped++;
 			say(g, "object %" PRIu64 " (%s): %s; left as it was\n", d.id, nm,
@@ -527,7 +532,7 @@ static int rechain(gcx *g, uint64_t **olds, size_t *nolds, size_t *cap)
 				continue;
 			store_obj a = g->v[p].o, d = x->o;
 			a.depth = g->v[p].depth;
-			csrc nc2 = {g->ch, d.id}, bc = {g->ch, a.id};
+			csrc nc2 = {g->ch, d.id, NULL}, bc = {g->ch, a.id, NULL};
 			io_src nsrc = {csrc_pread, &nc2, d.size}, bsrc = {csrc_pread, &bc, a.size};
 			if (!layouts_fit(&nsrc, &bsrc))
 				continue;
@@ -549,6 +554,10 @@ static int rechain(gcx *g, uint64_t **olds, size_t *nolds, size_t *cap)
 			}
 			if (r == -EFBIG)
 				break; /* the best candidate does not help: keep the keyframe */
+			if (r == -ECANCELED) {
+				free(height);
+				return 0;
+			}
 			if (r < 0) {
 				if (r != -EAGAIN && r != -EIO && r != -EBADMSG && r != -ENOENT &&
 				    r != -ESTALE) {

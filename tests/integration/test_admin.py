@@ -129,6 +129,52 @@ def test_gc_mounted_with_readers(mounts):
         assert H.sha256_file(m.p(os.path.basename(s))) == want[s]
 
 
+def test_gc_mounted_while_writing(mounts):
+    """gc in the daemon while the encoder commits new versions: nothing lost, verify clean."""
+    srcs = versions()
+    m = mounts.new('gcw', opts=['debounce_ms=20'])
+    write_series(m, srcs)
+    for s in srcs[:6]:
+        os.unlink(m.p(os.path.basename(s)))
+    errs = []
+
+    def writer():
+        try:
+            for r in range(3):
+                for s in srcs:
+                    with open(s, 'rb') as f, open(m.p(f'run{r}_' + os.path.basename(s)), 'wb') as g:
+                        g.write(f.read())
+        except OSError as e:
+            errs.append(str(e))
+
+    t = threading.Thread(target=writer)
+    t.start()
+    outs = []
+    try:
+        for _ in range(4):
+            r = admin('gc', m.backing, '--max-chain', '3')
+            outs.append(r.stdout + r.stderr)
+            assert r.returncode in (0, 3), outs[-1]
+    finally:
+        t.join()
+    assert not errs, errs
+    m.flush()
+    r = admin('gc', m.backing, '--max-chain', '3')
+    assert r.returncode in (0, 3), r.stdout + r.stderr
+    v = admin('verify', m.backing)
+    assert v.returncode == 0, v.stdout + v.stderr
+    for r_ in range(3):
+        for s in srcs:
+            assert H.sha256_file(m.p(f'run{r_}_' + os.path.basename(s))) == H.sha256_file(s)
+    for s in srcs[6:]:
+        assert H.sha256_file(m.p(os.path.basename(s))) == H.sha256_file(s)
+    st = m.stats()
+    assert max(e['depth'] for e in st['files'] if not e['staged']) <= 3 or \
+        any(e['staged'] for e in st['files'])
+    m.remount()
+    assert admin('verify', m.backing).returncode == 0
+
+
 # ---- corruption ----------------------------------------------------------------------------------
 
 def test_verify_names_damaged_file_and_read_is_eio(mounts):
