@@ -167,6 +167,11 @@ int admin_gc(int argc, char **argv)
 	store_close(s);
 	ui u = {isatty(2) && isatty(1), 0};
 	int fd = admin_connect(dir);
+	/* a daemon that just mounted opens its control socket a moment later */
+	for (int i = 0; fd < 0 && i < 50 && admin_daemon_running(dir) == 1; i++) {
+		usleep(100000);
+		fd = admin_connect(dir);
+	}
 	if (fd >= 0)
 		return via_daemon(&u, fd, max_chain, dry);
 	char err[1024] = "";
