@@ -712,6 +712,7 @@ int gc_run(store *s, const gc_opts *o, gc_result *res)
 	}
 	if (r == 0 && !o->online)
 		clean_dir(&g, "objects", 1); /* blobs of rows freed above are already gone */
+	store_admin_checkpoint(s);
 out:
 	if (own_chain)
 		chain_free(g.ch);

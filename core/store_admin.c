@@ -295,3 +295,11 @@ chain *store_admin_chain_new(store *s, size_t cache_bytes)
 	chain_opts co = {cache_bytes, 0, 2, 64};
 	return chain_new(&co, admin_open_obj, s);
 }
+
+int store_admin_checkpoint(store *s)
+{
+	store_lock(s);
+	int r = store_exec(s, "PRAGMA wal_checkpoint(TRUNCATE);");
+	store_unlock(s);
+	return r;
+}

@@ -40,6 +40,10 @@ int store_admin_quick_check(store *s, char *msg, size_t len);
 struct chain;
 struct chain *store_admin_chain_new(store *s, size_t cache_bytes);
 
+/* Fold the SQLite WAL back into the database file (space comes back at once, also while the
+ * daemon runs). Best effort: readers in progress may keep part of it. */
+int store_admin_checkpoint(store *s);
+
 /* The 'next_obj' counter (ids below it may have been handed out). */
 int store_admin_next_obj(store *s, uint64_t *next);
 

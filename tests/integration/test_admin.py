@@ -116,12 +116,14 @@ def test_gc_mounted_with_readers(mounts):
     st = m.stats()
     assert st['unreferenced_objects'] == 0, st
     assert st['objects'] == 2, st
+    du_mounted = H.du_bytes(m.backing)
     m.unmount()
     du_after = H.du_bytes(m.backing)
-    H.report(f'gc: du -sb backing {du_before} (mounted, before gc) -> {du_after} (after gc, '
-             f'unmounted); survivors logical {logical}; ratio du/logical '
+    H.report(f'gc: du -sb backing {du_before} (mounted, before gc) -> {du_mounted} (mounted, '
+             f'after gc) -> {du_after} (unmounted); survivors logical {logical}; ratio du/logical '
              f'{du_after / logical:.3f}; {reads[0]} reads during gc')
     assert du_after <= 0.85 * logical, (du_after, logical)
+    assert du_mounted <= 0.85 * logical, (du_mounted, logical)   # gc folds the WAL back
     v = admin('verify', m.backing)
     assert v.returncode == 0, v.stdout + v.stderr
     m.mount()
