@@ -214,7 +214,8 @@ def test_verify_names_damaged_file_and_read_is_eio(mounts):
 
 # ---- gc interrupted ------------------------------------------------------------------------------
 
-def test_gc_killed_halfway_then_rerun(mounts):
+@pytest.mark.parametrize('kill_at', ['progress', 're-encoded'])
+def test_gc_killed_halfway_then_rerun(mounts, kill_at):
     srcs = versions()
     m = mounts.new('kill')
     write_series(m, srcs)
@@ -231,7 +232,7 @@ def test_gc_killed_halfway_then_rerun(mounts):
     try:
         for line in p.stdout:
             out.append(line)
-            if line.startswith('re-encoded'):
+            if line.startswith(kill_at):
                 p.send_signal(signal.SIGKILL)
                 killed = True
                 break
@@ -239,8 +240,8 @@ def test_gc_killed_halfway_then_rerun(mounts):
         if p.poll() is None and not killed:
             p.wait(timeout=300)
         p.wait(timeout=60)
-    H.report(f'gc killed halfway: {"yes" if killed else "no (finished first)"} after '
-             f'{len(out)} lines')
+    H.report(f'gc killed at first {kill_at!r} line: {"yes" if killed else "no (finished first)"}'
+             f' after {len(out)} lines')
     r = admin('gc', m.backing, '--max-chain', '2')
     assert r.returncode == 0, ''.join(out) + r.stdout + r.stderr
     v = admin('verify', m.backing)
