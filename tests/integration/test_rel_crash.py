@@ -165,7 +165,7 @@ def test_kill_random_moments(mounts):
     """Seeded loop: a worker thread creates, overwrites, renames, unlinks and fsyncs files while
     the main thread SIGKILLs the daemon at random moments; the same backing dir is reused across
     iterations (recovery on top of recovery)."""
-    budget = 600 if SOAK else 40
+    budget = 600 if SOAK else 30
     rng = seeded('loop')
     m = mounts.new('loop', opts=['debounce_ms=50'])
     want = {}          # name -> bytes of closed files

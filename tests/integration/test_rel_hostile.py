@@ -157,28 +157,21 @@ def test_huge_sparse_file(mounts):
         m.remount()
         check('after encode + remount')
     else:
-        small = m.p('sparse2g')
-        with open(small, 'wb') as f:
-            f.truncate(2 * GiB)
-            f.seek(GiB)
-            f.write(b'mid')
-        # encode only the 2 GiB one: move the big one out of the way of flush? flush encodes
-        # every closed file, so measure on a separate mount
+        # the encode rate of holes, measured on a 1 GiB sparse file of its own mount
         m2 = mounts.new('sparse2')
         with open(m2.p('s'), 'wb') as f:
-            f.truncate(2 * GiB)
-            f.seek(GiB)
+            f.truncate(GiB)
+            f.seek(GiB // 2)
             f.write(b'mid')
         t = time.time()
         m2.flush()
         dt = time.time() - t
         with open(m2.p('s'), 'rb') as f:
-            f.seek(GiB - 1)
+            f.seek(GiB // 2 - 1)
             assert f.read(5) == b'\0mid\0'
-        msg += f'; encode of a 2 GiB sparse file took {dt:.1f}s (~{dt * 50:.0f}s per 100 GB, ' \
+        msg += f'; encode of a 1 GiB sparse file took {dt:.1f}s (~{dt * 100:.0f}s per 100 GB, ' \
                f'holes are read and compressed as zeros), backing ' \
                f'{H.du_alloc_bytes(m2.backing) >> 10} KiB'
-        os.unlink(small)
     H.report(msg)
 
 
@@ -232,7 +225,7 @@ def test_deep_directories(fsm):
 
 
 def test_many_small_files(fsm):
-    n = 5000 if SOAK else 1000   # 5000 take ~3 min (see the report)
+    n = 5000 if SOAK else 500   # 5000 take ~3 min (see the report)
     rng = seeded('many')
     want = {}
     for k in range(3):
