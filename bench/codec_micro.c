@@ -9,7 +9,8 @@
  *   segs: optional file of "off len width" lines (tensor regions of new, equal offsets in base);
  *   then tensors are chunked per tensor and the bytes between them coded as untyped with ZREF
  *   against the same offsets of base, like the real layout-aligned pipeline.
- *   -o also computes the oracle: smallest of all forced codecs per chunk.
+ *   -o also computes the oracle: smallest of all forced codecs per chunk (codec_encode_as, which
+ *      never uses the grouped DSUB layout, so selection can beat this "oracle").
  * Prints ratio = new bytes / payload bytes, single-thread encode and decode MB/s, codec counts.
  */
 #include <stdio.h>

@@ -147,20 +147,39 @@ DEF_ALL(8, uint64_t, ld64, put8, get8, st64)
 		}                                                                              \
 	}
 
-/* pos[k] = number of elements with a smaller key: the first slot of group k. */
+/* pos[k] = number of elements with a smaller key: the first slot of group k. Four interleaved
+ * histograms: runs of equal keys (the usual case) would otherwise serialise on one counter. */
+#define COUNT_KEYS(KEYEXPR)                                                                    \
+	do {                                                                                   \
+		size_t i = 0;                                                                  \
+		for (; i + 4 <= n; i += 4) {                                                   \
+			size_t ii = i;                                                         \
+			cnt[0][KEYEXPR]++;                                                     \
+			ii = i + 1;                                                            \
+			cnt[1][KEYEXPR]++;                                                     \
+			ii = i + 2;                                                            \
+			cnt[2][KEYEXPR]++;                                                     \
+			ii = i + 3;                                                            \
+			cnt[3][KEYEXPR]++;                                                     \
+		}                                                                              \
+		for (size_t ii = i; ii < n; ii++)                                              \
+			cnt[0][KEYEXPR]++;                                                     \
+	} while (0)
+
 static void group_slots(const uint8_t *b, size_t n, unsigned w, size_t pos[256])
 {
-	size_t cnt[256] = {0};
+	uint32_t cnt[4][256];
+	memset(cnt, 0, sizeof(cnt));
 	switch (w) {
-	case 1: for (size_t i = 0; i < n; i++) cnt[b[i]]++; break;
-	case 2: for (size_t i = 0; i < n; i++) cnt[planes_group_key(ld16(b + 2 * i), 2)]++; break;
-	case 4: for (size_t i = 0; i < n; i++) cnt[planes_group_key(ld32(b + 4 * i), 4)]++; break;
-	default: for (size_t i = 0; i < n; i++) cnt[b[8 * i + 7]]++; break;
+	case 1: COUNT_KEYS(b[ii]); break;
+	case 2: COUNT_KEYS(planes_group_key(ld16(b + 2 * ii), 2)); break;
+	case 4: COUNT_KEYS(planes_group_key(ld32(b + 4 * ii), 4)); break;
+	default: COUNT_KEYS(b[8 * ii + 7]); break;
 	}
 	size_t acc = 0;
 	for (int k = 0; k < 256; k++) {
 		pos[k] = acc;
-		acc += cnt[k];
+		acc += (size_t)cnt[0][k] + cnt[1][k] + cnt[2][k] + cnt[3][k];
 	}
 }
 
@@ -247,6 +266,17 @@ int planes_merge(const uint8_t *src, const uint8_t *base, size_t len, unsigned w
 	size_t n = len / width;
 	f(src, op == PLANES_COPY ? NULL : base, n, dst);
 	tail(src, base, len, n * width, op, dst);
+	return 0;
+}
+
+int planes_group_counts(const uint8_t *base, size_t len, unsigned width, size_t cnt[256])
+{
+	if (width != 1 && width != 2 && width != 4 && width != 8)
+		return -EINVAL;
+	size_t pos[256], n = len / width;
+	group_slots(base, n, width, pos);
+	for (int k = 0; k < 256; k++)
+		cnt[k] = (k < 255 ? pos[k + 1] : n) - pos[k];
 	return 0;
 }
 

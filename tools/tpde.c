@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,27 @@
 #define TPDEFS_VERSION "unknown"
 #endif
 
+/* Interrupted runs remove their temp output: SIGINT/SIGTERM/SIGHUP are blocked in every thread
+ * and taken by one thread with sigwait, which unlinks the registered temp file and exits. */
+typedef struct sigguard {
+	pthread_mutex_t mu;
+	sigset_t set;
+	char *tmp; /* temp output to remove on a signal, NULL when none */
+} sigguard;
+
+static void *sig_main(void *arg)
+{
+	sigguard *g = arg;
+	int sig = SIGTERM;
+	sigwait(&g->set, &sig);
+	pthread_mutex_lock(&g->mu);
+	if (g->tmp)
+		unlink(g->tmp);
+	_exit(128 + sig); /* the lock stays held: no rename can race the unlink */
+}
+
 typedef struct opts {
+	sigguard *guard;
 	const char *base;
 	const char *out;
 	unsigned threads;
@@ -116,10 +137,23 @@ typedef struct outfile {
 	char *tmp;
 	const char *path;
 	int fd;
+	sigguard *guard;
 } outfile;
 
-static int out_open(outfile *o, const char *path)
+static void out_guard(outfile *o, char *tmp)
 {
+	if (!o->guard)
+		return;
+	pthread_mutex_lock(&o->guard->mu);
+	o->guard->tmp = tmp;
+	pthread_mutex_unlock(&o->guard->mu);
+}
+
+static void out_abort(outfile *o);
+
+static int out_open(outfile *o, const char *path, sigguard *g)
+{
+	o->guard = g;
 	o->path = path;
 	o->fd = -1;
 	size_t n = strlen(path) + 32;
@@ -134,15 +168,13 @@ static int out_open(outfile *o, const char *path)
 		o->tmp = NULL;
 		return fail("cannot create output %s: %s", path, strerror(e));
 	}
+	out_guard(o, o->tmp);
 	/* mkstemp makes 0600; outputs get the usual 0666 & ~umask. */
 	mode_t um = umask(0);
 	umask(um);
 	if (fchmod(o->fd, 0666 & ~um) < 0) {
 		int e = errno;
-		close(o->fd);
-		unlink(o->tmp);
-		free(o->tmp);
-		o->tmp = NULL;
+		out_abort(o);
 		return fail("cannot chmod output %s: %s", path, strerror(e));
 	}
 	return 0;
@@ -154,6 +186,7 @@ static void out_abort(outfile *o)
 		close(o->fd);
 	if (o->tmp) {
 		unlink(o->tmp);
+		out_guard(o, NULL);
 		free(o->tmp);
 	}
 	o->fd = -1;
@@ -174,6 +207,7 @@ static int out_commit(outfile *o)
 		out_abort(o);
 		return rc;
 	}
+	out_guard(o, NULL);
 	int e = io_fsync_dir_of(o->path);
 	free(o->tmp);
 	o->tmp = NULL;
@@ -206,7 +240,7 @@ static int cmd_encode(const opts *op, const char *newp)
 		}
 	}
 	outfile of;
-	if (out_open(&of, op->out))
+	if (out_open(&of, op->out, op->guard))
 		goto out;
 	enc_opts eo = {.chunk_size = op->chunk_size, .zstd_level = op->level,
 		       .threads = op->threads};
@@ -349,7 +383,7 @@ static int cmd_decode(const opts *op, const char *inp)
 		fprintf(stderr, "tpde: note: %s has no base; ignoring --base %s\n", inp, op->base);
 	}
 	outfile of;
-	if (out_open(&of, op->out))
+	if (out_open(&of, op->out, op->guard))
 		goto out;
 	/* The base's content hash is computed alongside the decode (it is a whole extra pass over
 	 * the base) and checked before the output is committed. A wrong base usually also fails
@@ -526,6 +560,19 @@ int main(int argc, char **argv)
 		if (!op.out) {
 			fail("%s needs -o OUT", cmd);
 			return 2;
+		}
+		sigguard g = {.tmp = NULL};
+		pthread_t th;
+		sigemptyset(&g.set);
+		sigaddset(&g.set, SIGINT);
+		sigaddset(&g.set, SIGTERM);
+		sigaddset(&g.set, SIGHUP);
+		if (pthread_mutex_init(&g.mu, NULL) == 0) {
+			if (pthread_sigmask(SIG_BLOCK, &g.set, NULL) == 0 &&
+			    pthread_create(&th, NULL, sig_main, &g) == 0)
+				op.guard = &g;
+			else
+				pthread_sigmask(SIG_UNBLOCK, &g.set, NULL);
 		}
 		return !strcmp(cmd, "encode") ? cmd_encode(&op, in) : cmd_decode(&op, in);
 	}

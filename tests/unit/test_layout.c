@@ -224,6 +224,35 @@ Test(layout_real, hf_trainer_dirs)
 	layout_free(l);
 }
 
+/* Through a file descriptor, as the daemon reads staging files; an I/O error is reported,
+ * not turned into "unknown". */
+Test(layout_real, via_fd_and_io_error)
+{
+	const char *path = CORPUS "/gpt_full_state/ckpt_000.pt";
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		cr_skip_test("corpus file %s not available", path);
+	struct stat st;
+	cr_assert_eq(fstat(fd, &st), 0);
+	io_src s;
+	io_src_from_fd(&s, fd, (uint64_t)st.st_size);
+	layout *l = NULL;
+	cr_assert_eq(layout_parse(&s, &l), 0);
+	cr_assert_eq(l->kind, LAYOUT_TORCHZIP);
+	cr_assert_gt(l->n, 100);
+	layout_free(l);
+	/* A source that claims more bytes than the file has: reads come up short. */
+	io_src_from_fd(&s, fd, (uint64_t)st.st_size + 4096);
+	l = NULL;
+	int rc = layout_parse(&s, &l);
+	cr_assert(rc == 0 || rc == -EIO, "rc=%d", rc);
+	if (rc == 0) {
+		cr_assert_eq(l->kind, LAYOUT_UNKNOWN);
+		layout_free(l);
+	}
+	close(fd);
+}
+
 /* Different archive prefixes (ckpt_000/ vs ckpt_007/) still align by name. */
 Test(layout_real, archive_prefix_dropped)
 {

@@ -160,3 +160,20 @@ Test(planes, grouped_order)
 	const uint8_t want[8] = {13, 11, 10, 12, 0, 0, 0, 0};
 	cr_assert_arr_eq(p, want, 8);
 }
+
+Test(planes, group_counts)
+{
+	/* fp32 exponents 0x7f, 0x80, 0x7f and a 2-byte tail that is not an element */
+	const uint32_t base[3] = {0x3f800000u, 0x40000000u, 0xbf812345u};
+	uint8_t buf[14] = {0};
+	memcpy(buf, base, sizeof(base));
+	size_t cnt[256];
+	cr_assert_eq(planes_group_counts(buf, sizeof(buf), 4, cnt), 0);
+	size_t total = 0;
+	for (int k = 0; k < 256; k++)
+		total += cnt[k];
+	cr_assert_eq(total, 3);
+	cr_assert_eq(cnt[0x7f], 2);
+	cr_assert_eq(cnt[0x80], 1);
+	cr_assert_eq(planes_group_counts(buf, sizeof(buf), 3, cnt), -EINVAL);
+}
