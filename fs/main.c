@@ -47,7 +47,7 @@ static const char usage[] =
 	"Accepted from mount(8) / fstab and ignored:\n"
 	"  defaults auto noauto user nouser users owner group nofail _netdev async sync\n"
 	"  atime noatime relatime strictatime lazytime diratime nodiratime x-* (x-systemd.*)\n"
-	"  comment=*\n"
+	"  comment=* user=NAME helper=*\n"
 	"\n"
 	"Unmount with: umount MOUNTPOINT  or  fusermount3 -u MOUNTPOINT\n"
 	"fstab:  /data/ckpt.tpdefs  /mnt/ckpt  tpdefs  defaults,cache_size=1G  0 0\n";
@@ -130,8 +130,8 @@ static int one_opt(fs_opts *o, char *opt)
 		return 0;
 	}
 	if (val) {
-		if (!strncmp(opt, "x-", 2) || KEY("comment"))
-			return 0;
+		if (!strncmp(opt, "x-", 2) || KEY("comment") || KEY("user") || KEY("helper"))
+			return 0; /* mount(8) passes user=NAME for user mounts */
 		return -1;
 	}
 	if (!strcmp(opt, "allow_other"))
