@@ -72,6 +72,15 @@ def detach(m):
     assert not H.mounted_at(m.mnt), f'{m.mnt} still mounted after the daemon died'
 
 
+def flush_bytes(m, timeout=180):
+    """tpdefs-admin flush with its output as bytes (the harness decodes it as UTF-8, which fails
+    when the report quotes names that are not UTF-8). Returns the output."""
+    r = subprocess.run([H.ADMIN_BIN, 'flush', m.backing], capture_output=True, timeout=timeout,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, f'flush exited {r.returncode}: {(r.stdout + r.stderr)[-2000:]!r}'
+    return r.stdout + r.stderr
+
+
 def admin_cmd_exists(m, cmd):
     if not os.access(H.ADMIN_BIN, os.X_OK):
         return False
