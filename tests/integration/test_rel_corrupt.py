@@ -198,8 +198,22 @@ def test_damaged_database(mounts, damage):
                     rows.append(str(e))
                 finally:
                     con.close()
+            checks = []
+            con = sqlite3.connect(f'file:{db}?mode=ro', uri=True)
+            for pragma in ('quick_check', 'integrity_check'):
+                try:
+                    checks.append(f'{pragma}: '
+                                  f'{con.execute(f"PRAGMA {pragma}").fetchall()[:2]}'[:200])
+                except sqlite3.DatabaseError as e:
+                    checks.append(f'{pragma}: error {e}')
+            con.close()
+            v = verify(m, expect_ok=False)
             H.report(f'damaged db (bit-flips): KNOWN LIMITATION: wrong bytes for {len(wrong)} '
-                     f'files, e.g. {wrong[0][0][:40]}: inode row before {rows[0]} after {rows[1]}')
+                     f'files, e.g. {wrong[0][0][:40]}: inode row before {rows[0]} after {rows[1]}; '
+                     f'{"; ".join(checks)}; verify exit {v and v[0]}: '
+                     f'{v and v[1].strip()[-200:]!r}')
+            if v is not None:
+                assert v[0] != 0, 'verify passed on a database that returns wrong bytes'
             if os.environ.get('TPDEFS_STRICT_DB'):
                 assert not wrong, f'damaged db page {pg}: wrong bytes returned for {wrong[:5]}'
             continue
