@@ -158,6 +158,15 @@ def test_kill_with_encodes_pending(mounts):
         H.report(f'kill with encodes {tag}: {staged_before} staging files at the kill')
         if tag == 'queued':
             assert staged_before >= 1, 'nothing was staged at the kill (encoded too fast?)'
+        # leftover encodes resume by themselves (recovery re-queues staged files), no flush
+        sdir = os.path.join(m.backing, 'staging')
+        t0 = time.time()
+        while os.listdir(sdir) and time.time() - t0 < 60:
+            time.sleep(0.1)
+        left = os.listdir(sdir)
+        assert not left, f'{len(left)} staged files not encoded 60 s after the restart'
+        H.report(f'kill with encodes {tag}: leftover encodes done {time.time() - t0:.1f}s after '
+                 f'the restart without a flush')
         resume_and_check(m, want, f'kill with encodes {tag}')
 
 
