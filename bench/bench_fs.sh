@@ -99,6 +99,8 @@ umnt() {
 	die "daemon $DPID did not exit after unmount"
 }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$DPID/status"; }
+# CPU seconds (user + system) the daemon used so far
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$DPID/stat"; }
 # best (minimum) of a list of numbers
 best() { tr ' ' '\n' | grep . | sort -g | head -1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
@@ -144,7 +146,7 @@ f = max(fs, key=lambda f: (f.get("depth") or 0, f["path"]))
 print(f["path"].rsplit("/", 1)[-1], f.get("depth") or 0)'
 }
 read -r DEEP DEEPD < <(deepest)
-CP=(); CM=(); DP=(); DM=()
+CP=(); CM=(); DP=(); DM=(); CCM=(); CDM=()
 for r in $(seq "$RUNS"); do
 	drop
 	t0=$(now); cat "$WORK/plain/"* >/dev/null; t1=$(now)
@@ -152,6 +154,7 @@ for r in $(seq "$RUNS"); do
 	mnt "$WORK/backing"; drop
 	t0=$(now); for f in "${FILES[@]}"; do cat "$MNT/$(basename "$f")"; done >/dev/null; t1=$(now)
 	CM+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
+	CCM+=("$(cpu_s)")
 	umnt
 	drop
 	t0=$(now); cat "$WORK/plain/$DEEP" >/dev/null; t1=$(now)
@@ -159,13 +162,32 @@ for r in $(seq "$RUNS"); do
 	mnt "$WORK/backing"; drop
 	t0=$(now); cat "$MNT/$DEEP" >/dev/null; t1=$(now)
 	DM+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
+	CDM+=("$(cpu_s)")
 	HW+=("$(hwm_kb)")
 	umnt
 done
 cp_=$(echo "${CP[*]}" | best); cm=$(echo "${CM[*]}" | best)
 dp=$(echo "${DP[*]}" | best); dm=$(echo "${DM[*]}" | best)
+ccm=$(echo "${CCM[*]}" | best); cdm=$(echo "${CDM[*]}" | best)
 DBYTES=$(stat -c %s "$WORK/plain/$DEEP")
-echo "restore: plain ${CP[*]} s, mount ${CM[*]} s; deepest $DEEP (depth $DEEPD): plain ${DP[*]} s, mount ${DM[*]} s" >&2
+echo "restore: plain ${CP[*]} s, mount ${CM[*]} s (daemon CPU ${CCM[*]} s); deepest $DEEP (depth $DEEPD): plain ${DP[*]} s, mount ${DM[*]} s (daemon CPU ${CDM[*]} s)" >&2
+
+# ---- backpressure: a staging limit far below the sequence, writers must wait, never fail -------
+BPLIM=64
+rm -rf "$WORK/backing"
+mnt "$WORK/backing" "staging_limit=${BPLIM}M"
+( peak=0; while [ ! -e "$WORK/bp.stop" ]; do
+	b=$(du -sb "$WORK/backing/staging" 2>/dev/null | cut -f1); [ "${b:-0}" -gt "$peak" ] && peak=$b
+	echo "$peak" >"$WORK/bp.peak"; sleep 0.1; done ) &
+SAMPLER=$!
+t0=$(now); bprc=0; cp "${FILES[@]}" "$MNT/" || bprc=$?; sync; t1=$(now)
+"$ADMIN" flush "$WORK/backing" >/dev/null; t2=$(now)
+touch "$WORK/bp.stop"; wait "$SAMPLER" || true
+BPPEAK=$(cat "$WORK/bp.peak"); BPW=$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}'); BPE=$(awk -v a="$t0" -v b="$t2" 'BEGIN{print b-a}')
+umnt
+rm -rf "$WORK/backing"
+echo "backpressure: cp rc $bprc, cp+sync $BPW s, encoded $BPE s, peak staging $BPPEAK B" >&2
+mnt "$WORK/backing"; cp "${FILES[@]}" "$MNT/"; "$ADMIN" flush "$WORK/backing" >/dev/null; umnt
 
 # ---- random 4 KiB reads and mmap reads of the deepest file ------------------------------------
 declare -A L
@@ -219,6 +241,8 @@ echo "| sequential write (cp + sync) | $(mbs "$BYTES" "$tm") MB/s | $(mbs "$BYTE
 echo "| background encode done (from start of cp) | $(mbs "$BYTES" "$te") MB/s, $(awk -v a="$te" 'BEGIN{printf "%.1f", a}') s | | | keeps up | stored $((STORED / 1000000)) MB, ratio $(ratio "$BYTES" "$STORED") |"
 echo "| cold restore, cat of all ${#FILES[@]} | $(mbs "$BYTES" "$cm") MB/s | $(mbs "$BYTES" "$cp_") MB/s | ${rr}x | >= 0.5x | $(pass "$rr" 0.5) |"
 echo "| cold restore, deepest file alone ($DEEP, depth $DEEPD) | $(mbs "$DBYTES" "$dm") MB/s | $(mbs "$DBYTES" "$dp") MB/s | ${drr}x | >= 0.5x | $(pass "$drr" 0.5) |"
+echo "| cold restore per daemon CPU second (noise-free view), all / deepest | $(mbs "$BYTES" "$ccm") / $(mbs "$DBYTES" "$cdm") MB/s | | | | 2 CPUs shared |"
+echo "| write with staging_limit=${BPLIM}M (encoder cannot keep up) | $(mbs "$BYTES" "$BPW") MB/s, cp exit $bprc | | | writers wait, never fail | peak staging $((BPPEAK / 1048576)) MiB, all encoded after $(awk -v a="$BPE" 'BEGIN{printf "%.1f", a}') s | $([ "$bprc" = 0 ] && echo yes || echo '**no**') |"
 echo "| daemon VmHWM during the corpus runs | $((CORPUS_HWM / 1024)) MiB | | | cache 256 MiB + overhead | |"
 echo
 echo "Random 4 KiB reads of $DEEP ($NLAT reads, microseconds, p50 / p90 / p99 / max):"
