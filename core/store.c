@@ -93,6 +93,23 @@ int64_t store_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+void store_name_escape(const char *name, size_t len, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (c > 0x20 && c < 0x7f && c != '\\') {
+			*out++ = (char)c;
+		} else {
+			*out++ = '\\';
+			*out++ = 'x';
+			*out++ = hex[c >> 4];
+			*out++ = hex[c & 15];
+		}
+	}
+	*out = 0;
+}
+
 static void seterr(char *err, size_t n, const char *fmt, ...)
 {
 	if (!err || !n)

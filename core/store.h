@@ -149,4 +149,8 @@ int store_totals_get(store *s, store_totals *t);
 
 int64_t store_now_ns(void);
 
+/* A file name made safe for logs and line protocols: bytes outside printable ASCII, spaces and
+ * backslashes become \xNN. out needs 4 * len + 1 bytes. */
+void store_name_escape(const char *name, size_t len, char *out);
+
 #endif

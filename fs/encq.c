@@ -165,10 +165,11 @@ static int encode_one(encq *q, uint64_t ino, int depth)
 			encq_push(q, ino, 0); /* its base was deleted meanwhile: again */
 		goto out;
 	}
-	char name[STORE_NAME_MAX + 1] = "?";
+	char raw[STORE_NAME_MAX + 1], name[4 * STORE_NAME_MAX + 1] = "?";
 	uint64_t parent;
 	size_t nlen;
-	store_parent(f->st, ino, &parent, name, &nlen);
+	if (store_parent(f->st, ino, &parent, raw, &nlen) == 0)
+		store_name_escape(raw, nlen, name);
 	const store_obj *o = &eo.obj;
 	report(q,
 	       "encoded ino=%" PRIu64 " name=%s size=%" PRIu64 " stored=%" PRIu64

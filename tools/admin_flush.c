@@ -85,10 +85,11 @@ static void encode_offline(offline *o, uint64_t ino, int depth)
 		o->failed++;
 		return;
 	}
-	char name[STORE_NAME_MAX + 1] = "?";
+	char raw[STORE_NAME_MAX + 1], name[4 * STORE_NAME_MAX + 1] = "?";
 	uint64_t parent;
 	size_t nlen;
-	store_parent(o->s, ino, &parent, name, &nlen);
+	if (store_parent(o->s, ino, &parent, raw, &nlen) == 0)
+		store_name_escape(raw, nlen, name);
 	printf("encoded ino=%llu name=%s size=%llu stored=%llu base=%llu (%s) depth=%u\n",
 	       (unsigned long long)ino, name, (unsigned long long)eo.obj.size,
 	       (unsigned long long)eo.obj.stored, (unsigned long long)eo.obj.base, eo.why,
