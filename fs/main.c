@@ -245,9 +245,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	struct stat mst;
-	if (stat(o.mountpoint, &mst) < 0 || !S_ISDIR(mst.st_mode)) {
-		fprintf(stderr, "mount.tpdefs: mountpoint %s: %s\n", o.mountpoint,
-			errno && !S_ISDIR(mst.st_mode) ? strerror(errno) : "not a directory");
+	if (stat(o.mountpoint, &mst) < 0) {
+		fprintf(stderr, "mount.tpdefs: mountpoint %s: %s\n", o.mountpoint, strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(mst.st_mode)) {
+		fprintf(stderr, "mount.tpdefs: mountpoint %s: not a directory\n", o.mountpoint);
 		return 1;
 	}
 	if (!o.fsname[0])
