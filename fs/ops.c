@@ -216,7 +216,16 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		if (r == 0) {
 			pthread_rwlock_wrlock(&n->dlock);
 			pthread_mutex_lock(&n->mu);
-			if (ftruncate(n->sfd, (off_t)size) < 0)
+			/* Shrinking: make the smaller size durable before cutting the staging file,
+			 * so that a crash in between never leaves the old size over a hole. */
+			if (size && size < n->size) {
+				if (fsync(n->sfd) < 0)
+					r = -errno;
+				else
+					r = store_commit_size(f->st, ino, size, set_mtime ? mtime : now,
+							      now);
+			}
+			if (r == 0 && ftruncate(n->sfd, (off_t)size) < 0)
 				r = -errno;
 			if (r == 0) {
 				n->size = size;
