@@ -208,7 +208,9 @@ rm -rf "$WORK/plain" "$WORK/backing"
 avail=$(df -B1M --output=avail "$WORKBASE" | tail -1)
 need=$((MEMGB * MEMMB * 3 / 2 + 1024))
 MEM_ROW=""
-if [ "$avail" -gt "$need" ]; then
+if [ "$MEMGB" -le 0 ]; then
+	MEM_ROW="| daemon VmHWM | skipped (--mem-gb 0) | | | |"
+elif [ "$avail" -gt "$need" ]; then
 	mnt "$WORK/backing" cache_size=256M
 	t0=$(now)
 	for v in $(seq 0 $((MEMGB - 1))); do
