@@ -178,8 +178,21 @@ static void choose_base(store *s, chain *ch, uint64_t ino, const io_src *nsrc,
 			continue;
 		}
 		if (bo.depth + 1 > c->max_chain) {
-			if (nfit == 0)
+			/* Depth limit: rather than a keyframe (which costs a whole standalone copy),
+			 * code against the candidate's ancestor at depth <= max_chain / 2: a delta
+			 * spanning a few versions is still far smaller, and depth stays bounded. */
+			if (nfit > 0)
+				break;
+			while (bo.base && bo.depth > c->max_chain / 2 &&
+			       store_obj_get(s, bo.base, &bo) == 0)
+				;
+			if (bo.depth + 1 > c->max_chain || bo.depth > c->max_chain / 2) {
 				out->why = "chain depth limit: keyframe";
+				break;
+			}
+			fit[nfit] = bo;
+			fit_kind[nfit] = cand[i].kind;
+			nfit++;
 			break;
 		}
 		fit[nfit] = bo;
