@@ -1,0 +1,724 @@
+/* gc.c - rebase, free, clean (see gc.h). Plan on an in-memory snapshot of the objects table,
+ * then re-encode one object at a time; every metadata change is checked against the live table
+ * inside its transaction, so a daemon working meanwhile only makes gc skip a step. */
+#include "gc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "encoder.h"
+#include "layout.h"
+#include "pred.h"
+#include "stats.h"
+#include "store_admin.h"
+
+/* Files younger than this may belong to an encode in flight (online gc leaves them alone). */
+#define GC_ONLINE_MIN_AGE_S 3600
+
+typedef struct gobj {
+	store_obj o;       /* current row as gc knows it (id changes when replaced) */
+	long base;         /* index of the base, -1 none or missing */
+	long level;        /* topological level, -1 unknown (cycle / missing base) */
+	uint32_t depth;    /* depth after the planned changes */
+	long target;       /* planned: -2 untouched, -1 keyframe, else index of the new base */
+} gobj;
+
+typedef struct gcx {
+	store *s;
+	const gc_opts *o;
+	gc_result *res;
+	chain *ch;
+	gobj *v;
+	size_t n;
+	unsigned max_chain;
+	uint64_t new_bytes; /* blobs written by this run */
+} gcx;
+
+static void say(gcx *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(gcx *g, const char *fmt, ...)
+{
+	if (!g->o->hooks.line)
+		return;
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	g->o->hooks.line(g->o->hooks.ctx, buf);
+}
+
+static int cancelled(gcx *g)
+{
+	return g->o->hooks.cancelled && g->o->hooks.cancelled(g->o->hooks.ctx);
+}
+
+static long find(const gcx *g, uint64_t id)
+{
+	size_t lo = 0, hi = g->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (g->v[mid].o.id == id)
+			return (long)mid;
+		if (g->v[mid].o.id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+/* Levels = distance to the keyframe through existing rows; -1 on a cycle or a missing base. */
+static int compute_levels(gcx *g)
+{
+	size_t *path = malloc((g->n ? g->n : 1) * sizeof(*path));
+	if (!path)
+		return -ENOMEM;
+	for (size_t i = 0; i < g->n; i++)
+		g->v[i].level = -3; /* unknown */
+	for (size_t i = 0; i < g->n; i++) {
+		size_t len = 0;
+		long j = (long)i, top;
+		while (j >= 0 && g->v[j].level == -3) {
+			g->v[j].level = -4; /* on the current path */
+			path[len++] = (size_t)j;
+			if (!g->v[j].o.base) {
+				j = -2;
+				break;
+			}
+			j = g->v[j].base;
+		}
+		if (j == -2)
+			top = -1; /* the path ends in a keyframe: it gets level 0 */
+		else if (j < 0 || g->v[j].level < 0)
+			top = -2; /* missing base, cycle or broken ancestor */
+		else
+			top = g->v[j].level;
+		for (size_t k = len; k-- > 0;) {
+			if (top == -2) {
+				g->v[path[k]].level = -1;
+				continue;
+			}
+			g->v[path[k]].level = ++top;
+		}
+	}
+	free(path);
+	return 0;
+}
+
+static int cmp_level(const void *a, const void *b, void *ctx)
+{
+	const gcx *g = ctx;
+	const gobj *x = &g->v[*(const size_t *)a], *y = &g->v[*(const size_t *)b];
+	if (x->level != y->level)
+		return x->level < y->level ? -1 : 1;
+	return x->o.id < y->o.id ? -1 : x->o.id > y->o.id;
+}
+
+/* ---- reading objects through the chain ---- */
+
+typedef struct csrc {
+	chain *ch;
+	uint64_t obj;
+	gcx *g;       /* for cancellation while re-encoding; NULL: none */
+} csrc;
+
+static ssize_t csrc_pread(const io_src *s, void *buf, size_t len, uint64_t off)
+{
+	const csrc *c = s->ctx;
+	if (c->g && cancelled(c->g))
+		return -ECANCELED; /* unmount or client gone: stop, the old blob stays in use */
+	if (off >= s->size)
+		return 0;
+	if (len > s->size - off)
+		len = (size_t)(s->size - off);
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = chain_pread(c->ch, c->obj, (char *)buf + done, len - done, off + done);
+		if (n < 0)
+			return n;
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+/* Same rule as the daemon's encoder: a base must look like an earlier version of the file. */
+static int layouts_fit(const io_src *nsrc, const io_src *bsrc)
+{
+	layout *nl = NULL, *bl = NULL;
+	if (layout_parse(nsrc, &nl) < 0)
+		return 0;
+	if (layout_parse(bsrc, &bl) < 0) {
+		layout_free(nl);
+		return 0;
+	}
+	int ok;
+	if (nl->kind != LAYOUT_UNKNOWN && bl->kind != LAYOUT_UNKNOWN)
+		ok = layout_match(nl, bl) >= 0.5;
+	else if (nl->kind == LAYOUT_UNKNOWN && bl->kind == LAYOUT_UNKNOWN)
+		ok = nsrc->size <= 2 * bsrc->size && bsrc->size <= 2 * nsrc->size;
+	else
+		ok = 0;
+	layout_free(nl);
+	layout_free(bl);
+	return ok;
+}
+
+/* A short name for messages: one file name using the object, or "-". */
+static void obj_name(gcx *g, uint64_t obj, char *buf, size_t size)
+{
+	snprintf(buf, size, "-");
+	uint64_t *inos;
+	size_t n;
+	char sql[160];
+	snprintf(sql, sizeof(sql), "SELECT ino FROM inodes WHERE obj=%" PRIu64 " LIMIT 1", obj);
+	if (store_admin_ids(g->s, sql, &inos, &n) < 0)
+		return;
+	if (n) {
+		char name[STORE_NAME_MAX + 1];
+		size_t len;
+		uint64_t parent;
+		if (store_parent(g->s, inos[0], &parent, name, &len) == 0)
+			stats_quote(name, buf, size); /* names are bytes: keep the output one line */
+	}
+	free(inos);
+}
+
+/* Re-encode object d (content unchanged) against base a (NULL: keyframe) into a new durable
+ * blob; *nw describes it. */
+static int reencode(gcx *g, const store_obj *d, const store_obj *a, uint64_t max_stored,
+		    store_obj *nw)
+{
+	csrc nc = {g->ch, d->id, g}, bc = {g->ch, a ? a->id : 0, g};
+	io_src nsrc = {csrc_pread, &nc, d->size};
+	io_src bsrc = {csrc_pread, &bc, a ? a->size : 0};
+	uint64_t id;
+	int r = store_obj_reserve(g->s, &id);
+	if (r < 0)
+		return r;
+	char tmp[64];
+	int fd = store_tmp_create(g->s, tmp, sizeof(tmp));
+	if (fd < 0)
+		return fd;
+	enc_opts eo = {0, 0, 0};
+	enc_stats es;
+	memset(&es, 0, sizeof(es));
+	r = enc_encode(&eo, &nsrc, a ? &bsrc : NULL, a ? a->hash : 0, fd, &es);
+	if (r == 0 && es.content_hash != d->hash)
+		r = -EIO; /* what we read is not what was stored: never install it */
+	struct stat st;
+	if (r == 0 && fstat(fd, &st) < 0)
+		r = -errno;
+	if (r == 0 && max_stored && (uint64_t)st.st_size > max_stored)
+		r = -EFBIG; /* not worth it */
+	if (r == 0)
+		r = store_obj_install(g->s, fd, tmp, id);
+	close(fd);
+	if (r < 0) {
+		unlinkat(store_dirfd(g->s), tmp, 0);
+		return r;
+	}
+	memset(nw, 0, sizeof(*nw));
+	nw->id = id;
+	nw->base = a ? a->id : 0;
+	nw->depth = a ? a->depth + 1 : 0;
+	nw->size = d->size;
+	nw->stored = (uint64_t)st.st_size;
+	nw->hash = d->hash;
+	return 0;
+}
+
+/* ---- plan ---- */
+
+static int plan(gcx *g, size_t *order, size_t *nplan)
+{
+	*nplan = 0;
+	for (size_t k = 0; k < g->n; k++) {
+		gobj *x = &g->v[order[k]];
+		x->target = -2;
+		if (x->level < 0)
+			continue; /* broken chain: verify reports it, gc never touches it */
+		x->depth = x->base >= 0 ? g->v[x->base].depth + 1 : 0;
+		if (x->o.unref || x->base < 0)
+			continue;
+		const gobj *b = &g->v[x->base];
+		if (!b->o.unref && x->depth <= g->max_chain)
+			continue;
+		long a = x->base;
+		while (a >= 0 && g->v[a].o.unref)
+			a = g->v[a].base;
+		if (a >= 0 && g->v[a].depth + 1 > g->max_chain)
+			a = -1;
+		x->target = a;
+		x->depth = a >= 0 ? g->v[a].depth + 1 : 0;
+		(*nplan)++;
+	}
+	return 0;
+}
+
+/* ---- files nobody owns ---- */
+
+static int old_enough(gcx *g, int dfd, const char *name)
+{
+	if (!g->o->online)
+		return 1;
+	struct stat st;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	return time(NULL) - st.st_mtime > GC_ONLINE_MIN_AGE_S;
+}
+
+static void clean_dir(gcx *g, const char *sub, int doit)
+{
+	int dfd = openat(store_dirfd(g->s), sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return;
+	int fd2 = dup(dfd);
+	DIR *d = fd2 >= 0 ? fdopendir(fd2) : NULL;
+	if (!d) {
+		if (fd2 >= 0)
+			close(fd2);
+		close(dfd);
+		return;
+	}
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		const char *nm = e->d_name;
+		if (!strcmp(nm, ".") || !strcmp(nm, ".."))
+			continue;
+		int stale = 0;
+		uint64_t *kind = NULL;
+		char *end;
+		if (!strcmp(sub, "tmp")) {
+			stale = 1;
+			kind = &g->res->tmp_files;
+		} else if (!strcmp(sub, "objects")) {
+			uint64_t id = strtoull(nm, &end, 16);
+			if (end != nm + 16 || strcmp(end, ".tpdo"))
+				continue; /* not ours: leave it */
+			stale = store_admin_obj_exists(g->s, id) == 0;
+			kind = &g->res->orphan_blobs;
+		} else {
+			uint64_t ino = strtoull(nm, &end, 16);
+			if (end != nm + 16 || *end)
+				continue;
+			store_attr a;
+			int r = store_getattr(g->s, ino, &a);
+			stale = r == -ENOENT || (r == 0 && !a.staged);
+			kind = &g->res->staging_files;
+		}
+		if (!stale || !old_enough(g, dfd, nm))
+			continue;
+		struct stat st;
+		uint64_t bytes = fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW) == 0 ? (uint64_t)st.st_size
+										    : 0;
+		if (doit && unlinkat(dfd, nm, 0) < 0)
+			continue;
+		(*kind)++;
+		g->res->orphan_bytes += bytes;
+		say(g, "%s %s/%s (%" PRIu64 " bytes)\n", doit ? "removed" : "would remove", sub, nm,
+		    bytes);
+	}
+	closedir(d);
+	close(dfd);
+}
+
+static void clean_files(gcx *g)
+{
+	int doit = !g->o->dry_run;
+	clean_dir(g, "tmp", doit);
+	clean_dir(g, "objects", doit);
+	clean_dir(g, "staging", doit);
+}
+
+/* ---- run ---- */
+
+static uint64_t sum_stored(const store_obj *v, size_t n)
+{
+	uint64_t t = 0;
+	for (size_t i = 0; i < n; i++)
+		t += v[i].stored;
+	return t;
+}
+
+static int execute(gcx *g, size_t *order, size_t nplan, uint64_t **olds, size_t *nolds,
+		   size_t *capp)
+{
+	uint64_t done = 0;
+	size_t cap = *capp;
+	for (size_t k = 0; k < g->n && !cancelled(g); k++) {
+		gobj *x = &g->v[order[k]];
+		if (x->target == -2)
+			continue;
+		long ai = x->target;
+		store_obj d = x->o;
+		d.base = g->v[x->base].o.id;
+		store_obj a;
+		memset(&a, 0, sizeof(a));
+		if (ai >= 0) {
+			a = g->v[ai].o;
+			a.depth = g->v[ai].depth;
+		}
+		char nm[STORE_NAME_MAX + 1];
+		obj_name(g, d.id, nm, sizeof(nm));
+		if (ai >= 0) {
+			csrc nc = {g->ch, d.id, NULL}, bc = {g->ch, a.id, NULL};
+			io_src nsrc = {csrc_pread, &nc, d.size}, bsrc = {csrc_pread, &bc, a.size};
+			if (!layouts_fit(&nsrc, &bsrc)) {
+				ai = -1;
+				x->target = -1;
+				x->depth = 0;
+			}
+		}
+		if (g->o->dry_run) {
+			if (ai >= 0)
+				say(g, "would re-encode object %" PRIu64 " (%s, %" PRIu64
+				    " bytes) against object %" PRIu64 " (depth %u)\n",
+				    d.id, nm, d.stored, a.id, a.depth + 1);
+			else
+				say(g, "would re-encode object %" PRIu64 " (%s, %" PRIu64
+				    " bytes) as a keyframe\n", d.id, nm, d.stored);
+			if (ai >= 0)
+				g->res->rebased++;
+			else
+				g->res->keyframes++;
+			continue;
+		}
+		store_obj nw;
+		int r = reencode(g, &d, ai >= 0 ? &a : NULL, 0, &nw);
+		uint64_t *inos = NULL, *deps = NULL;
+		size_t ninos = 0, ndeps = 0;
+		if (r == 0) {
+			r = store_admin_switch(g->s, &d, &nw, ai >= 0 ? a.hash : 0, &inos, &ninos, &deps,
+					       &ndeps);
+			if (r < 0)
+				store_obj_discard(g->s, nw.id);
+		}
+		done++;
+		if (r == -ECANCELED)
+			return 0;
+		if (r < 0) {
+			g->res->skipped++;
+			say(g, "object %" PRIu64 " (%s): %s; left as it was\n", d.id, nm,
+			    r == -EAGAIN ? "changed meanwhile" : strerror(-r));
+			if (g->o->hooks.progress)
+				g->o->hooks.progress(g->o->hooks.ctx, done, nplan);
+			if (r != -EAGAIN && r != -EIO && r != -EBADMSG && r != -ENOENT && r != -ESTALE)
+				return r; /* ENOSPC, ENOMEM...: stop, nothing is lost */
+			x->target = -2;
+			x->depth = g->v[x->base].depth + 1;
+			continue;
+		}
+		if (g->o->hooks.switched)
+			g->o->hooks.switched(g->o->hooks.ctx, d.id, nw.id, inos, ninos);
+		/* readers cached with the old base id reopen and see the new one */
+		chain_forget(g->ch, d.id);
+		for (size_t i = 0; i < ndeps; i++)
+			chain_forget(g->ch, deps[i]);
+		free(inos);
+		free(deps);
+		x->o = nw;
+		x->o.depth = x->depth;
+		x->base = ai;
+		g->new_bytes += nw.stored;
+		if (ai >= 0)
+			g->res->rebased++;
+		else
+			g->res->keyframes++;
+		char how[64] = "a keyframe";
+		if (ai >= 0)
+			snprintf(how, sizeof(how), "a delta against object %" PRIu64, a.id);
+		say(g, "re-encoded object %" PRIu64 " (%s) as object %" PRIu64 ", %s: %" PRIu64
+		    " -> %" PRIu64 " bytes, depth %u\n", d.id, nm, nw.id, how, d.stored, nw.stored,
+		    nw.depth);
+		if (g->o->hooks.progress)
+			g->o->hooks.progress(g->o->hooks.ctx, done, nplan);
+		if (*nolds == cap) {
+			size_t c = cap ? cap * 2 : 16;
+			uint64_t *p = realloc(*olds, c * sizeof(*p));
+			if (!p)
+				return -ENOMEM;
+			*olds = p;
+			cap = c;
+		}
+		(*olds)[(*nolds)++] = d.id;
+		*capp = cap;
+		if (!g->o->online) {
+			/* nobody else reads: free right away, space comes back as we go */
+			store_admin_release(g->s, d.id);
+			chain_forget(g->ch, d.id);
+		}
+	}
+	return 0;
+}
+
+/* ---- pass 2: keyframes back into chains ----
+ * Shortening chains can leave a keyframe (made one by the depth limit) next to a predecessor
+ * that now has room below it: re-encode it as a delta when that saves at least 10%. */
+
+static long find_cur(const gcx *g, uint64_t id)
+{
+	for (size_t i = 0; i < g->n; i++)
+		if (g->v[i].o.id == id)
+			return (long)i;
+	return -1;
+}
+
+/* Depths from the current base links; heights = longest path below each object. */
+static void depths(gcx *g, uint32_t *height)
+{
+	for (size_t i = 0; i < g->n; i++)
+		height[i] = 0;
+	for (size_t i = 0; i < g->n; i++) {
+		if (g->v[i].level < 0)
+			continue;
+		uint32_t d = 0;
+		long j = g->v[i].base;
+		while (j >= 0 && d <= g->n) {
+			d++;
+			j = g->v[j].base;
+		}
+		g->v[i].depth = d;
+		j = g->v[i].base;
+		for (uint32_t k = 1; j >= 0 && k <= d; k++, j = g->v[j].base)
+			if (height[j] < k)
+				height[j] = k;
+	}
+}
+
+static int rechain(gcx *g, uint64_t **olds, size_t *nolds, size_t *cap)
+{
+	uint32_t *height = calloc(g->n ? g->n : 1, sizeof(*height));
+	if (!height)
+		return -ENOMEM;
+	depths(g, height);
+	for (size_t i = 0; i < g->n && !cancelled(g); i++) {
+		gobj *x = &g->v[i];
+		if (x->o.unref || x->level < 0 || x->base >= 0)
+			continue;
+		char sql[128];
+		snprintf(sql, sizeof(sql), "SELECT ino FROM inodes WHERE obj=%" PRIu64 " LIMIT 1",
+			 x->o.id);
+		uint64_t *inos;
+		size_t ni;
+		if (store_admin_ids(g->s, sql, &inos, &ni) < 0)
+			continue;
+		uint64_t ino = ni ? inos[0] : 0;
+		free(inos);
+		pred_cand c[8];
+		size_t nc = 0;
+		if (!ino || pred_candidates(g->s, ino, c, 8, &nc) < 0)
+			continue;
+		for (size_t k = 0; k < nc; k++) {
+			long p = c[k].obj ? find_cur(g, c[k].obj) : -1;
+			if (p < 0 || (size_t)p == i || g->v[p].o.unref || g->v[p].level < 0)
+				continue;
+			long j = p;
+			while (j >= 0 && (size_t)j != i)
+				j = g->v[j].base;
+			if (j >= 0)
+				continue; /* p descends from x: that would be a cycle */
+			if (g->v[p].depth + 1 + height[i] > g->max_chain)
+				continue;
+			store_obj a = g->v[p].o, d = x->o;
+			a.depth = g->v[p].depth;
+			csrc nc2 = {g->ch, d.id, NULL}, bc = {g->ch, a.id, NULL};
+			io_src nsrc = {csrc_pread, &nc2, d.size}, bsrc = {csrc_pread, &bc, a.size};
+			if (!layouts_fit(&nsrc, &bsrc))
+				continue;
+			char nm[STORE_NAME_MAX + 1];
+			obj_name(g, d.id, nm, sizeof(nm));
+			if (g->o->dry_run) {
+				say(g, "would try object %" PRIu64 " (%s, keyframe) as a delta against "
+				    "object %" PRIu64 "\n", d.id, nm, a.id);
+				break;
+			}
+			store_obj nw;
+			int r = reencode(g, &d, &a, d.stored - d.stored / 10, &nw);
+			uint64_t *ins = NULL, *deps = NULL;
+			size_t nins = 0, ndeps = 0;
+			if (r == 0) {
+				r = store_admin_switch(g->s, &d, &nw, a.hash, &ins, &nins, &deps, &ndeps);
+				if (r < 0)
+					store_obj_discard(g->s, nw.id);
+			}
+			if (r == -EFBIG)
+				break; /* the best candidate does not help: keep the keyframe */
+			if (r == -ECANCELED) {
+				free(height);
+				return 0;
+			}
+			if (r < 0) {
+				if (r != -EAGAIN && r != -EIO && r != -EBADMSG && r != -ENOENT &&
+				    r != -ESTALE) {
+					free(height);
+					return r;
+				}
+				break;
+			}
+			if (g->o->hooks.switched)
+				g->o->hooks.switched(g->o->hooks.ctx, d.id, nw.id, ins, nins);
+			chain_forget(g->ch, d.id);
+			for (size_t q = 0; q < ndeps; q++)
+				chain_forget(g->ch, deps[q]);
+			free(ins);
+			free(deps);
+			say(g, "re-encoded keyframe %" PRIu64 " (%s) as %" PRIu64 " against object %"
+			    PRIu64 ": %" PRIu64 " -> %" PRIu64 " bytes, depth %u\n", d.id, nm, nw.id,
+			    a.id, d.stored, nw.stored, nw.depth);
+			g->res->rebased++;
+			g->new_bytes += nw.stored;
+			x->o = nw;
+			x->base = p;
+			depths(g, height);
+			if (*nolds == *cap) {
+				size_t cc = *cap ? *cap * 2 : 16;
+				uint64_t *pp = realloc(*olds, cc * sizeof(*pp));
+				if (!pp) {
+					free(height);
+					return -ENOMEM;
+				}
+				*olds = pp;
+				*cap = cc;
+			}
+			(*olds)[(*nolds)++] = d.id;
+			if (!g->o->online) {
+				store_admin_release(g->s, d.id);
+				chain_forget(g->ch, d.id);
+			}
+			break;
+		}
+	}
+	free(height);
+	return 0;
+}
+
+int gc_run(store *s, const gc_opts *o, gc_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	gcx g = {.s = s, .o = o, .res = res,
+		 .max_chain = o->max_chain ? o->max_chain : GC_DEFAULT_MAX_CHAIN};
+	store_obj *rows = NULL;
+	size_t n = 0;
+	size_t *order = NULL;
+	uint64_t *olds = NULL;
+	size_t nolds = 0;
+	int own_chain = 0;
+	int r;
+	if (!o->online && !o->dry_run) {
+		/* what mount does: drop dead inodes, rows nobody points at, tmp leftovers */
+		clean_files(&g);
+		uint64_t *staged;
+		size_t nst;
+		r = store_recover(s, &staged, &nst);
+		if (r < 0)
+			return r;
+		free(staged);
+	} else {
+		clean_files(&g);
+	}
+	r = store_admin_objects(s, &rows, &n);
+	if (r < 0)
+		return r;
+	res->stored_before = sum_stored(rows, n);
+	g.n = n;
+	g.v = calloc(n ? n : 1, sizeof(*g.v));
+	order = calloc(n ? n : 1, sizeof(*order));
+	if (!g.v || !order) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		g.v[i].o = rows[i];
+	for (size_t i = 0; i < n; i++)
+		g.v[i].base = rows[i].base ? find(&g, rows[i].base) : -1;
+	r = compute_levels(&g);
+	if (r < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	qsort_r(order, n, sizeof(*order), cmp_level, &g);
+	size_t nplan;
+	plan(&g, order, &nplan);
+	uint64_t nunref = 0, unref_bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		if (rows[i].unref) {
+			nunref++;
+			unref_bytes += rows[i].stored;
+		}
+	say(&g, "%zu objects (%" PRIu64 " bytes), %" PRIu64 " unreferenced (%" PRIu64
+	    " bytes); %zu to re-encode (max chain %u)\n", n, res->stored_before, nunref,
+	    unref_bytes, nplan, g.max_chain);
+	g.ch = o->ch;
+	if (!g.ch && nplan) {
+		g.ch = store_admin_chain_new(s, 128u << 20);
+		if (!g.ch) {
+			r = -ENOMEM;
+			goto out;
+		}
+		own_chain = 1;
+	}
+	if (o->hooks.progress && nplan)
+		o->hooks.progress(o->hooks.ctx, 0, nplan);
+	size_t ocap = 0;
+	r = execute(&g, order, nplan, &olds, &nolds, &ocap);
+	if (r == 0 && !cancelled(&g)) {
+		if (!g.ch) {
+			g.ch = store_admin_chain_new(s, 128u << 20);
+			if (!g.ch) {
+				r = -ENOMEM;
+				goto out;
+			}
+			own_chain = 1;
+		}
+		r = rechain(&g, &olds, &nolds, &ocap);
+	}
+	if (o->dry_run) {
+		res->freed_objects = nunref;
+		res->freed_bytes = unref_bytes;
+		res->stored_after = res->stored_before - unref_bytes;
+		goto out;
+	}
+	if (o->hooks.quiesce && nolds)
+		o->hooks.quiesce(o->hooks.ctx);
+	/* free the replaced objects, then whatever chains only they needed (deepest first) */
+	for (size_t i = 0; i < nolds; i++)
+		store_admin_release(s, olds[i]);
+	for (size_t k = n; k-- > 0;) {
+		gobj *x = &g.v[order[k]];
+		if (rows[order[k]].unref && x->o.id == rows[order[k]].id)
+			store_admin_release(s, x->o.id);
+	}
+	free(rows);
+	rows = NULL;
+	size_t n2;
+	int r2 = store_admin_objects(s, &rows, &n2);
+	if (r2 == 0) {
+		res->stored_after = sum_stored(rows, n2);
+		uint64_t created = res->rebased + res->keyframes;
+		res->freed_objects = n + created > n2 ? n + created - n2 : 0;
+		uint64_t had = res->stored_before + g.new_bytes;
+		res->freed_bytes = had > res->stored_after ? had - res->stored_after : 0;
+	}
+	if (r == 0 && !o->online)
+		clean_dir(&g, "objects", 1); /* blobs of rows freed above are already gone */
+	store_admin_checkpoint(s);
+out:
+	if (own_chain)
+		chain_free(g.ch);
+	free(olds);
+	free(order);
+	free(g.v);
+	free(rows);
+	return r;
+}

@@ -1,0 +1,1365 @@
+/* store.c - backing directory: open/init/lock, SQLite schema and namespace operations.
+ * Objects, staging and recovery are in store_data.c. Layout: docs/BACKING.md. */
+#include "store_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/fs.h>
+
+#include "io.h"
+
+#define ICOLS "i.ino,i.mode,i.uid,i.gid,i.nlink,i.size,i.atime,i.mtime,i.ctime,i.rdev,i.obj," \
+	      "i.pred_hint,i.staged,(SELECT stored FROM objects WHERE id=i.obj)"
+
+static const char *const sql_text[ST_COUNT] = {
+	[ST_GETATTR] = "SELECT " ICOLS " FROM inodes i WHERE i.ino=?1",
+	[ST_LOOKUP] = "SELECT " ICOLS " FROM dentries d JOIN inodes i ON i.ino=d.ino "
+		      "WHERE d.parent=?1 AND d.name=?2",
+	[ST_DENT_GET] = "SELECT d.id, d.ino, i.mode FROM dentries d JOIN inodes i ON i.ino=d.ino "
+			"WHERE d.parent=?1 AND d.name=?2",
+	[ST_INS_INODE] = "INSERT INTO inodes(mode,uid,gid,nlink,size,atime,mtime,ctime,rdev,target)"
+			 " VALUES(?1,?2,?3,?4,COALESCE(length(?7),0),?5,?5,?5,?6,?7)",
+	[ST_INS_DENT] = "INSERT INTO dentries(parent,name,ino) VALUES(?1,?2,?3)",
+	[ST_DEL_DENT] = "DELETE FROM dentries WHERE id=?1",
+	[ST_NLINK_ADD] = "UPDATE inodes SET nlink=nlink+?2, ctime=?3 WHERE ino=?1",
+	[ST_TOUCH_DIR] = "UPDATE inodes SET mtime=?2, ctime=?2 WHERE ino=?1",
+	[ST_HAS_CHILD] = "SELECT 1 FROM dentries WHERE parent=?1 LIMIT 1",
+	[ST_MOVE_DENT] = "UPDATE dentries SET parent=?2, name=?3 WHERE id=?1",
+	[ST_SET_DENT_INO] = "UPDATE dentries SET ino=?2 WHERE id=?1",
+	[ST_PARENT] = "SELECT parent, name FROM dentries WHERE ino=?1 ORDER BY id LIMIT 1",
+	[ST_READLINK] = "SELECT target FROM inodes WHERE ino=?1",
+	[ST_READDIR] = "SELECT d.id, d.name, " ICOLS " FROM dentries d JOIN inodes i ON i.ino=d.ino"
+		       " WHERE d.parent=?1 AND d.id>?2 ORDER BY d.id",
+	[ST_XGET] = "SELECT value FROM xattrs WHERE ino=?1 AND name=?2",
+	[ST_XSET] = "INSERT OR REPLACE INTO xattrs(ino,name,value) VALUES(?1,?2,?3)",
+	[ST_XDEL] = "DELETE FROM xattrs WHERE ino=?1 AND name=?2",
+	[ST_XLIST] = "SELECT name FROM xattrs WHERE ino=?1 ORDER BY name",
+	[ST_XDEL_ALL] = "DELETE FROM xattrs WHERE ino=?1",
+	[ST_DEL_INODE] = "DELETE FROM inodes WHERE ino=?1",
+	[ST_SET_PRED] = "UPDATE inodes SET pred_hint=?2 WHERE ino=?1",
+	[ST_OBJ_GET] = "SELECT id, base, depth, size, stored, hash, unref FROM objects WHERE id=?1",
+	[ST_OBJ_USED_INODE] = "SELECT 1 FROM inodes WHERE obj=?1 UNION ALL "
+			      "SELECT 1 FROM inodes WHERE pred_hint=?1 LIMIT 1",
+	[ST_OBJ_HAS_DEP] = "SELECT 1 FROM objects WHERE base=?1 LIMIT 1",
+	[ST_OBJ_UNREF] = "UPDATE objects SET unref=1 WHERE id=?1",
+	[ST_OBJ_DEL] = "DELETE FROM objects WHERE id=?1",
+	[ST_OBJ_INS] = "INSERT INTO objects(id,base,depth,size,stored,hash,unref,created) "
+		       "VALUES(?1,?2,?3,?4,?5,?6,0,?7)",
+	[ST_OBJ_RESERVE] = "UPDATE meta SET value=value+1 WHERE key='next_obj' RETURNING value-1",
+	[ST_INODE_SET_OBJ] = "UPDATE inodes SET obj=?2, staged=0, pred_hint=NULL, size=?3 WHERE ino=?1",
+	[ST_BEGIN_STAGING] = "UPDATE inodes SET staged=1, pred_hint=COALESCE(pred_hint,obj), obj=NULL,"
+			     " size=?2, mtime=?3, ctime=?4 WHERE ino=?1",
+	[ST_COMMIT_SIZE] = "UPDATE inodes SET size=?2, mtime=?3, ctime=?4 WHERE ino=?1",
+	[ST_LIST_STAGED] = "SELECT ino FROM inodes WHERE staged=1 AND nlink>0 ORDER BY mtime, ino",
+	[ST_STAGED_BYTES] = "SELECT COALESCE(SUM(size),0) FROM inodes WHERE staged=1",
+};
+
+static const char schema_v1[] =
+	"CREATE TABLE meta(key TEXT PRIMARY KEY, value NOT NULL);"
+	"CREATE TABLE inodes(ino INTEGER PRIMARY KEY AUTOINCREMENT, mode INTEGER NOT NULL,"
+	" uid INTEGER NOT NULL, gid INTEGER NOT NULL, nlink INTEGER NOT NULL,"
+	" size INTEGER NOT NULL DEFAULT 0, atime INTEGER NOT NULL, mtime INTEGER NOT NULL,"
+	" ctime INTEGER NOT NULL, rdev INTEGER NOT NULL DEFAULT 0, obj INTEGER, pred_hint INTEGER,"
+	" staged INTEGER NOT NULL DEFAULT 0, target BLOB);"
+	"CREATE INDEX inodes_obj ON inodes(obj) WHERE obj IS NOT NULL;"
+	"CREATE INDEX inodes_pred ON inodes(pred_hint) WHERE pred_hint IS NOT NULL;"
+	"CREATE INDEX inodes_staged ON inodes(staged) WHERE staged=1;"
+	"CREATE INDEX inodes_nlink0 ON inodes(nlink) WHERE nlink=0;"
+	"CREATE TABLE dentries(id INTEGER PRIMARY KEY AUTOINCREMENT, parent INTEGER NOT NULL,"
+	" name BLOB NOT NULL, ino INTEGER NOT NULL, UNIQUE(parent, name));"
+	"CREATE INDEX dentries_ino ON dentries(ino);"
+	"CREATE TABLE xattrs(ino INTEGER NOT NULL, name BLOB NOT NULL, value BLOB NOT NULL,"
+	" PRIMARY KEY(ino, name)) WITHOUT ROWID;"
+	"CREATE TABLE objects(id INTEGER PRIMARY KEY, base INTEGER, depth INTEGER NOT NULL,"
+	" size INTEGER NOT NULL, stored INTEGER NOT NULL, hash INTEGER NOT NULL,"
+	" unref INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL);"
+	"CREATE INDEX objects_base ON objects(base) WHERE base IS NOT NULL;";
+
+int64_t store_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+void store_name_escape(const char *name, size_t len, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (c > 0x20 && c < 0x7f && c != '\\') {
+			*out++ = (char)c;
+		} else {
+			*out++ = '\\';
+			*out++ = 'x';
+			*out++ = hex[c >> 4];
+			*out++ = hex[c & 15];
+		}
+	}
+	*out = 0;
+}
+
+static void seterr(char *err, size_t n, const char *fmt, ...)
+{
+	if (!err || !n)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, n, fmt, ap);
+	va_end(ap);
+}
+
+int store_sqlerr(store *s, int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return 0;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return -EIO;
+	default:
+		(void)s;
+		return -EIO;
+	}
+}
+
+sqlite3_stmt *store_stmt(store *s, int id)
+{
+	if (!s->st[id]) {
+		if (sqlite3_prepare_v3(s->db, sql_text[id], -1, SQLITE_PREPARE_PERSISTENT, &s->st[id],
+				       NULL) != SQLITE_OK) {
+			fprintf(stderr, "tpdefs: sqlite prepare failed: %s\n", sqlite3_errmsg(s->db));
+			return NULL;
+		}
+	}
+	sqlite3_reset(s->st[id]);
+	sqlite3_clear_bindings(s->st[id]);
+	return s->st[id];
+}
+
+/* Run a statement that returns no rows (or ignores them). */
+int store_step_done(store *s, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	while (rc == SQLITE_ROW)
+		rc = sqlite3_step(st);
+	int r = rc == SQLITE_DONE ? 0 : store_sqlerr(s, rc);
+	sqlite3_reset(st);
+	return r;
+}
+
+int store_exec(store *s, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		if (msg)
+			fprintf(stderr, "tpdefs: sqlite: %s (%s)\n", msg, sql);
+		sqlite3_free(msg);
+		return store_sqlerr(s, rc) ? store_sqlerr(s, rc) : -EIO;
+	}
+	return 0;
+}
+
+int store_begin(store *s)
+{
+	return store_exec(s, "BEGIN IMMEDIATE");
+}
+
+int store_end(store *s, int r)
+{
+	if (r < 0) {
+		store_exec(s, "ROLLBACK");
+		s->ngone = 0; /* those rows are back */
+		return r;
+	}
+	int c = store_exec(s, "COMMIT");
+	if (c < 0) {
+		store_exec(s, "ROLLBACK");
+		s->ngone = 0;
+		return c;
+	}
+	return r;
+}
+
+void store_lock(store *s)
+{
+	pthread_mutex_lock(&s->mu);
+}
+
+/* Unlock, then tell the reader layer about objects deleted meanwhile (blobs unlinked here,
+ * after the transaction that dropped their rows committed). */
+void store_unlock(store *s)
+{
+	uint64_t gone[STORE_GONE_MAX];
+	size_t n = s->ngone;
+	memcpy(gone, s->gone, n * sizeof(*gone));
+	s->ngone = 0;
+	pthread_mutex_unlock(&s->mu);
+	for (size_t i = 0; i < n; i++) {
+		char p[64];
+		snprintf(p, sizeof(p), "objects/%016llx.tpdo", (unsigned long long)gone[i]);
+		unlinkat(s->dirfd, p, 0);
+		if (s->gone_fn)
+			s->gone_fn(s->gone_ctx, gone[i]);
+	}
+}
+
+void store_row_attr(sqlite3_stmt *st, int c, store_attr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->ino = (uint64_t)sqlite3_column_int64(st, c + 0);
+	a->mode = (uint32_t)sqlite3_column_int64(st, c + 1);
+	a->uid = (uint32_t)sqlite3_column_int64(st, c + 2);
+	a->gid = (uint32_t)sqlite3_column_int64(st, c + 3);
+	a->nlink = (uint32_t)sqlite3_column_int64(st, c + 4);
+	a->size = (uint64_t)sqlite3_column_int64(st, c + 5);
+	a->atime = sqlite3_column_int64(st, c + 6);
+	a->mtime = sqlite3_column_int64(st, c + 7);
+	a->ctime = sqlite3_column_int64(st, c + 8);
+	a->rdev = (uint64_t)sqlite3_column_int64(st, c + 9);
+	a->obj = (uint64_t)sqlite3_column_int64(st, c + 10);
+	a->pred_hint = (uint64_t)sqlite3_column_int64(st, c + 11);
+	a->staged = sqlite3_column_int(st, c + 12);
+	a->stored_bytes = (uint64_t)sqlite3_column_int64(st, c + 13);
+}
+
+/* ---- open / init ---- */
+
+static int meta_get(sqlite3 *db, const char *key, char *buf, size_t n)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key=?1", -1, &st, NULL) != SQLITE_OK)
+		return -EMEDIUMTYPE;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	int r = -ENOENT;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const unsigned char *v = sqlite3_column_text(st, 0);
+		snprintf(buf, n, "%s", v ? (const char *)v : "");
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int is_own_entry(const char *n)
+{
+	return !strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, "LOCK") ||
+	       !strcmp(n, "objects") || !strcmp(n, "staging") || !strcmp(n, "tmp") ||
+	       !strcmp(n, "lost+found") || !strcmp(n, STORE_SOCK_NAME) || !strcmp(n, "tpdefs.db.init") ||
+	       !strcmp(n, "tpdefs.db.init-journal");
+}
+
+/* 1 when the directory holds nothing but (leftovers of) our own initialisation. */
+static int dir_is_empty(int dirfd)
+{
+	int fd = dup(dirfd);
+	if (fd < 0)
+		return -errno;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	int empty = 1;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (!is_own_entry(e->d_name)) {
+			empty = 0;
+			break;
+		}
+	}
+	closedir(d);
+	return empty;
+}
+
+static int init_db(store *s, char *err, size_t errlen)
+{
+	static const char *const dirs[] = {"objects", "staging", "tmp"};
+	for (size_t i = 0; i < 3; i++)
+		if (mkdirat(s->dirfd, dirs[i], 0700) < 0 && errno != EEXIST) {
+			int e = errno;
+			seterr(err, errlen, "cannot create %s/%s: %s", s->path, dirs[i], strerror(e));
+			return -e;
+		}
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/tpdefs.db.init", s->path);
+	unlink(p);
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(p, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (rc != SQLITE_OK) {
+		seterr(err, errlen, "cannot create %s: %s", p, db ? sqlite3_errmsg(db) : "no memory");
+		sqlite3_close(db);
+		return -EIO;
+	}
+	char sql[4096];
+	int64_t now = store_now_ns();
+	snprintf(sql, sizeof(sql),
+		 "PRAGMA synchronous=FULL; BEGIN; %s"
+		 "INSERT INTO meta VALUES('format','" STORE_FORMAT_NAME "');"
+		 "INSERT INTO meta VALUES('version',%d);"
+		 "INSERT INTO meta VALUES('next_obj',1);"
+		 "INSERT INTO inodes(ino,mode,uid,gid,nlink,atime,mtime,ctime) "
+		 "VALUES(1,%u,%u,%u,2,%lld,%lld,%lld); COMMIT;",
+		 schema_v1, STORE_FORMAT_VERSION, (unsigned)(S_IFDIR | 0755), (unsigned)getuid(),
+		 (unsigned)getgid(), (long long)now, (long long)now, (long long)now);
+	char *msg = NULL;
+	rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		seterr(err, errlen, "cannot initialise %s: %s", p, msg ? msg : "?");
+		sqlite3_free(msg);
+		sqlite3_close(db);
+		return -EIO;
+	}
+	sqlite3_close(db);
+	char q[PATH_MAX];
+	snprintf(q, sizeof(q), "%s/tpdefs.db", s->path);
+	if (rename(p, q) < 0) {
+		int e = errno;
+		seterr(err, errlen, "cannot rename %s: %s", p, strerror(e));
+		return -e;
+	}
+	return io_fsync_dirfd(s->dirfd);
+}
+
+static int open_db(store *s, char *err, size_t errlen)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/tpdefs.db", s->path);
+	int rc = sqlite3_open_v2(p, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		seterr(err, errlen, "%s: cannot open database: %s", s->path,
+		       s->db ? sqlite3_errmsg(s->db) : "no memory");
+		return -EIO;
+	}
+	sqlite3_busy_timeout(s->db, 10000);
+	char v[128];
+	if (meta_get(s->db, "format", v, sizeof(v)) < 0 || strcmp(v, STORE_FORMAT_NAME) != 0) {
+		seterr(err, errlen, "%s: not a tpdefs backing directory (tpdefs.db has no tpdefs "
+		       "metadata)", s->path);
+		return -EMEDIUMTYPE;
+	}
+	if (meta_get(s->db, "version", v, sizeof(v)) < 0) {
+		seterr(err, errlen, "%s: tpdefs metadata has no format version", s->path);
+		return -EMEDIUMTYPE;
+	}
+	long ver = strtol(v, NULL, 10);
+	if (ver > STORE_FORMAT_VERSION) {
+		seterr(err, errlen, "%s: backing format version %ld is newer than this tpdefs "
+		       "supports (%d); upgrade tpdefs", s->path, ver, STORE_FORMAT_VERSION);
+		return -EPROTONOSUPPORT;
+	}
+	if (ver < 1) {
+		seterr(err, errlen, "%s: invalid backing format version '%s'", s->path, v);
+		return -EMEDIUMTYPE;
+	}
+	/* WAL: readers never block the writer; FULL: a committed close survives power loss. */
+	char *msg = NULL;
+	if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+			 "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384;"
+			 /* keep the WAL small: du on BACKING should show stored data */
+			 "PRAGMA wal_autocheckpoint=256; PRAGMA journal_size_limit=1048576;",
+			 NULL, NULL, &msg) != SQLITE_OK) {
+		seterr(err, errlen, "%s: cannot configure database: %s", s->path, msg ? msg : "?");
+		sqlite3_free(msg);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* 1 when a daemon listens on BACKING/control.sock. */
+static int sock_alive(const store *s)
+{
+	struct sockaddr_un sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", s->dirfd, STORE_SOCK_NAME);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	int ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+int store_open(const char *dir, int flags, store **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	if (!dir || !*dir) {
+		seterr(err, errlen, "no backing directory given");
+		return -EINVAL;
+	}
+	struct stat st;
+	if (stat(dir, &st) < 0) {
+		int e = errno;
+		if (e != ENOENT || (flags & STORE_O_NOCREATE)) {
+			seterr(err, errlen, "%s: %s", dir, strerror(e));
+			return -e;
+		}
+		if (mkdir(dir, 0700) < 0) {
+			e = errno;
+			seterr(err, errlen, "cannot create backing directory %s: %s", dir, strerror(e));
+			return -e;
+		}
+	} else if (!S_ISDIR(st.st_mode)) {
+		seterr(err, errlen, "%s: not a directory", dir);
+		return -ENOTDIR;
+	}
+	store *s = calloc(1, sizeof(*s));
+	if (!s) {
+		seterr(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	s->lockfd = -1;
+	pthread_mutex_init(&s->mu, NULL);
+	s->path = realpath(dir, NULL);
+	int r = -ENOMEM;
+	if (!s->path) {
+		r = -errno;
+		seterr(err, errlen, "%s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	s->dirfd = open(s->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->dirfd < 0) {
+		r = -errno;
+		seterr(err, errlen, "%s: %s", s->path, strerror(errno));
+		goto fail;
+	}
+	int have_db = faccessat(s->dirfd, "tpdefs.db", F_OK, 0) == 0;
+	if (!have_db) {
+		r = dir_is_empty(s->dirfd);
+		if (r < 0) {
+			seterr(err, errlen, "%s: %s", s->path, strerror(-r));
+			goto fail;
+		}
+		if (!r) {
+			r = -EMEDIUMTYPE;
+			seterr(err, errlen, "%s: not a tpdefs backing directory (not empty and has no "
+			       "tpdefs metadata); refusing to use it", s->path);
+			goto fail;
+		}
+		if (flags & STORE_O_NOCREATE) {
+			r = -EMEDIUMTYPE;
+			seterr(err, errlen, "%s: not a tpdefs backing directory (empty)", s->path);
+			goto fail;
+		}
+	}
+	if (!(flags & STORE_O_NOLOCK)) {
+		s->lockfd = openat(s->dirfd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (s->lockfd < 0) {
+			r = -errno;
+			seterr(err, errlen, "%s/LOCK: %s", s->path, strerror(errno));
+			goto fail;
+		}
+		/* A daemon that was just unmounted or killed may still be closing (threads finishing an
+		 * fsync keep its fds open): give it up to 20 s. A
+		 * live one answers on its control socket: refuse at once. */
+		int lr;
+		if (!(flags & STORE_O_NOWAIT) && flock(s->lockfd, LOCK_EX | LOCK_NB) < 0 &&
+		    errno == EWOULDBLOCK && sock_alive(s))
+			flags |= STORE_O_NOWAIT;
+		for (int i = 0; (lr = flock(s->lockfd, LOCK_EX | LOCK_NB)) < 0 && errno == EWOULDBLOCK &&
+				    !(flags & STORE_O_NOWAIT) && i < 400; i++)
+			usleep(50000);
+		if (lr < 0) {
+			r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+			seterr(err, errlen, "%s: already in use by a running tpdefs daemon (LOCK held)",
+			       s->path);
+			goto fail;
+		}
+	}
+	if (!have_db) {
+		r = init_db(s, err, errlen);
+		if (r < 0)
+			goto fail;
+	}
+	r = open_db(s, err, errlen);
+	if (r < 0)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	store_close(s);
+	return r;
+}
+
+static void close_db(store *s)
+{
+	for (int i = 0; i < ST_COUNT; i++) {
+		if (s->st[i])
+			sqlite3_finalize(s->st[i]);
+		s->st[i] = NULL;
+	}
+	if (s->db) {
+		/* The owner folds the WAL back so the directory is self-contained at rest. */
+		if (s->lockfd >= 0)
+			sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
+		sqlite3_close(s->db);
+		s->db = NULL;
+	}
+}
+
+int store_checkpoint(store *s)
+{
+	store_lock(s);
+	int r = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	store_unlock(s);
+	return r == SQLITE_OK ? 0 : -EBUSY;
+}
+
+int store_reopen(store *s)
+{
+	store_lock(s);
+	close_db(s);
+	char err[512];
+	int r = open_db(s, err, sizeof(err));
+	if (r < 0)
+		fprintf(stderr, "tpdefs: %s\n", err);
+	store_unlock(s);
+	return r;
+}
+
+void store_close(store *s)
+{
+	if (!s)
+		return;
+	close_db(s);
+	if (s->lockfd >= 0)
+		close(s->lockfd);
+	if (s->dirfd > 0)
+		close(s->dirfd);
+	pthread_mutex_destroy(&s->mu);
+	free(s->path);
+	free(s);
+}
+
+const char *store_dir(const store *s)
+{
+	return s->path;
+}
+
+int store_dirfd(const store *s)
+{
+	return s->dirfd;
+}
+
+void store_set_obj_gone(store *s, store_obj_gone_fn fn, void *ctx)
+{
+	s->gone_fn = fn;
+	s->gone_ctx = ctx;
+}
+
+/* ---- namespace ---- */
+
+static int getattr_locked(store *s, uint64_t ino, store_attr *a)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_GETATTR);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	int rc = sqlite3_step(st);
+	int r = -ENOENT;
+	if (rc == SQLITE_ROW) {
+		store_row_attr(st, 0, a);
+		r = 0;
+	} else if (rc != SQLITE_DONE) {
+		r = store_sqlerr(s, rc);
+	}
+	sqlite3_reset(st);
+	return r;
+}
+
+int store_getattr_locked(store *s, uint64_t ino, store_attr *a)
+{
+	return getattr_locked(s, ino, a);
+}
+
+int store_getattr(store *s, uint64_t ino, store_attr *a)
+{
+	store_lock(s);
+	int r = getattr_locked(s, ino, a);
+	store_unlock(s);
+	return r;
+}
+
+static int check_name(const char *name, size_t len)
+{
+	if (len == 0)
+		return -ENOENT;
+	if (len > STORE_NAME_MAX)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int store_lookup(store *s, uint64_t parent, const char *name, size_t len, store_attr *a)
+{
+	int r = check_name(name, len);
+	if (r < 0)
+		return r;
+	store_lock(s);
+	sqlite3_stmt *st = store_stmt(s, ST_LOOKUP);
+	if (!st) {
+		store_unlock(s);
+		return -EIO;
+	}
+	sqlite3_bind_int64(st, 1, (int64_t)parent);
+	sqlite3_bind_blob(st, 2, name, (int)len, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	r = -ENOENT;
+	if (rc == SQLITE_ROW) {
+		store_row_attr(st, 0, a);
+		r = 0;
+	} else if (rc != SQLITE_DONE) {
+		r = store_sqlerr(s, rc);
+	}
+	sqlite3_reset(st);
+	store_unlock(s);
+	return r;
+}
+
+/* Dentry (id, ino, mode) of parent/name; -ENOENT if absent. */
+static int dent_get(store *s, uint64_t parent, const char *name, size_t len, int64_t *id,
+		    uint64_t *ino, uint32_t *mode)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_DENT_GET);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)parent);
+	sqlite3_bind_blob(st, 2, name, (int)len, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	int r = -ENOENT;
+	if (rc == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		*ino = (uint64_t)sqlite3_column_int64(st, 1);
+		*mode = (uint32_t)sqlite3_column_int64(st, 2);
+		r = 0;
+	} else if (rc != SQLITE_DONE) {
+		r = store_sqlerr(s, rc);
+	}
+	sqlite3_reset(st);
+	return r;
+}
+
+static int nlink_add(store *s, uint64_t ino, int delta, int64_t now)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_NLINK_ADD);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_int(st, 2, delta);
+	sqlite3_bind_int64(st, 3, now);
+	return store_step_done(s, st);
+}
+
+static int touch_dir(store *s, uint64_t dir, int64_t now)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_TOUCH_DIR);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)dir);
+	sqlite3_bind_int64(st, 2, now);
+	return store_step_done(s, st);
+}
+
+static int ins_dent(store *s, uint64_t parent, const char *name, size_t len, uint64_t ino)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_INS_DENT);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)parent);
+	sqlite3_bind_blob(st, 2, name, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (int64_t)ino);
+	return store_step_done(s, st);
+}
+
+static int del_dent(store *s, int64_t id)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_DEL_DENT);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	return store_step_done(s, st);
+}
+
+static int has_child(store *s, uint64_t dir)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_HAS_CHILD);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)dir);
+	int rc = sqlite3_step(st);
+	int r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_sqlerr(s, rc);
+	sqlite3_reset(st);
+	return r;
+}
+
+int store_isempty_dir(store *s, uint64_t dir)
+{
+	store_lock(s);
+	int r = has_child(s, dir);
+	store_unlock(s);
+	return r < 0 ? r : !r;
+}
+
+/* parent must exist and be a directory. */
+static int check_parent(store *s, uint64_t parent)
+{
+	store_attr pa;
+	int r = getattr_locked(s, parent, &pa);
+	if (r < 0)
+		return r;
+	if (!S_ISDIR(pa.mode))
+		return -ENOTDIR;
+	if (pa.nlink == 0)
+		return -ENOENT; /* removed directory */
+	return 0;
+}
+
+int store_mknode(store *s, uint64_t parent, const char *name, size_t len, uint32_t mode,
+		 uint32_t uid, uint32_t gid, uint64_t rdev, const char *target, store_attr *a)
+{
+	int r = check_name(name, len);
+	if (r < 0)
+		return r;
+	store_lock(s);
+	r = store_begin(s);
+	if (r < 0)
+		goto out;
+	int64_t now = store_now_ns();
+	int64_t did;
+	uint64_t dino;
+	uint32_t dmode;
+	r = check_parent(s, parent);
+	if (r < 0)
+		goto end;
+	r = dent_get(s, parent, name, len, &did, &dino, &dmode);
+	if (r == 0) {
+		r = -EEXIST;
+		goto end;
+	}
+	if (r != -ENOENT)
+		goto end;
+	sqlite3_stmt *st = store_stmt(s, ST_INS_INODE);
+	if (!st) {
+		r = -EIO;
+		goto end;
+	}
+	int isdir = S_ISDIR(mode);
+	sqlite3_bind_int64(st, 1, mode);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, gid);
+	sqlite3_bind_int(st, 4, isdir ? 2 : 1);
+	sqlite3_bind_int64(st, 5, now);
+	sqlite3_bind_int64(st, 6, (int64_t)rdev);
+	if (target)
+		sqlite3_bind_blob(st, 7, target, (int)strlen(target), SQLITE_STATIC);
+	r = store_step_done(s, st);
+	if (r < 0)
+		goto end;
+	uint64_t ino = (uint64_t)sqlite3_last_insert_rowid(s->db);
+	r = ins_dent(s, parent, name, len, ino);
+	if (r < 0)
+		goto end;
+	if (isdir)
+		r = nlink_add(s, parent, 1, now);
+	if (r >= 0)
+		r = touch_dir(s, parent, now);
+	if (r >= 0)
+		r = getattr_locked(s, ino, a);
+end:
+	r = store_end(s, r);
+out:
+	store_unlock(s);
+	return r;
+}
+
+int store_link(store *s, uint64_t ino, uint64_t parent, const char *name, size_t len,
+	       store_attr *a)
+{
+	int r = check_name(name, len);
+	if (r < 0)
+		return r;
+	store_lock(s);
+	r = store_begin(s);
+	if (r < 0)
+		goto out;
+	int64_t now = store_now_ns();
+	int64_t did;
+	uint64_t dino;
+	uint32_t dmode;
+	r = check_parent(s, parent);
+	if (r < 0)
+		goto end;
+	r = getattr_locked(s, ino, a);
+	if (r < 0)
+		goto end;
+	if (S_ISDIR(a->mode)) {
+		r = -EPERM;
+		goto end;
+	}
+	if (a->nlink == 0) {
+		r = -ENOENT;
+		goto end;
+	}
+	r = dent_get(s, parent, name, len, &did, &dino, &dmode);
+	if (r == 0) {
+		r = -EEXIST;
+		goto end;
+	}
+	if (r != -ENOENT)
+		goto end;
+	r = ins_dent(s, parent, name, len, ino);
+	if (r >= 0)
+		r = nlink_add(s, ino, 1, now);
+	if (r >= 0)
+		r = touch_dir(s, parent, now);
+	if (r >= 0)
+		r = getattr_locked(s, ino, a);
+end:
+	r = store_end(s, r);
+out:
+	store_unlock(s);
+	return r;
+}
+
+/* Drop one link of ino (a removed dentry). Directories go to nlink 0 at once. */
+static int drop_link(store *s, uint64_t ino, uint32_t mode, uint64_t parent, int64_t now,
+		     uint32_t *nlink_out)
+{
+	int r;
+	if (S_ISDIR(mode)) {
+		store_attr a;
+		r = getattr_locked(s, ino, &a);
+		if (r < 0)
+			return r;
+		r = nlink_add(s, ino, -(int)a.nlink, now);
+		if (r >= 0)
+			r = nlink_add(s, parent, -1, now);
+		*nlink_out = 0;
+		return r;
+	}
+	r = nlink_add(s, ino, -1, now);
+	if (r < 0)
+		return r;
+	store_attr a;
+	r = getattr_locked(s, ino, &a);
+	if (r >= 0)
+		*nlink_out = a.nlink;
+	return r;
+}
+
+int store_unlink(store *s, uint64_t parent, const char *name, size_t len, int isdir,
+		 uint64_t *ino_out, uint32_t *nlink_out)
+{
+	int r = check_name(name, len);
+	if (r < 0)
+		return r;
+	store_lock(s);
+	r = store_begin(s);
+	if (r < 0)
+		goto out;
+	int64_t now = store_now_ns();
+	int64_t did;
+	uint64_t ino;
+	uint32_t mode;
+	r = dent_get(s, parent, name, len, &did, &ino, &mode);
+	if (r < 0)
+		goto end;
+	if (isdir && !S_ISDIR(mode)) {
+		r = -ENOTDIR;
+		goto end;
+	}
+	if (!isdir && S_ISDIR(mode)) {
+		r = -EISDIR;
+		goto end;
+	}
+	if (isdir) {
+		r = has_child(s, ino);
+		if (r < 0)
+			goto end;
+		if (r) {
+			r = -ENOTEMPTY;
+			goto end;
+		}
+	}
+	r = del_dent(s, did);
+	if (r >= 0)
+		r = drop_link(s, ino, mode, parent, now, nlink_out);
+	if (r >= 0)
+		r = touch_dir(s, parent, now);
+	*ino_out = ino;
+end:
+	r = store_end(s, r);
+out:
+	store_unlock(s);
+	return r;
+}
+
+/* 1 if anc is dir or an ancestor of dir. */
+static int is_ancestor(store *s, uint64_t anc, uint64_t dir)
+{
+	for (int depth = 0; depth < 4096; depth++) {
+		if (dir == anc)
+			return 1;
+		if (dir == STORE_ROOT_INO)
+			return 0;
+		sqlite3_stmt *st = store_stmt(s, ST_PARENT);
+		if (!st)
+			return -EIO;
+		sqlite3_bind_int64(st, 1, (int64_t)dir);
+		int rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW) {
+			sqlite3_reset(st);
+			return rc == SQLITE_DONE ? 0 : store_sqlerr(s, rc);
+		}
+		dir = (uint64_t)sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+	}
+	return -ELOOP;
+}
+
+static int move_dent(store *s, int64_t id, uint64_t parent, const char *name, size_t len)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_MOVE_DENT);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (int64_t)parent);
+	sqlite3_bind_blob(st, 3, name, (int)len, SQLITE_STATIC);
+	return store_step_done(s, st);
+}
+
+static int set_dent_ino(store *s, int64_t id, uint64_t ino)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_SET_DENT_INO);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (int64_t)ino);
+	return store_step_done(s, st);
+}
+
+static int set_pred(store *s, uint64_t ino, uint64_t obj)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_SET_PRED);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	if (obj)
+		sqlite3_bind_int64(st, 2, (int64_t)obj);
+	return store_step_done(s, st);
+}
+
+int store_rename(store *s, uint64_t p1, const char *n1, size_t l1, uint64_t p2, const char *n2,
+		 size_t l2, unsigned flags, uint64_t *victim, uint32_t *victim_nlink)
+{
+	*victim = 0;
+	*victim_nlink = 0;
+	int r = check_name(n1, l1);
+	if (r == 0)
+		r = check_name(n2, l2);
+	if (r < 0)
+		return r;
+	if ((flags & RENAME_EXCHANGE) && (flags & RENAME_NOREPLACE))
+		return -EINVAL;
+	if (flags & ~(unsigned)(RENAME_EXCHANGE | RENAME_NOREPLACE))
+		return -EINVAL;
+	store_lock(s);
+	r = store_begin(s);
+	if (r < 0)
+		goto out;
+	int64_t now = store_now_ns();
+	int64_t sid, did = 0;
+	uint64_t sino, dino = 0;
+	uint32_t smode, dmode = 0;
+	r = dent_get(s, p1, n1, l1, &sid, &sino, &smode);
+	if (r < 0)
+		goto end;
+	r = check_parent(s, p2);
+	if (r < 0)
+		goto end;
+	r = dent_get(s, p2, n2, l2, &did, &dino, &dmode);
+	if (r < 0 && r != -ENOENT)
+		goto end;
+	int dexists = r == 0;
+	r = 0;
+	if ((flags & RENAME_EXCHANGE) && !dexists) {
+		r = -ENOENT;
+		goto end;
+	}
+	if ((flags & RENAME_NOREPLACE) && dexists) {
+		r = -EEXIST;
+		goto end;
+	}
+	if (dexists && dino == sino)
+		goto end; /* same inode: rename(2) does nothing */
+	/* A directory cannot move below itself. */
+	if (S_ISDIR(smode) && p1 != p2) {
+		r = is_ancestor(s, sino, p2);
+		if (r < 0)
+			goto end;
+		if (r) {
+			r = -EINVAL;
+			goto end;
+		}
+	}
+	if ((flags & RENAME_EXCHANGE)) {
+		if (S_ISDIR(dmode) && p1 != p2) {
+			r = is_ancestor(s, dino, p1);
+			if (r < 0)
+				goto end;
+			if (r) {
+				r = -EINVAL;
+				goto end;
+			}
+		}
+		r = set_dent_ino(s, sid, dino);
+		if (r >= 0)
+			r = set_dent_ino(s, did, sino);
+		if (r >= 0 && p1 != p2 && S_ISDIR(smode) != S_ISDIR(dmode)) {
+			/* the directory changes parent */
+			uint64_t from = S_ISDIR(smode) ? p1 : p2, to = S_ISDIR(smode) ? p2 : p1;
+			r = nlink_add(s, from, -1, now);
+			if (r >= 0)
+				r = nlink_add(s, to, 1, now);
+		}
+		if (r >= 0)
+			r = nlink_add(s, sino, 0, now);
+		if (r >= 0)
+			r = nlink_add(s, dino, 0, now);
+		goto times;
+	}
+	if (dexists) {
+		if (S_ISDIR(smode) && !S_ISDIR(dmode)) {
+			r = -ENOTDIR;
+			goto end;
+		}
+		if (!S_ISDIR(smode) && S_ISDIR(dmode)) {
+			r = -EISDIR;
+			goto end;
+		}
+		if (S_ISDIR(dmode)) {
+			r = has_child(s, dino);
+			if (r < 0)
+				goto end;
+			if (r) {
+				r = -ENOTEMPTY;
+				goto end;
+			}
+		}
+		/* Predecessor hint: the new file replaces the stored one (write tmp + rename). */
+		if (S_ISREG(smode)) {
+			store_attr sa, da;
+			if (getattr_locked(s, sino, &sa) == 0 && getattr_locked(s, dino, &da) == 0 &&
+			    !sa.pred_hint && (da.obj || da.pred_hint)) {
+				r = set_pred(s, sino, da.obj ? da.obj : da.pred_hint);
+				if (r < 0)
+					goto end;
+			}
+		}
+		r = del_dent(s, did);
+		if (r >= 0)
+			r = drop_link(s, dino, dmode, p2, now, victim_nlink);
+		if (r < 0)
+			goto end;
+		*victim = dino;
+	}
+	r = move_dent(s, sid, p2, n2, l2);
+	if (r >= 0 && S_ISDIR(smode) && p1 != p2) {
+		r = nlink_add(s, p1, -1, now);
+		if (r >= 0)
+			r = nlink_add(s, p2, 1, now);
+	}
+	if (r >= 0)
+		r = nlink_add(s, sino, 0, now); /* ctime */
+times:
+	if (r >= 0)
+		r = touch_dir(s, p1, now);
+	if (r >= 0 && p2 != p1)
+		r = touch_dir(s, p2, now);
+end:
+	r = store_end(s, r);
+	if (r < 0) {
+		*victim = 0;
+		*victim_nlink = 0;
+	}
+out:
+	store_unlock(s);
+	return r;
+}
+
+int store_readlink(store *s, uint64_t ino, char *buf, size_t size)
+{
+	store_lock(s);
+	sqlite3_stmt *st = store_stmt(s, ST_READLINK);
+	int r = -EIO;
+	if (st) {
+		sqlite3_bind_int64(st, 1, (int64_t)ino);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+			size_t n = (size_t)sqlite3_column_bytes(st, 0);
+			const void *p = sqlite3_column_blob(st, 0);
+			if (n > size)
+				n = size;
+			if (n)
+				memcpy(buf, p, n);
+			r = (int)n;
+		} else {
+			r = rc == SQLITE_ROW ? -EINVAL : rc == SQLITE_DONE ? -ENOENT : store_sqlerr(s, rc);
+		}
+		sqlite3_reset(st);
+	}
+	store_unlock(s);
+	return r;
+}
+
+int store_setattr(store *s, uint64_t ino, const store_attr *a, unsigned mask)
+{
+	char sql[512] = "UPDATE inodes SET ino=ino";
+	if (mask & STORE_SET_MODE)
+		strcat(sql, ", mode=?2");
+	if (mask & STORE_SET_UID)
+		strcat(sql, ", uid=?3");
+	if (mask & STORE_SET_GID)
+		strcat(sql, ", gid=?4");
+	if (mask & STORE_SET_SIZE)
+		strcat(sql, ", size=?5");
+	if (mask & STORE_SET_ATIME)
+		strcat(sql, ", atime=?6");
+	if (mask & STORE_SET_MTIME)
+		strcat(sql, ", mtime=?7");
+	if (mask & STORE_SET_CTIME)
+		strcat(sql, ", ctime=?8");
+	strcat(sql, " WHERE ino=?1");
+	store_lock(s);
+	sqlite3_stmt *st;
+	int r = -EIO;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, (int64_t)ino);
+		sqlite3_bind_int64(st, 2, a->mode);
+		sqlite3_bind_int64(st, 3, a->uid);
+		sqlite3_bind_int64(st, 4, a->gid);
+		sqlite3_bind_int64(st, 5, (int64_t)a->size);
+		sqlite3_bind_int64(st, 6, a->atime);
+		sqlite3_bind_int64(st, 7, a->mtime);
+		sqlite3_bind_int64(st, 8, a->ctime);
+		r = store_step_done(s, st);
+		if (r >= 0 && sqlite3_changes(s->db) == 0)
+			r = -ENOENT;
+		sqlite3_finalize(st);
+	}
+	store_unlock(s);
+	return r;
+}
+
+int store_readdir(store *s, uint64_t dir, int64_t after, store_dirent_fn fn, void *ctx)
+{
+	store_lock(s);
+	sqlite3_stmt *st = store_stmt(s, ST_READDIR);
+	int r = -EIO;
+	if (st) {
+		sqlite3_bind_int64(st, 1, (int64_t)dir);
+		sqlite3_bind_int64(st, 2, after);
+		int rc;
+		r = 0;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			store_attr a;
+			store_row_attr(st, 2, &a);
+			if (fn(ctx, sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
+			       (size_t)sqlite3_column_bytes(st, 1), &a))
+				break;
+		}
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			r = store_sqlerr(s, rc);
+		sqlite3_reset(st);
+	}
+	store_unlock(s);
+	return r;
+}
+
+int store_parent_locked(store *s, uint64_t ino, uint64_t *parent, char *name, size_t *len)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_PARENT);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	int rc = sqlite3_step(st);
+	int r = -ENOENT;
+	if (rc == SQLITE_ROW) {
+		*parent = (uint64_t)sqlite3_column_int64(st, 0);
+		size_t n = (size_t)sqlite3_column_bytes(st, 1);
+		if (n > STORE_NAME_MAX)
+			n = STORE_NAME_MAX;
+		memcpy(name, sqlite3_column_blob(st, 1), n);
+		name[n] = 0;
+		*len = n;
+		r = 0;
+	} else if (rc != SQLITE_DONE) {
+		r = store_sqlerr(s, rc);
+	}
+	sqlite3_reset(st);
+	return r;
+}
+
+int store_parent(store *s, uint64_t ino, uint64_t *parent, char *name, size_t *len)
+{
+	store_lock(s);
+	int r = store_parent_locked(s, ino, parent, name, len);
+	store_unlock(s);
+	return r;
+}
+
+/* ---- xattrs ---- */
+
+int store_setxattr(store *s, uint64_t ino, const char *name, const void *val, size_t len,
+		   int flags)
+{
+	size_t nl = strlen(name);
+	if (nl == 0)
+		return -EINVAL;
+	if (nl > 255)
+		return -ERANGE;
+	if (len > 65536)
+		return -E2BIG;
+	store_lock(s);
+	int r = store_begin(s);
+	if (r < 0)
+		goto out;
+	sqlite3_stmt *st = store_stmt(s, ST_XGET);
+	if (!st) {
+		r = -EIO;
+		goto end;
+	}
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_blob(st, 2, name, (int)nl, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	int exists = rc == SQLITE_ROW;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		r = store_sqlerr(s, rc);
+		goto end;
+	}
+	if ((flags & 1 /* XATTR_CREATE */) && exists) {
+		r = -EEXIST;
+		goto end;
+	}
+	if ((flags & 2 /* XATTR_REPLACE */) && !exists) {
+		r = -ENODATA;
+		goto end;
+	}
+	st = store_stmt(s, ST_XSET);
+	if (!st) {
+		r = -EIO;
+		goto end;
+	}
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_blob(st, 2, name, (int)nl, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, len ? val : "", (int)len, SQLITE_STATIC);
+	r = store_step_done(s, st);
+	if (r >= 0)
+		r = nlink_add(s, ino, 0, store_now_ns());
+end:
+	r = store_end(s, r);
+out:
+	store_unlock(s);
+	return r;
+}
+
+ssize_t store_getxattr(store *s, uint64_t ino, const char *name, void *buf, size_t size)
+{
+	store_lock(s);
+	sqlite3_stmt *st = store_stmt(s, ST_XGET);
+	ssize_t r = -EIO;
+	if (st) {
+		sqlite3_bind_int64(st, 1, (int64_t)ino);
+		sqlite3_bind_blob(st, 2, name, (int)strlen(name), SQLITE_STATIC);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			size_t n = (size_t)sqlite3_column_bytes(st, 0);
+			if (size == 0) {
+				r = (ssize_t)n;
+			} else if (n > size) {
+				r = -ERANGE;
+			} else {
+				if (n)
+					memcpy(buf, sqlite3_column_blob(st, 0), n);
+				r = (ssize_t)n;
+			}
+		} else {
+			r = rc == SQLITE_DONE ? -ENODATA : store_sqlerr(s, rc);
+		}
+		sqlite3_reset(st);
+	}
+	store_unlock(s);
+	return r;
+}
+
+ssize_t store_listxattr(store *s, uint64_t ino, char *buf, size_t size)
+{
+	store_lock(s);
+	sqlite3_stmt *st = store_stmt(s, ST_XLIST);
+	ssize_t r = -EIO;
+	if (st) {
+		sqlite3_bind_int64(st, 1, (int64_t)ino);
+		size_t total = 0;
+		int rc;
+		r = 0;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			size_t n = (size_t)sqlite3_column_bytes(st, 0);
+			if (size) {
+				if (total + n + 1 > size) {
+					r = -ERANGE;
+					break;
+				}
+				memcpy(buf + total, sqlite3_column_blob(st, 0), n);
+				buf[total + n] = 0;
+			}
+			total += n + 1;
+		}
+		if (r == 0)
+			r = rc == SQLITE_DONE ? (ssize_t)total : store_sqlerr(s, rc);
+		sqlite3_reset(st);
+	}
+	store_unlock(s);
+	return r;
+}
+
+int store_removexattr(store *s, uint64_t ino, const char *name)
+{
+	store_lock(s);
+	sqlite3_stmt *st = store_stmt(s, ST_XDEL);
+	int r = -EIO;
+	if (st) {
+		sqlite3_bind_int64(st, 1, (int64_t)ino);
+		sqlite3_bind_blob(st, 2, name, (int)strlen(name), SQLITE_STATIC);
+		r = store_step_done(s, st);
+		if (r >= 0 && sqlite3_changes(s->db) == 0)
+			r = -ENODATA;
+	}
+	store_unlock(s);
+	return r;
+}

@@ -1,0 +1,156 @@
+/* store.h - the backing directory: SQLite metadata (inodes, dentries, xattrs, objects), object
+ * blobs and staging files (layout in docs/BACKING.md).
+ *
+ * One writer connection guarded by a mutex: every function is thread-safe and each namespace
+ * change is one transaction. Inode numbers are the FUSE inode numbers (root = 1), never reused.
+ */
+#ifndef TPDEFS_STORE_H
+#define TPDEFS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define STORE_FORMAT_NAME "tpdefs-backing"
+#define STORE_FORMAT_VERSION 1
+#define STORE_ROOT_INO 1
+#define STORE_NAME_MAX 255
+#define STORE_SOCK_NAME "control.sock"
+
+typedef struct store store;
+
+typedef struct store_attr {
+	uint64_t ino;
+	uint32_t mode, uid, gid, nlink;
+	uint64_t size;          /* logical size (staged files: as of the last commit) */
+	int64_t atime, mtime, ctime; /* nanoseconds since the epoch */
+	uint64_t rdev;
+	uint64_t obj;           /* committed object holding the data, 0 if none */
+	uint64_t pred_hint;     /* object this inode's data replaced (predecessor hint), 0 if none */
+	int staged;             /* 1: the data is in the staging file, not (yet) in obj */
+	uint64_t stored_bytes;  /* object file size of obj, 0 if none */
+} store_attr;
+
+typedef struct store_obj {
+	uint64_t id, base;      /* base 0: keyframe */
+	uint32_t depth;         /* 0 keyframe, base depth + 1 otherwise */
+	uint64_t size, stored, hash;
+	int unref;              /* 1: no inode uses it, kept only as a base of others */
+} store_obj;
+
+/* Flags for store_open. */
+#define STORE_O_NOCREATE 1  /* refuse to initialise an empty/missing directory */
+#define STORE_O_NOLOCK 2    /* do not take BACKING/LOCK (read-only inspection) */
+#define STORE_O_NOWAIT 4    /* fail at once when LOCK is held (default: wait up to 20 s for a
+                               daemon that is shutting down) */
+
+/* Open (initialising an empty or missing directory, created 0700) and lock BACKING.
+ * Errors (with a message in err): -ENOTDIR/-ENOENT bad path, -EMEDIUMTYPE not a tpdefs backing
+ * directory, -EPROTONOSUPPORT newer format, -EBUSY served by a running daemon, -errno. */
+int store_open(const char *dir, int flags, store **out, char *err, size_t errlen);
+void store_close(store *s);
+/* Reopen the SQLite connection: after fork(), whose child does not own the parent's POSIX
+ * locks (SQLite must never use a connection across fork). Keeps BACKING/LOCK. */
+int store_reopen(store *s);
+/* Fold the WAL into the database and truncate it (after a flush). */
+int store_checkpoint(store *s);
+const char *store_dir(const store *s);
+int store_dirfd(const store *s);
+
+/* Called (outside any store lock) whenever an object is deleted, so readers drop it. */
+typedef void (*store_obj_gone_fn)(void *ctx, uint64_t obj);
+void store_set_obj_gone(store *s, store_obj_gone_fn fn, void *ctx);
+
+/* Mount-time recovery: remove tmp files, orphan blobs/rows, nlink==0 inodes and staging files
+ * nobody owns. Returns (malloc'd) the inodes whose staged data still needs encoding. */
+int store_recover(store *s, uint64_t **staged, size_t *nstaged);
+
+/* Namespace. Names are byte strings (not NUL-terminated), 1..255 bytes. */
+int store_getattr(store *s, uint64_t ino, store_attr *a);
+int store_lookup(store *s, uint64_t parent, const char *name, size_t len, store_attr *a);
+/* Create an inode (file, dir, symlink with target, node) and its dentry. */
+int store_mknode(store *s, uint64_t parent, const char *name, size_t len, uint32_t mode,
+		 uint32_t uid, uint32_t gid, uint64_t rdev, const char *target, store_attr *a);
+int store_link(store *s, uint64_t ino, uint64_t parent, const char *name, size_t len,
+	       store_attr *a);
+/* Remove a dentry (rmdir: isdir = 1). *ino_out gets the inode, *nlink_out its new link count. */
+int store_unlink(store *s, uint64_t parent, const char *name, size_t len, int isdir,
+		 uint64_t *ino_out, uint32_t *nlink_out);
+/* rename(2) with RENAME_NOREPLACE / RENAME_EXCHANGE. A replaced inode is reported in *victim
+ * (0 if none) with its new link count. */
+int store_rename(store *s, uint64_t p1, const char *n1, size_t l1, uint64_t p2, const char *n2,
+		 size_t l2, unsigned flags, uint64_t *victim, uint32_t *victim_nlink);
+int store_readlink(store *s, uint64_t ino, char *buf, size_t size); /* length or -errno */
+
+#define STORE_SET_MODE 1
+#define STORE_SET_UID 2
+#define STORE_SET_GID 4
+#define STORE_SET_SIZE 8
+#define STORE_SET_ATIME 16
+#define STORE_SET_MTIME 32
+#define STORE_SET_CTIME 64
+int store_setattr(store *s, uint64_t ino, const store_attr *a, unsigned mask);
+
+/* One directory entry; return nonzero from the callback to stop. cookie is > 0 and increasing. */
+typedef int (*store_dirent_fn)(void *ctx, int64_t cookie, const char *name, size_t len,
+			       const store_attr *a);
+int store_readdir(store *s, uint64_t dir, int64_t after, store_dirent_fn fn, void *ctx);
+/* A parent and name of ino (any one of its links). -ENOENT when unlinked. */
+int store_parent(store *s, uint64_t ino, uint64_t *parent, char *name, size_t *len);
+int store_isempty_dir(store *s, uint64_t dir); /* 1 empty, 0 not, -errno */
+
+/* Delete an inode whose link count is 0 (last forget/release): xattrs, staging, unused objects. */
+int store_drop_inode(store *s, uint64_t ino);
+
+/* Extended attributes. get/list: length, or -ERANGE when size is too small (size 0: length). */
+int store_setxattr(store *s, uint64_t ino, const char *name, const void *val, size_t len,
+		   int flags);
+ssize_t store_getxattr(store *s, uint64_t ino, const char *name, void *buf, size_t size);
+ssize_t store_listxattr(store *s, uint64_t ino, char *buf, size_t size);
+int store_removexattr(store *s, uint64_t ino, const char *name);
+
+/* Staging. */
+void store_staging_path(const store *s, uint64_t ino, char *buf, size_t size);
+/* Open the staging file of ino (O_RDWR, created empty when create). fd or -errno. */
+int store_staging_open(store *s, uint64_t ino, int create);
+/* The inode's data moves to staging: staged=1, pred_hint = pred_hint or obj, obj = 0, size.
+ * The staging file must already be durable. */
+int store_begin_staging(store *s, uint64_t ino, uint64_t size, int64_t mtime, int64_t ctime);
+/* Record a staged file's durable size and times (after fsync of the staging file). */
+int store_commit_size(store *s, uint64_t ino, uint64_t size, int64_t mtime, int64_t ctime);
+/* Inodes with staged data (for flush / requeue), malloc'd. */
+int store_list_staged(store *s, uint64_t **inos, size_t *n);
+/* Bytes held in staging files of staged inodes. */
+int store_staged_bytes(store *s, uint64_t *bytes);
+
+/* Objects. */
+void store_obj_path(const store *s, uint64_t id, char *buf, size_t size);
+/* Open the blob of object id read-only. fd or -errno. */
+int store_obj_open(store *s, uint64_t id);
+int store_obj_get(store *s, uint64_t id, store_obj *o);
+/* Reserve a fresh object id (never reused). */
+int store_obj_reserve(store *s, uint64_t *id);
+/* Open a temporary file under BACKING/tmp (O_RDWR); its path goes to path. fd or -errno. */
+int store_tmp_create(store *s, char *path, size_t size);
+/* fsync fd, rename tmp_path to the blob path of id, fsync the directory. */
+int store_obj_install(store *s, int fd, const char *tmp_path, uint64_t id);
+/* In one transaction: insert object o, point ino at it (staged = 0, pred_hint cleared, size),
+ * then free objects nobody needs any more. Only when check(ctx) returns 1 (called inside the
+ * transaction); otherwise -EAGAIN and the caller deletes the blob. */
+int store_commit_object(store *s, uint64_t ino, const store_obj *o, int (*check)(void *ctx),
+			void *ctx);
+/* Delete a blob that was never committed. */
+void store_obj_discard(store *s, uint64_t id);
+
+typedef struct store_totals {
+	uint64_t inodes, files, objects, logical_bytes, stored_bytes, staged_files, unref_objects;
+} store_totals;
+int store_totals_get(store *s, store_totals *t);
+
+int64_t store_now_ns(void);
+
+/* A file name made safe for logs and line protocols: bytes outside printable ASCII, spaces and
+ * backslashes become \xNN. out needs 4 * len + 1 bytes. */
+void store_name_escape(const char *name, size_t len, char *out);
+
+#endif

@@ -1,0 +1,305 @@
+/* store_admin.c - maintenance queries over the store (gc, verify, stats). Uses the store's
+ * connection and mutex like store.c; statements are prepared per call (these are rare). */
+#include "store_admin.h"
+#include "store_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain.h"
+#include "objfile.h"
+
+static int push_id(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 16;
+		uint64_t *p = realloc(*v, c * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		*v = p;
+		*cap = c;
+	}
+	(*v)[(*n)++] = id;
+	return 0;
+}
+
+/* Collect column 0 of a prepared statement (lock held). */
+static int collect_ids(store *s, sqlite3_stmt *st, uint64_t **ids, size_t *n)
+{
+	*ids = NULL;
+	*n = 0;
+	size_t cap = 0;
+	int rc, r = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r = push_id(ids, n, &cap, (uint64_t)sqlite3_column_int64(st, 0));
+		if (r < 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_sqlerr(s, rc);
+	if (r < 0) {
+		free(*ids);
+		*ids = NULL;
+		*n = 0;
+	}
+	return r;
+}
+
+int store_admin_ids(store *s, const char *sql, uint64_t **ids, size_t *n)
+{
+	*ids = NULL;
+	*n = 0;
+	store_lock(s);
+	sqlite3_stmt *st;
+	int r = -EIO;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK) {
+		r = collect_ids(s, st, ids, n);
+		sqlite3_finalize(st);
+	}
+	store_unlock(s);
+	return r;
+}
+
+int store_admin_objects(store *s, store_obj **objs, size_t *n)
+{
+	*objs = NULL;
+	*n = 0;
+	store_lock(s);
+	sqlite3_stmt *st;
+	int r = -EIO;
+	if (sqlite3_prepare_v2(s->db, "SELECT id, base, depth, size, stored, hash, unref FROM "
+			       "objects ORDER BY id", -1, &st, NULL) == SQLITE_OK) {
+		size_t cap = 0;
+		int rc;
+		r = 0;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			if (*n == cap) {
+				size_t c = cap ? cap * 2 : 64;
+				store_obj *p = realloc(*objs, c * sizeof(*p));
+				if (!p) {
+					r = -ENOMEM;
+					break;
+				}
+				*objs = p;
+				cap = c;
+			}
+			store_obj *o = &(*objs)[(*n)++];
+			o->id = (uint64_t)sqlite3_column_int64(st, 0);
+			o->base = (uint64_t)sqlite3_column_int64(st, 1);
+			o->depth = (uint32_t)sqlite3_column_int64(st, 2);
+			o->size = (uint64_t)sqlite3_column_int64(st, 3);
+			o->stored = (uint64_t)sqlite3_column_int64(st, 4);
+			o->hash = (uint64_t)sqlite3_column_int64(st, 5);
+			o->unref = sqlite3_column_int(st, 6);
+		}
+		if (r == 0 && rc != SQLITE_DONE)
+			r = store_sqlerr(s, rc);
+		sqlite3_finalize(st);
+	}
+	store_unlock(s);
+	if (r < 0) {
+		free(*objs);
+		*objs = NULL;
+		*n = 0;
+	}
+	return r;
+}
+
+int store_admin_obj_exists(store *s, uint64_t id)
+{
+	store_obj o;
+	int r = store_obj_get(s, id, &o);
+	return r == 0 ? 1 : r == -ENOENT ? 0 : r;
+}
+
+/* Run sql with ?1 = a, ?2 = b (lock held). */
+static int exec2(store *s, const char *sql, uint64_t a, uint64_t b)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)a);
+	sqlite3_bind_int64(st, 2, (int64_t)b);
+	int r = store_step_done(s, st);
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int ids_of(store *s, const char *sql, uint64_t a, uint64_t **ids, size_t *n)
+{
+	sqlite3_stmt *st;
+	*ids = NULL;
+	*n = 0;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)a);
+	int r = collect_ids(s, st, ids, n);
+	sqlite3_finalize(st);
+	return r;
+}
+
+int store_admin_switch(store *s, const store_obj *expect, const store_obj *nw, uint64_t base_hash,
+		       uint64_t **inos, size_t *ninos, uint64_t **deps, size_t *ndeps)
+{
+	*inos = *deps = NULL;
+	*ninos = *ndeps = 0;
+	store_lock(s);
+	int r = store_begin(s);
+	if (r < 0)
+		goto out;
+	/* the chain must be what we re-encoded from (JuiceFS-style compaction check) */
+	store_obj cur;
+	sqlite3_stmt *st = store_stmt(s, ST_OBJ_GET);
+	if (!st) {
+		r = -EIO;
+		goto end;
+	}
+	sqlite3_bind_int64(st, 1, (int64_t)expect->id);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		r = rc == SQLITE_DONE ? -EAGAIN : store_sqlerr(s, rc);
+		goto end;
+	}
+	cur.base = (uint64_t)sqlite3_column_int64(st, 1);
+	cur.hash = (uint64_t)sqlite3_column_int64(st, 5);
+	cur.unref = sqlite3_column_int(st, 6);
+	sqlite3_reset(st);
+	if (cur.base != expect->base || cur.hash != expect->hash || cur.unref) {
+		r = -EAGAIN;
+		goto end;
+	}
+	if (nw->base) {
+		st = store_stmt(s, ST_OBJ_GET);
+		if (!st) {
+			r = -EIO;
+			goto end;
+		}
+		sqlite3_bind_int64(st, 1, (int64_t)nw->base);
+		rc = sqlite3_step(st);
+		int ok = rc == SQLITE_ROW && (uint64_t)sqlite3_column_int64(st, 5) == base_hash;
+		sqlite3_reset(st);
+		if (!ok) {
+			r = rc == SQLITE_ROW || rc == SQLITE_DONE ? -EAGAIN : store_sqlerr(s, rc);
+			goto end;
+		}
+	}
+	st = store_stmt(s, ST_OBJ_INS);
+	if (!st) {
+		r = -EIO;
+		goto end;
+	}
+	sqlite3_bind_int64(st, 1, (int64_t)nw->id);
+	if (nw->base)
+		sqlite3_bind_int64(st, 2, (int64_t)nw->base);
+	sqlite3_bind_int64(st, 3, nw->depth);
+	sqlite3_bind_int64(st, 4, (int64_t)nw->size);
+	sqlite3_bind_int64(st, 5, (int64_t)nw->stored);
+	sqlite3_bind_int64(st, 6, (int64_t)nw->hash);
+	sqlite3_bind_int64(st, 7, store_now_ns());
+	r = store_step_done(s, st);
+	if (r >= 0)
+		r = ids_of(s, "SELECT ino FROM inodes WHERE obj=?1 OR pred_hint=?1", expect->id, inos,
+			   ninos);
+	if (r >= 0)
+		r = ids_of(s, "SELECT id FROM objects WHERE base=?1", expect->id, deps, ndeps);
+	if (r >= 0)
+		r = exec2(s, "UPDATE inodes SET obj=?2 WHERE obj=?1", expect->id, nw->id);
+	if (r >= 0)
+		r = exec2(s, "UPDATE inodes SET pred_hint=?2 WHERE pred_hint=?1", expect->id, nw->id);
+	if (r >= 0)
+		r = exec2(s, "UPDATE objects SET base=?2 WHERE base=?1", expect->id, nw->id);
+	/* the descendants' depths follow the new base depth (bounded: no runaway on a cycle) */
+	if (r >= 0)
+		r = exec2(s, "WITH RECURSIVE d(id, depth) AS (SELECT id, depth FROM objects WHERE id=?1"
+			  " UNION ALL SELECT o.id, d.depth+1 FROM objects o JOIN d ON o.base=d.id"
+			  " WHERE d.depth < 100000) UPDATE objects SET depth=(SELECT depth FROM d "
+			  "WHERE d.id=objects.id) WHERE id IN (SELECT id FROM d) AND id<>?1 AND ?2=?2",
+			  nw->id, 0);
+	if (r >= 0)
+		r = exec2(s, "UPDATE objects SET unref=1 WHERE id=?1 AND ?2=?2", expect->id, 0);
+end:
+	r = store_end(s, r);
+out:
+	store_unlock(s);
+	if (r < 0) {
+		free(*inos);
+		free(*deps);
+		*inos = *deps = NULL;
+		*ninos = *ndeps = 0;
+	}
+	return r;
+}
+
+int store_admin_release(store *s, uint64_t obj)
+{
+	store_lock(s);
+	int r = store_begin(s);
+	if (r >= 0)
+		r = store_end(s, store_obj_release_locked(s, obj));
+	store_unlock(s); /* unlinks the freed blobs and tells the obj_gone hook */
+	return r;
+}
+
+int store_admin_quick_check(store *s, char *msg, size_t len)
+{
+	store_lock(s);
+	sqlite3_stmt *st;
+	int r = -EIO;
+	snprintf(msg, len, "quick_check could not run");
+	if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			const unsigned char *t = sqlite3_column_text(st, 0);
+			snprintf(msg, len, "%s", t ? (const char *)t : "?");
+			r = t && !strcmp((const char *)t, "ok") ? 0 : -EIO;
+		}
+		sqlite3_finalize(st);
+	}
+	store_unlock(s);
+	return r;
+}
+
+int store_admin_next_obj(store *s, uint64_t *next)
+{
+	uint64_t *ids;
+	size_t n;
+	int r = store_admin_ids(s, "SELECT value FROM meta WHERE key='next_obj'", &ids, &n);
+	if (r < 0)
+		return r;
+	*next = n ? ids[0] : 0;
+	free(ids);
+	return n ? 0 : -EIO;
+}
+
+static int admin_open_obj(void *ctx, uint64_t obj, obj_reader **r, uint64_t *base)
+{
+	store *s = ctx;
+	store_obj o;
+	int rr = store_obj_get(s, obj, &o);
+	if (rr < 0)
+		return rr;
+	int fd = store_obj_open(s, obj);
+	if (fd < 0)
+		return fd;
+	rr = obj_reader_open(fd, r);
+	if (rr < 0)
+		return rr == -EBADMSG ? -EIO : rr;
+	*base = o.base;
+	return 0;
+}
+
+chain *store_admin_chain_new(store *s, size_t cache_bytes)
+{
+	chain_opts co = {cache_bytes, 0, 2, 64};
+	return chain_new(&co, admin_open_obj, s);
+}
+
+int store_admin_checkpoint(store *s)
+{
+	store_lock(s);
+	int r = store_exec(s, "PRAGMA wal_checkpoint(TRUNCATE);");
+	store_unlock(s);
+	return r;
+}

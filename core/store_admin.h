@@ -1,0 +1,50 @@
+/* store_admin.h - store queries and transactions used only by maintenance (gc, verify, stats).
+ * Kept apart from store.h: the daemon's hot paths never need them. */
+#ifndef TPDEFS_STORE_ADMIN_H
+#define TPDEFS_STORE_ADMIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/* Every object row, malloc'd (ordered by id). */
+int store_admin_objects(store *s, store_obj **objs, size_t *n);
+
+/* Ids returned by an SQL query whose first column is an integer (malloc'd). For checks such as
+ * "inodes whose obj has no row". */
+int store_admin_ids(store *s, const char *sql, uint64_t **ids, size_t *n);
+
+/* 1 when an object row `id` exists, 0 when not. */
+int store_admin_obj_exists(store *s, uint64_t id);
+
+/* Replace object `old` by the already installed blob of object nw (same content, new base):
+ * in one transaction, only when old still has base/hash as in *expect and nw->base (if any)
+ * still exists with hash base_hash: insert nw, repoint inodes (obj, pred_hint) and dependent
+ * objects from old to nw, fix the depths of nw's descendants, and mark old unreferenced (its
+ * row and blob stay until store_admin_release). -EAGAIN when something changed meanwhile.
+ * On success *inos / *deps (malloc'd) list the inodes now using nw and the objects now based
+ * on it. */
+int store_admin_switch(store *s, const store_obj *expect, const store_obj *nw, uint64_t base_hash,
+		       uint64_t **inos, size_t *ninos, uint64_t **deps, size_t *ndeps);
+
+/* Free obj (and then its bases) if nothing needs it; blobs unlinked after the commit, the
+ * obj_gone hook is told. */
+int store_admin_release(store *s, uint64_t obj);
+
+/* PRAGMA quick_check: 0 when "ok", -EIO with the first message otherwise. */
+int store_admin_quick_check(store *s, char *msg, size_t len);
+
+/* A chain reader over the store's objects (for tools; the daemon has its own). Object blobs
+ * that fail validation read as -EIO. NULL on ENOMEM. */
+struct chain;
+struct chain *store_admin_chain_new(store *s, size_t cache_bytes);
+
+/* Fold the SQLite WAL back into the database file (space comes back at once, also while the
+ * daemon runs). Best effort: readers in progress may keep part of it. */
+int store_admin_checkpoint(store *s);
+
+/* The 'next_obj' counter (ids below it may have been handed out). */
+int store_admin_next_obj(store *s, uint64_t *next);
+
+#endif

@@ -1,0 +1,553 @@
+/* store_data.c - objects, staging files, inode deletion and mount-time recovery.
+ * Blob names are relative to the backing directory fd, so path length never matters. */
+#include "store_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io.h"
+
+static void staging_rel(uint64_t ino, char *buf, size_t size)
+{
+	snprintf(buf, size, "staging/%016" PRIx64, ino);
+}
+
+static void obj_rel(uint64_t id, char *buf, size_t size)
+{
+	snprintf(buf, size, "objects/%016" PRIx64 ".tpdo", id);
+}
+
+void store_staging_path(const store *s, uint64_t ino, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/staging/%016" PRIx64, s->path, ino);
+}
+
+void store_obj_path(const store *s, uint64_t id, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/objects/%016" PRIx64 ".tpdo", s->path, id);
+}
+
+int store_obj_open(store *s, uint64_t id)
+{
+	char rel[64];
+	obj_rel(id, rel, sizeof(rel));
+	int fd = openat(s->dirfd, rel, O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int store_staging_open(store *s, uint64_t ino, int create)
+{
+	char rel[64];
+	staging_rel(ino, rel, sizeof(rel));
+	int fd = openat(s->dirfd, rel, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+	if (fd < 0)
+		return -errno;
+	if (create) {
+		/* the new name must survive a crash before the inode row says "staged" */
+		int dfd = openat(s->dirfd, "staging", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			io_fsync_dirfd(dfd);
+			close(dfd);
+		}
+	}
+	return fd;
+}
+
+static int run_ino_stmt(store *s, int id, uint64_t ino, uint64_t size, int64_t mtime,
+			int64_t ctime)
+{
+	store_lock(s);
+	sqlite3_stmt *st = store_stmt(s, id);
+	int r = -EIO;
+	if (st) {
+		sqlite3_bind_int64(st, 1, (int64_t)ino);
+		sqlite3_bind_int64(st, 2, (int64_t)size);
+		sqlite3_bind_int64(st, 3, mtime);
+		sqlite3_bind_int64(st, 4, ctime);
+		r = store_step_done(s, st);
+	}
+	store_unlock(s);
+	return r;
+}
+
+int store_begin_staging(store *s, uint64_t ino, uint64_t size, int64_t mtime, int64_t ctime)
+{
+	return run_ino_stmt(s, ST_BEGIN_STAGING, ino, size, mtime, ctime);
+}
+
+int store_commit_size(store *s, uint64_t ino, uint64_t size, int64_t mtime, int64_t ctime)
+{
+	return run_ino_stmt(s, ST_COMMIT_SIZE, ino, size, mtime, ctime);
+}
+
+int store_list_staged(store *s, uint64_t **inos, size_t *n)
+{
+	*inos = NULL;
+	*n = 0;
+	size_t cap = 0;
+	store_lock(s);
+	sqlite3_stmt *st = store_stmt(s, ST_LIST_STAGED);
+	int r = -EIO;
+	if (st) {
+		int rc;
+		r = 0;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			if (*n == cap) {
+				cap = cap ? cap * 2 : 16;
+				uint64_t *p = realloc(*inos, cap * sizeof(*p));
+				if (!p) {
+					r = -ENOMEM;
+					break;
+				}
+				*inos = p;
+			}
+			(*inos)[(*n)++] = (uint64_t)sqlite3_column_int64(st, 0);
+		}
+		if (r == 0 && rc != SQLITE_DONE)
+			r = store_sqlerr(s, rc);
+		sqlite3_reset(st);
+	}
+	store_unlock(s);
+	if (r < 0) {
+		free(*inos);
+		*inos = NULL;
+		*n = 0;
+	}
+	return r;
+}
+
+int store_staged_bytes(store *s, uint64_t *bytes)
+{
+	store_lock(s);
+	sqlite3_stmt *st = store_stmt(s, ST_STAGED_BYTES);
+	int r = -EIO;
+	if (st) {
+		int rc = sqlite3_step(st);
+		r = rc == SQLITE_ROW ? 0 : store_sqlerr(s, rc);
+		*bytes = (uint64_t)sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+	}
+	store_unlock(s);
+	return r;
+}
+
+static int obj_get_locked(store *s, uint64_t id, store_obj *o)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_OBJ_GET);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)id);
+	int rc = sqlite3_step(st);
+	int r = -ENOENT;
+	if (rc == SQLITE_ROW) {
+		o->id = (uint64_t)sqlite3_column_int64(st, 0);
+		o->base = (uint64_t)sqlite3_column_int64(st, 1);
+		o->depth = (uint32_t)sqlite3_column_int64(st, 2);
+		o->size = (uint64_t)sqlite3_column_int64(st, 3);
+		o->stored = (uint64_t)sqlite3_column_int64(st, 4);
+		o->hash = (uint64_t)sqlite3_column_int64(st, 5);
+		o->unref = sqlite3_column_int(st, 6);
+		r = 0;
+	} else if (rc != SQLITE_DONE) {
+		r = store_sqlerr(s, rc);
+	}
+	sqlite3_reset(st);
+	return r;
+}
+
+int store_obj_get(store *s, uint64_t id, store_obj *o)
+{
+	store_lock(s);
+	int r = obj_get_locked(s, id, o);
+	store_unlock(s);
+	return r;
+}
+
+int store_obj_reserve(store *s, uint64_t *id)
+{
+	store_lock(s);
+	int r = store_begin(s);
+	if (r >= 0) {
+		sqlite3_stmt *st = store_stmt(s, ST_OBJ_RESERVE);
+		r = -EIO;
+		if (st) {
+			int rc = sqlite3_step(st);
+			if (rc == SQLITE_ROW) {
+				*id = (uint64_t)sqlite3_column_int64(st, 0);
+				r = 0;
+			} else {
+				r = rc == SQLITE_DONE ? -EIO : store_sqlerr(s, rc);
+			}
+			if (r == 0)
+				r = store_step_done(s, st);
+			sqlite3_reset(st);
+		}
+		r = store_end(s, r);
+	}
+	store_unlock(s);
+	return r;
+}
+
+int store_tmp_create(store *s, char *path, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (int tries = 0; tries < 100; tries++) {
+		uint64_t v = (uint64_t)store_now_ns() ^ ((uint64_t)getpid() << 40) ^
+			     ((uint64_t)(uintptr_t)path << 7) ^ (uint64_t)tries * 0x9e3779b97f4a7c15ULL;
+		char name[32];
+		for (int i = 0; i < 16; i++)
+			name[i] = hex[(v >> (4 * i)) & 15];
+		name[16] = 0;
+		snprintf(path, size, "tmp/%s", name);
+		int fd = openat(s->dirfd, path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			return fd;
+		if (errno != EEXIST)
+			return -errno;
+	}
+	return -EEXIST;
+}
+
+int store_obj_install(store *s, int fd, const char *tmp_path, uint64_t id)
+{
+	if (fsync(fd) < 0)
+		return -errno;
+	char rel[64];
+	obj_rel(id, rel, sizeof(rel));
+	if (renameat(s->dirfd, tmp_path, s->dirfd, rel) < 0)
+		return -errno;
+	int dfd = openat(s->dirfd, "objects", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	int r = io_fsync_dirfd(dfd);
+	close(dfd);
+	return r;
+}
+
+void store_obj_discard(store *s, uint64_t id)
+{
+	char rel[64];
+	obj_rel(id, rel, sizeof(rel));
+	unlinkat(s->dirfd, rel, 0);
+}
+
+static int exists_query(store *s, int id, uint64_t v)
+{
+	sqlite3_stmt *st = store_stmt(s, id);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)v);
+	int rc = sqlite3_step(st);
+	int r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_sqlerr(s, rc);
+	sqlite3_reset(st);
+	return r;
+}
+
+int store_obj_release_locked(store *s, uint64_t obj)
+{
+	while (obj) {
+		int r = exists_query(s, ST_OBJ_USED_INODE, obj);
+		if (r)
+			return r < 0 ? r : 0;
+		store_obj o;
+		r = obj_get_locked(s, obj, &o);
+		if (r < 0)
+			return r == -ENOENT ? 0 : r;
+		r = exists_query(s, ST_OBJ_HAS_DEP, obj);
+		if (r < 0)
+			return r;
+		sqlite3_stmt *st = store_stmt(s, r ? ST_OBJ_UNREF : ST_OBJ_DEL);
+		if (!st)
+			return -EIO;
+		sqlite3_bind_int64(st, 1, (int64_t)obj);
+		int dep = r;
+		r = store_step_done(s, st);
+		if (r < 0 || dep)
+			return r; /* kept hidden as a base; gc re-encodes its dependents */
+		if (s->ngone < STORE_GONE_MAX)
+			s->gone[s->ngone++] = obj;
+		obj = o.base;
+	}
+	return 0;
+}
+
+int store_commit_object(store *s, uint64_t ino, const store_obj *o, int (*check)(void *ctx),
+			void *ctx)
+{
+	store_lock(s);
+	int r = store_begin(s);
+	if (r < 0)
+		goto out;
+	if (check && check(ctx) != 1) {
+		r = -EAGAIN;
+		goto end;
+	}
+	store_attr a;
+	r = store_getattr_locked(s, ino, &a);
+	if (r < 0)
+		goto end;
+	store_obj bo;
+	if (o->base && obj_get_locked(s, o->base, &bo) < 0) {
+		r = -ESTALE; /* the base was deleted while we encoded against it */
+		goto end;
+	}
+	sqlite3_stmt *st = store_stmt(s, ST_OBJ_INS);
+	if (!st) {
+		r = -EIO;
+		goto end;
+	}
+	sqlite3_bind_int64(st, 1, (int64_t)o->id);
+	if (o->base)
+		sqlite3_bind_int64(st, 2, (int64_t)o->base);
+	sqlite3_bind_int64(st, 3, o->depth);
+	sqlite3_bind_int64(st, 4, (int64_t)o->size);
+	sqlite3_bind_int64(st, 5, (int64_t)o->stored);
+	sqlite3_bind_int64(st, 6, (int64_t)o->hash);
+	sqlite3_bind_int64(st, 7, store_now_ns());
+	r = store_step_done(s, st);
+	if (r < 0)
+		goto end;
+	st = store_stmt(s, ST_INODE_SET_OBJ);
+	if (!st) {
+		r = -EIO;
+		goto end;
+	}
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_int64(st, 2, (int64_t)o->id);
+	sqlite3_bind_int64(st, 3, (int64_t)o->size);
+	r = store_step_done(s, st);
+	if (r >= 0 && a.pred_hint)
+		r = store_obj_release_locked(s, a.pred_hint);
+	if (r >= 0 && a.obj && a.obj != o->id)
+		r = store_obj_release_locked(s, a.obj);
+end:
+	r = store_end(s, r);
+	if (r >= 0) {
+		char rel[64];
+		staging_rel(ino, rel, sizeof(rel));
+		unlinkat(s->dirfd, rel, 0);
+	}
+out:
+	store_unlock(s);
+	return r;
+}
+
+static int drop_inode_locked(store *s, uint64_t ino)
+{
+	store_attr a;
+	int r = store_getattr_locked(s, ino, &a);
+	if (r < 0)
+		return r == -ENOENT ? 0 : r;
+	if (a.nlink != 0 || ino == STORE_ROOT_INO)
+		return 0;
+	r = store_begin(s);
+	if (r < 0)
+		return r;
+	sqlite3_stmt *st = store_stmt(s, ST_XDEL_ALL);
+	r = st ? 0 : -EIO;
+	if (r >= 0) {
+		sqlite3_bind_int64(st, 1, (int64_t)ino);
+		r = store_step_done(s, st);
+	}
+	if (r >= 0) {
+		st = store_stmt(s, ST_DEL_INODE);
+		r = st ? 0 : -EIO;
+		if (st) {
+			sqlite3_bind_int64(st, 1, (int64_t)ino);
+			r = store_step_done(s, st);
+		}
+	}
+	if (r >= 0 && a.obj)
+		r = store_obj_release_locked(s, a.obj);
+	if (r >= 0 && a.pred_hint)
+		r = store_obj_release_locked(s, a.pred_hint);
+	r = store_end(s, r);
+	if (r >= 0) {
+		char rel[64];
+		staging_rel(ino, rel, sizeof(rel));
+		unlinkat(s->dirfd, rel, 0);
+	}
+	return r;
+}
+
+int store_drop_inode(store *s, uint64_t ino)
+{
+	store_lock(s);
+	int r = drop_inode_locked(s, ino);
+	store_unlock(s);
+	return r;
+}
+
+/* Call fn(name) for each entry of BACKING/sub. */
+static int scan_dir(store *s, const char *sub, void (*fn)(store *s, const char *name))
+{
+	int fd = openat(s->dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			fn(s, e->d_name);
+	closedir(d);
+	return 0;
+}
+
+static void clean_tmp(store *s, const char *name)
+{
+	char rel[300];
+	snprintf(rel, sizeof(rel), "tmp/%s", name);
+	unlinkat(s->dirfd, rel, 0);
+}
+
+static void clean_blob(store *s, const char *name)
+{
+	char *end;
+	uint64_t id = strtoull(name, &end, 16);
+	store_obj o;
+	if (end == name + 16 && !strcmp(end, ".tpdo") && obj_get_locked(s, id, &o) == 0)
+		return;
+	char rel[300];
+	snprintf(rel, sizeof(rel), "objects/%s", name);
+	unlinkat(s->dirfd, rel, 0);
+}
+
+static void clean_staging(store *s, const char *name)
+{
+	char *end;
+	uint64_t ino = strtoull(name, &end, 16);
+	store_attr a;
+	char rel[300];
+	snprintf(rel, sizeof(rel), "staging/%s", name);
+	if (end == name + 16 && !*end && store_getattr_locked(s, ino, &a) == 0 && a.staged) {
+		/* the committed size is what a closed file had; later bytes were never closed */
+		int fd = openat(s->dirfd, rel, O_RDWR | O_CLOEXEC);
+		if (fd >= 0) {
+			struct stat st;
+			if (fstat(fd, &st) == 0 && (uint64_t)st.st_size != a.size) {
+				if (ftruncate(fd, (off_t)a.size) == 0)
+					fsync(fd);
+			}
+			close(fd);
+		}
+		return;
+	}
+	unlinkat(s->dirfd, rel, 0);
+}
+
+int store_recover(store *s, uint64_t **staged, size_t *nstaged)
+{
+	*staged = NULL;
+	*nstaged = 0;
+	store_lock(s);
+	int r = scan_dir(s, "tmp", clean_tmp);
+	/* unlinked inodes whose last user went away while we were down */
+	sqlite3_stmt *st;
+	uint64_t *dead = NULL;
+	size_t ndead = 0, cap = 0;
+	if (r >= 0 && sqlite3_prepare_v2(s->db, "SELECT ino FROM inodes WHERE nlink=0", -1, &st,
+					 NULL) == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			if (ndead == cap) {
+				cap = cap ? 2 * cap : 16;
+				uint64_t *p = realloc(dead, cap * sizeof(*p));
+				if (!p) {
+					r = -ENOMEM;
+					break;
+				}
+				dead = p;
+			}
+			dead[ndead++] = (uint64_t)sqlite3_column_int64(st, 0);
+		}
+		sqlite3_finalize(st);
+	}
+	for (size_t i = 0; r >= 0 && i < ndead; i++) {
+		r = drop_inode_locked(s, dead[i]);
+		if (s->ngone > STORE_GONE_MAX / 2) {
+			store_unlock(s);
+			store_lock(s);
+		}
+	}
+	free(dead);
+	/* objects nobody points at (a crash between commits) */
+	if (r >= 0 && sqlite3_prepare_v2(s->db, "SELECT id FROM objects WHERE id NOT IN "
+					 "(SELECT obj FROM inodes WHERE obj IS NOT NULL UNION "
+					 "SELECT pred_hint FROM inodes WHERE pred_hint IS NOT NULL)",
+					 -1, &st, NULL) == SQLITE_OK) {
+		uint64_t *ids = NULL;
+		size_t n = 0, c = 0;
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			if (n == c) {
+				c = c ? 2 * c : 16;
+				uint64_t *p = realloc(ids, c * sizeof(*p));
+				if (!p)
+					break;
+				ids = p;
+			}
+			ids[n++] = (uint64_t)sqlite3_column_int64(st, 0);
+		}
+		sqlite3_finalize(st);
+		for (size_t i = 0; r >= 0 && i < n; i++) {
+			r = store_begin(s);
+			if (r >= 0)
+				r = store_end(s, store_obj_release_locked(s, ids[i]));
+			if (s->ngone > STORE_GONE_MAX / 2) {
+				store_unlock(s);
+				store_lock(s);
+			}
+		}
+		free(ids);
+	}
+	store_unlock(s);
+	store_lock(s);
+	if (r >= 0)
+		r = scan_dir(s, "objects", clean_blob);
+	if (r >= 0)
+		r = scan_dir(s, "staging", clean_staging);
+	store_unlock(s);
+	if (r >= 0)
+		r = store_list_staged(s, staged, nstaged);
+	return r;
+}
+
+int store_totals_get(store *s, store_totals *t)
+{
+	memset(t, 0, sizeof(*t));
+	store_lock(s);
+	sqlite3_stmt *st;
+	int r = -EIO;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT (SELECT count(*) FROM inodes),"
+			       " (SELECT count(*) FROM inodes WHERE (mode & 61440)=32768),"
+			       " (SELECT count(*) FROM objects),"
+			       " (SELECT COALESCE(sum(size),0) FROM inodes WHERE (mode & 61440)=32768),"
+			       " (SELECT COALESCE(sum(stored),0) FROM objects),"
+			       " (SELECT count(*) FROM inodes WHERE staged=1),"
+			       " (SELECT count(*) FROM objects WHERE unref=1)",
+			       -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			t->inodes = (uint64_t)sqlite3_column_int64(st, 0);
+			t->files = (uint64_t)sqlite3_column_int64(st, 1);
+			t->objects = (uint64_t)sqlite3_column_int64(st, 2);
+			t->logical_bytes = (uint64_t)sqlite3_column_int64(st, 3);
+			t->stored_bytes = (uint64_t)sqlite3_column_int64(st, 4);
+			t->staged_files = (uint64_t)sqlite3_column_int64(st, 5);
+			t->unref_objects = (uint64_t)sqlite3_column_int64(st, 6);
+			r = 0;
+		}
+		sqlite3_finalize(st);
+	}
+	store_unlock(s);
+	return r;
+}

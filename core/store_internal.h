@@ -1,0 +1,49 @@
+/* store_internal.h - shared between store.c and store_data.c only. */
+#ifndef TPDEFS_STORE_INTERNAL_H
+#define TPDEFS_STORE_INTERNAL_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "store.h"
+
+enum {
+	ST_GETATTR, ST_LOOKUP, ST_DENT_GET, ST_INS_INODE, ST_INS_DENT, ST_DEL_DENT, ST_NLINK_ADD,
+	ST_TOUCH_DIR, ST_HAS_CHILD, ST_MOVE_DENT, ST_SET_DENT_INO, ST_PARENT, ST_READLINK,
+	ST_READDIR, ST_XGET, ST_XSET, ST_XDEL, ST_XLIST, ST_XDEL_ALL, ST_DEL_INODE, ST_SET_PRED,
+	ST_OBJ_GET, ST_OBJ_USED_INODE, ST_OBJ_HAS_DEP, ST_OBJ_UNREF, ST_OBJ_DEL, ST_OBJ_INS,
+	ST_OBJ_RESERVE, ST_INODE_SET_OBJ, ST_BEGIN_STAGING, ST_COMMIT_SIZE, ST_LIST_STAGED,
+	ST_STAGED_BYTES, ST_COUNT
+};
+
+/* Objects deleted in one transaction whose blobs are unlinked after it commits. */
+#define STORE_GONE_MAX 256
+
+struct store {
+	char *path;
+	int dirfd, lockfd;
+	sqlite3 *db;
+	pthread_mutex_t mu; /* guards db, st[] and gone[] */
+	sqlite3_stmt *st[ST_COUNT];
+	uint64_t gone[STORE_GONE_MAX];
+	size_t ngone;
+	store_obj_gone_fn gone_fn;
+	void *gone_ctx;
+};
+
+int store_sqlerr(store *s, int rc);
+sqlite3_stmt *store_stmt(store *s, int id);
+int store_step_done(store *s, sqlite3_stmt *st);
+int store_exec(store *s, const char *sql);
+int store_begin(store *s);
+int store_end(store *s, int r);
+void store_lock(store *s);
+void store_unlock(store *s);
+void store_row_attr(sqlite3_stmt *st, int col, store_attr *a);
+int store_getattr_locked(store *s, uint64_t ino, store_attr *a);
+int store_parent_locked(store *s, uint64_t ino, uint64_t *parent, char *name, size_t *len);
+/* Delete obj (and then its base, ...) if nothing needs it any more; lock + transaction held. */
+int store_obj_release_locked(store *s, uint64_t obj);
+
+#endif

@@ -1,0 +1,319 @@
+/* control.c - the control socket BACKING/control.sock (protocol in docs/BACKING.md).
+ * One connection at a time: commands are rare and flush is meant to block. */
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "gc.h"
+#include "io.h"
+
+struct ctl {
+	fs *f;
+	int lfd;
+	int wake[2];
+	pthread_t th;
+};
+
+/* sun_path is ~108 bytes: long backing paths go through the directory fd instead. */
+static int sock_addr(fs *f, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	int n = snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/%s", store_dir(f->st),
+			 STORE_SOCK_NAME);
+	if (n < 0 || (size_t)n >= sizeof(sa->sun_path))
+		n = snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/%s",
+			     store_dirfd(f->st), STORE_SOCK_NAME);
+	return n > 0 && (size_t)n < sizeof(sa->sun_path) ? 0 : -ENAMETOOLONG;
+}
+
+static void say(int fd, const char *s)
+{
+	io_write_full(fd, s, strlen(s));
+}
+
+/* ---- GC [max_chain=N] [dry_run=1]: the core gc in-process (tpdefs-admin gc, docs/ADMIN.md) ---- */
+
+typedef struct ctl_gc {
+	ctl *c;
+	int fd;
+} ctl_gc;
+
+static void gc_say(ctl_gc *g, const char *s)
+{
+	/* MSG_NOSIGNAL: a client that went away must not kill the daemon */
+	size_t len = strlen(s), off = 0;
+	while (off < len) {
+		ssize_t k = send(g->fd, s + off, len - off, MSG_NOSIGNAL);
+		if (k <= 0)
+			return;
+		off += (size_t)k;
+	}
+}
+
+static void gc_line(void *ctx, const char *text)
+{
+	gc_say(ctx, text);
+}
+
+static void gc_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	char b[96];
+	snprintf(b, sizeof(b), "PROGRESS %" PRIu64 " %" PRIu64 "\n", done, total);
+	gc_say(ctx, b);
+}
+
+/* Repoint in-memory nodes; the exclusive dlock waits for reads of the old object to finish. */
+static void gc_switched(void *ctx, uint64_t old, uint64_t nw, const uint64_t *inos, size_t n)
+{
+	ctl_gc *g = ctx;
+	fs *f = g->c->f;
+	for (size_t i = 0; i < n; i++) {
+		fs_node *nd = fs_node_find(f, inos[i]);
+		if (!nd)
+			continue;
+		pthread_rwlock_wrlock(&nd->dlock);
+		pthread_mutex_lock(&nd->mu);
+		if (nd->obj == old)
+			nd->obj = nw;
+		pthread_mutex_unlock(&nd->mu);
+		pthread_rwlock_unlock(&nd->dlock);
+		fs_node_put(f, nd);
+	}
+}
+
+/* A barrier on every node: reads that started before the switches are over. */
+static void gc_quiesce(void *ctx)
+{
+	ctl_gc *g = ctx;
+	fs *f = g->c->f;
+	/* an encode in flight may read a replaced object as its base: let it finish (bounded) */
+	for (int i = 0; i < 300; i++) {
+		uint64_t q, qb, done;
+		encq_status(f->q, &q, &qb, &done);
+		if (!q)
+			break;
+		usleep(100000);
+	}
+	size_t cap = 64, n = 0;
+	fs_node **v = malloc(cap * sizeof(*v));
+	if (!v) {
+		sleep(2); /* no memory for the list: give reads time instead */
+		return;
+	}
+	pthread_mutex_lock(&f->nmu);
+	for (size_t b = 0; b < f->htsize; b++)
+		for (fs_node *nd = f->ht[b]; nd; nd = nd->next) {
+			if (n == cap) {
+				fs_node **p = realloc(v, 2 * cap * sizeof(*v));
+				if (!p)
+					break;
+				v = p;
+				cap *= 2;
+			}
+			if (n < cap) {
+				nd->refs++;
+				v[n++] = nd;
+			}
+		}
+	pthread_mutex_unlock(&f->nmu);
+	for (size_t i = 0; i < n; i++) {
+		pthread_rwlock_wrlock(&v[i]->dlock);
+		pthread_rwlock_unlock(&v[i]->dlock);
+		fs_node_put(f, v[i]);
+	}
+	free(v);
+}
+
+/* Stop when unmounting or when the client went away (nothing is lost either way). */
+static int gc_cancelled(void *ctx)
+{
+	ctl_gc *g = ctx;
+	struct pollfd p[2] = {{g->c->wake[0], POLLIN, 0}, {g->fd, POLLRDHUP, 0}};
+	if (poll(p, 2, 0) <= 0)
+		return 0;
+	return p[0].revents || (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+static void serve_gc(ctl *c, int fd, const char *args)
+{
+	gc_opts o;
+	memset(&o, 0, sizeof(o));
+	o.online = 1;
+	o.ch = c->f->ch;
+	o.max_chain = c->f->o->max_chain;
+	const char *p;
+	if ((p = strstr(args, "max_chain=")))
+		o.max_chain = (unsigned)strtoul(p + 10, NULL, 10);
+	if (strstr(args, "dry_run=1"))
+		o.dry_run = 1;
+	ctl_gc g = {c, fd};
+	o.hooks = (gc_hooks){&g, gc_line, gc_progress, gc_switched, gc_quiesce, gc_cancelled};
+	gc_result res;
+	int r = gc_run(c->f->st, &o, &res);
+	char buf[512];
+	if (r < 0)
+		snprintf(buf, sizeof(buf), "ERR gc: %s\n", strerror(-r));
+	else
+		snprintf(buf, sizeof(buf),
+			 "OK rebased=%" PRIu64 " keyframes=%" PRIu64 " skipped=%" PRIu64
+			 " freed_objects=%" PRIu64 " freed_bytes=%" PRIu64 " orphan_blobs=%" PRIu64
+			 " tmp_files=%" PRIu64 " staging_files=%" PRIu64 " stored_before=%" PRIu64
+			 " stored_after=%" PRIu64 " dry_run=%d\n",
+			 res.rebased, res.keyframes, res.skipped, res.freed_objects, res.freed_bytes,
+			 res.orphan_blobs, res.tmp_files, res.staging_files, res.stored_before,
+			 res.stored_after, o.dry_run);
+	gc_say(&g, buf);
+}
+
+static void serve(ctl *c, int fd)
+{
+	char line[256];
+	size_t n = 0;
+	/* a client that never sends a full line does not block the daemon for long */
+	while (n < sizeof(line) - 1) {
+		struct pollfd p = {fd, POLLIN, 0};
+		if (poll(&p, 1, 5000) <= 0)
+			return;
+		ssize_t k = read(fd, line + n, sizeof(line) - 1 - n);
+		if (k <= 0)
+			return;
+		n += (size_t)k;
+		if (memchr(line, '\n', n))
+			break;
+	}
+	line[n] = 0;
+	char *nl = strpbrk(line, "\r\n");
+	if (nl)
+		*nl = 0;
+	fs *f = c->f;
+	char buf[512];
+	if (!strcmp(line, "PING")) {
+		say(fd, "OK tpdefs " TPDEFS_VERSION "\n");
+	} else if (!strcmp(line, "STATUS") || !strcmp(line, "FLUSH")) {
+		if (!strcmp(line, "FLUSH")) {
+			char *rep = NULL;
+			unsigned failed = 0;
+			int r = encq_flush(f->q, &rep, &failed);
+			if (rep)
+				say(fd, rep);
+			free(rep);
+			if (r < 0) {
+				snprintf(buf, sizeof(buf), "ERR flush: %s\n", strerror(-r));
+				say(fd, buf);
+				return;
+			}
+			if (failed) {
+				snprintf(buf, sizeof(buf), "ERR %u encodes failed; those files stay in "
+					 "staging (readable) and are retried at the next flush or mount\n",
+					 failed);
+				say(fd, buf);
+				return;
+			}
+		}
+		uint64_t q, qb, done;
+		encq_status(f->q, &q, &qb, &done);
+		store_totals t;
+		store_totals_get(f->st, &t);
+		snprintf(buf, sizeof(buf),
+			 "OK files=%" PRIu64 " logical_bytes=%" PRIu64 " objects=%" PRIu64
+			 " stored_bytes=%" PRIu64 " staged_files=%" PRIu64 " queued=%" PRIu64
+			 " queued_bytes=%" PRIu64 " encoded=%" PRIu64 " unref_objects=%" PRIu64 "\n",
+			 t.files, t.logical_bytes, t.objects, t.stored_bytes, t.staged_files, q, qb,
+			 done, t.unref_objects);
+		say(fd, buf);
+	} else if (!strncmp(line, "GC", 2) && (!line[2] || line[2] == ' ')) {
+		serve_gc(c, fd, line + 2);
+	} else {
+		say(fd, "ERR unknown command (PING, STATUS, FLUSH, GC)\n");
+	}
+}
+
+static void *loop(void *arg)
+{
+	ctl *c = arg;
+	for (;;) {
+		struct pollfd p[2] = {{c->lfd, POLLIN, 0}, {c->wake[0], POLLIN, 0}};
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents)
+			break;
+		if (!(p[0].revents & POLLIN))
+			continue;
+		int fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		serve(c, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+int ctl_start(fs *f, ctl **out)
+{
+	ctl *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->f = f;
+	c->wake[0] = c->wake[1] = -1;
+	struct sockaddr_un sa;
+	int r = sock_addr(f, &sa);
+	if (r < 0)
+		goto fail;
+	unlinkat(store_dirfd(f->st), STORE_SOCK_NAME, 0);
+	c->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->lfd < 0 || bind(c->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(c->lfd, 8) < 0 || pipe2(c->wake, O_CLOEXEC) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	fchmodat(store_dirfd(f->st), STORE_SOCK_NAME, 0600, 0);
+	r = -pthread_create(&c->th, NULL, loop, c);
+	if (r < 0)
+		goto fail;
+	*out = c;
+	return 0;
+fail:
+	if (c->lfd >= 0)
+		close(c->lfd);
+	if (c->wake[0] >= 0) {
+		close(c->wake[0]);
+		close(c->wake[1]);
+	}
+	free(c);
+	return r;
+}
+
+void ctl_quiesce(ctl *c)
+{
+	if (c)
+		unlinkat(store_dirfd(c->f->st), STORE_SOCK_NAME, 0);
+}
+
+void ctl_stop(ctl *c)
+{
+	if (!c)
+		return;
+	char b = 1;
+	if (write(c->wake[1], &b, 1) < 0) {
+		/* the thread still exits when the listening socket closes below */
+	}
+	pthread_join(c->th, NULL);
+	close(c->lfd);
+	close(c->wake[0]);
+	close(c->wake[1]);
+	unlinkat(store_dirfd(c->f->st), STORE_SOCK_NAME, 0);
+	free(c);
+}

@@ -1,0 +1,376 @@
+/* encq.c - the encode queue: one thread turns closed staging files into delta objects, FIFO,
+ * after a short debounce (a rename right after close can still name the predecessor). */
+#include "fs.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store_encode.h"
+
+typedef struct job {
+	uint64_t ino;
+	uint64_t bytes;
+	int64_t ready_ns;
+	struct job *next;
+} job;
+
+struct encq {
+	fs *f;
+	pthread_t th;
+	int started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;      /* queue changed / job finished */
+	job *head, *tail;
+	uint64_t queued, queued_bytes, done;
+	uint64_t running;       /* ino being encoded, 0 if idle */
+	int stop;               /* read by the encoder's sources without the lock */
+	unsigned flushers;      /* >0: no debounce, collect a report */
+	unsigned flush_failed;  /* encodes that failed while flushers > 0 */
+	char *rep;
+	size_t rep_len, rep_cap;
+};
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void report(encq *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void report(encq *q, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
+	if (q->f->o->debug)
+		fprintf(stderr, "tpdefs: %s", line);
+	pthread_mutex_lock(&q->mu);
+	if (q->flushers && q->rep_len + (size_t)n + 1 <= 1u << 20) {
+		if (q->rep_len + (size_t)n + 1 > q->rep_cap) {
+			size_t c = q->rep_cap ? q->rep_cap * 2 : 4096;
+			while (c < q->rep_len + (size_t)n + 1)
+				c *= 2;
+			char *p = realloc(q->rep, c);
+			if (p) {
+				q->rep = p;
+				q->rep_cap = c;
+			}
+		}
+		if (q->rep_len + (size_t)n + 1 <= q->rep_cap) {
+			memcpy(q->rep + q->rep_len, line, (size_t)n + 1);
+			q->rep_len += (size_t)n;
+		}
+	}
+	pthread_mutex_unlock(&q->mu);
+}
+
+/* ---- encoding one inode ---- */
+
+typedef struct commit_ctx {
+	fs_node *n;
+	uint64_t gen;
+} commit_ctx;
+
+/* Called inside the commit transaction with n->mu held: commit only unchanged, closed data. */
+static int commit_check(void *ctx)
+{
+	commit_ctx *c = ctx;
+	fs_node *n = c->n;
+	return n->staged && n->gen == c->gen && n->inflight == 0 && n->unflushed == 0;
+}
+
+static int encode_one(encq *q, uint64_t ino, int depth);
+
+typedef struct first_ctx {
+	encq *q;
+	int depth;
+} first_ctx;
+
+static void encode_first(void *ctx, uint64_t ino)
+{
+	first_ctx *c = ctx;
+	if (c->depth == 0) /* one level: a waiting predecessor's own predecessor is stored */
+		encode_one(c->q, ino, c->depth + 1);
+}
+
+static int encode_one(encq *q, uint64_t ino, int depth)
+{
+	fs *f = q->f;
+	fs_node *n;
+	int r = fs_node_get(f, ino, &n);
+	if (r < 0)
+		return r == -ENOENT ? 0 : r;
+	pthread_mutex_lock(&n->mu);
+	int skip = !n->staged || n->unflushed > 0;
+	uint64_t gen0 = n->gen;
+	pthread_mutex_unlock(&n->mu);
+	store_attr a;
+	if (!skip && (store_getattr(f->st, ino, &a) < 0 || a.nlink == 0))
+		skip = 1;
+	if (skip) {
+		fs_node_put(f, n);
+		return 0;
+	}
+	int64_t t0 = mono_ns();
+	int sfd = store_staging_open(f->st, ino, 0);
+	if (sfd < 0) {
+		fs_node_put(f, n);
+		return sfd;
+	}
+	struct stat st;
+	store_enc_out eo;
+	memset(&eo, 0, sizeof(eo));
+	if (fstat(sfd, &st) < 0) {
+		r = -errno;
+		goto out;
+	}
+	first_ctx fc = {q, depth};
+	store_enc_ctl ec = {f->o->max_chain, &q->stop, encode_first, &fc};
+	r = store_encode_staged(f->st, f->ch, ino, sfd, (uint64_t)st.st_size, &ec, &eo);
+	if (r < 0)
+		goto out;
+	commit_ctx cc = {n, gen0};
+	pthread_rwlock_wrlock(&n->dlock);
+	pthread_mutex_lock(&n->mu);
+	r = store_commit_object(f->st, ino, &eo.obj, commit_check, &cc);
+	if (r == 0) {
+		if (n->sfd >= 0)
+			close(n->sfd);
+		n->sfd = -1;
+		n->staged = 0;
+		n->obj = eo.obj.id;
+		n->dirty = 0;
+	}
+	pthread_mutex_unlock(&n->mu);
+	pthread_rwlock_unlock(&n->dlock);
+	if (r < 0) {
+		store_obj_discard(f->st, eo.obj.id);
+		if (r == -EAGAIN)
+			r = 0; /* changed meanwhile: its next close queues it again */
+		else if (r == -ESTALE)
+			encq_push(q, ino, 0); /* its base was deleted meanwhile: again */
+		goto out;
+	}
+	char raw[STORE_NAME_MAX + 1], name[4 * STORE_NAME_MAX + 1] = "?";
+	uint64_t parent;
+	size_t nlen;
+	if (store_parent(f->st, ino, &parent, raw, &nlen) == 0)
+		store_name_escape(raw, nlen, name);
+	const store_obj *o = &eo.obj;
+	report(q,
+	       "encoded ino=%" PRIu64 " name=%s size=%" PRIu64 " stored=%" PRIu64
+	       " ratio=%.2f base=%" PRIu64 " (%s) depth=%u %.0f ms\n",
+	       ino, name, o->size, o->stored, o->stored ? (double)o->size / (double)o->stored : 0.0,
+	       o->base, eo.why, o->depth, (double)(mono_ns() - t0) / 1e6);
+out:
+	close(sfd);
+	if (r < 0 && r != -ECANCELED) {
+		report(q, "encode of ino=%" PRIu64 " failed: %s (kept in staging)\n", ino,
+		       strerror(-r));
+		pthread_mutex_lock(&q->mu);
+		q->flush_failed++;
+		pthread_mutex_unlock(&q->mu);
+	}
+	fs_node_put(f, n);
+	return r;
+}
+
+/* ---- the queue ---- */
+
+static void *worker(void *arg)
+{
+	encq *q = arg;
+	pthread_mutex_lock(&q->mu);
+	while (!q->stop) {
+		job *j = q->head;
+		if (!j) {
+			pthread_cond_wait(&q->cv, &q->mu);
+			continue;
+		}
+		int64_t now = mono_ns();
+		if (!q->flushers && j->ready_ns > now) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			int64_t wait = j->ready_ns - now;
+			ts.tv_sec += wait / 1000000000LL;
+			ts.tv_nsec += wait % 1000000000LL;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+			continue;
+		}
+		q->head = j->next;
+		if (!q->head)
+			q->tail = NULL;
+		q->running = j->ino;
+		pthread_mutex_unlock(&q->mu);
+		encode_one(q, j->ino, 0);
+		pthread_mutex_lock(&q->mu);
+		q->running = 0;
+		q->queued--;
+		q->queued_bytes -= j->bytes;
+		q->done++;
+		free(j);
+		pthread_cond_broadcast(&q->cv);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return NULL;
+}
+
+int encq_new(fs *f, encq **out)
+{
+	encq *q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->f = f;
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->cv, NULL);
+	int r = pthread_create(&q->th, NULL, worker, q);
+	if (r) {
+		pthread_cond_destroy(&q->cv);
+		pthread_mutex_destroy(&q->mu);
+		free(q);
+		return -r;
+	}
+	q->started = 1;
+	*out = q;
+	return 0;
+}
+
+void encq_stop(encq *q)
+{
+	if (!q || !q->started)
+		return;
+	pthread_mutex_lock(&q->mu);
+	__atomic_store_n(&q->stop, 1, __ATOMIC_RELAXED);
+	pthread_cond_broadcast(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+	pthread_join(q->th, NULL);
+	q->started = 0;
+}
+
+void encq_free(encq *q)
+{
+	if (!q)
+		return;
+	encq_stop(q);
+	while (q->head) {
+		job *j = q->head;
+		q->head = j->next;
+		free(j);
+	}
+	free(q->rep);
+	pthread_cond_destroy(&q->cv);
+	pthread_mutex_destroy(&q->mu);
+	free(q);
+}
+
+void encq_push(encq *q, uint64_t ino, int now)
+{
+	store_attr a;
+	uint64_t bytes = store_getattr(q->f->st, ino, &a) == 0 ? a.size : 0;
+	pthread_mutex_lock(&q->mu);
+	for (job *j = q->head; j; j = j->next) {
+		if (j->ino == ino) {
+			/* already waiting: restart its debounce, keep its place */
+			j->ready_ns = now ? 0 : mono_ns() + (int64_t)q->f->o->debounce_ms * 1000000LL;
+			pthread_mutex_unlock(&q->mu);
+			return;
+		}
+	}
+	job *j = calloc(1, sizeof(*j));
+	if (!j) {
+		pthread_mutex_unlock(&q->mu);
+		return; /* stays staged; the next mount or flush picks it up */
+	}
+	j->ino = ino;
+	j->bytes = bytes;
+	j->ready_ns = now ? 0 : mono_ns() + (int64_t)q->f->o->debounce_ms * 1000000LL;
+	if (q->tail)
+		q->tail->next = j;
+	else
+		q->head = j;
+	q->tail = j;
+	q->queued++;
+	q->queued_bytes += bytes;
+	pthread_cond_broadcast(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+}
+
+void encq_throttle(encq *q)
+{
+	pthread_mutex_lock(&q->mu);
+	while (!q->stop && q->queued_bytes > q->f->o->staging_limit && q->queued > 1)
+		pthread_cond_wait(&q->cv, &q->mu);
+	pthread_mutex_unlock(&q->mu);
+}
+
+int encq_flush(encq *q, char **rep, unsigned *failed)
+{
+	*rep = NULL;
+	*failed = 0;
+	pthread_mutex_lock(&q->mu);
+	if (q->flushers++ == 0) {
+		q->rep_len = 0;
+		q->flush_failed = 0;
+	}
+	pthread_cond_broadcast(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+	/* closed files whose release has not arrived yet, or left from a previous run */
+	uint64_t *inos;
+	size_t n;
+	int r = store_list_staged(q->f->st, &inos, &n);
+	if (r == 0) {
+		for (size_t i = 0; i < n; i++) {
+			fs_node *nd = fs_node_find(q->f, inos[i]);
+			int closed = 1;
+			if (nd) {
+				pthread_mutex_lock(&nd->mu);
+				closed = nd->unflushed == 0;
+				pthread_mutex_unlock(&nd->mu);
+				fs_node_put(q->f, nd);
+			}
+			if (closed)
+				encq_push(q, inos[i], 1);
+		}
+		free(inos);
+	}
+	pthread_mutex_lock(&q->mu);
+	while (!q->stop && (q->head || q->running))
+		pthread_cond_wait(&q->cv, &q->mu);
+	if (q->rep_len)
+		*rep = strdup(q->rep);
+	*failed = q->flush_failed;
+	if (--q->flushers == 0)
+		q->rep_len = 0;
+	int stopped = q->stop;
+	pthread_mutex_unlock(&q->mu);
+	if (!stopped)
+		store_checkpoint(q->f->st);
+	return stopped ? -ESHUTDOWN : r;
+}
+
+void encq_status(encq *q, uint64_t *queued, uint64_t *queued_bytes, uint64_t *done)
+{
+	pthread_mutex_lock(&q->mu);
+	*queued = q->queued;
+	*queued_bytes = q->queued_bytes;
+	*done = q->done;
+	pthread_mutex_unlock(&q->mu);
+}

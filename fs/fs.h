@@ -1,0 +1,102 @@
+/* fs.h - shared state of the mount.tpdefs daemon (one instance, owned by main). */
+#ifndef TPDEFS_FS_H
+#define TPDEFS_FS_H
+
+#define FUSE_USE_VERSION 312
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "chain.h"
+#include "store.h"
+
+typedef struct fs_opts {
+	const char *backing, *mountpoint;
+	uint64_t cache_size;      /* decoded chunks held by the chain cache */
+	unsigned workers;         /* FUSE worker threads */
+	unsigned max_chain;       /* delta chain depth bound */
+	uint64_t staging_limit;   /* backpressure: staged bytes waiting for encoding */
+	unsigned debounce_ms;     /* delay between last close and encoding */
+	int allow_other, default_permissions, ro, debug, foreground;
+	char fsname[256], subtype[64];
+	char kopts[512];          /* kernel mount flags passed through (nosuid, noexec, ...) */
+} fs_opts;
+
+/* In-memory state of an inode the kernel knows or the daemon is working on.
+ * Lock order: dlock, then mu, then the store's internal mutex. */
+typedef struct fs_node {
+	uint64_t ino;
+	uint64_t nlookup;          /* kernel references (guarded by fs.nmu) */
+	unsigned refs;             /* internal references (guarded by fs.nmu) */
+	struct fs_node *next;      /* hash chain (fs.nmu) */
+	pthread_rwlock_t dlock;    /* shared: reads/writes; exclusive: staging <-> object moves */
+	pthread_mutex_t mu;        /* the fields below */
+	int sfd;                   /* staging file, -1 if not open */
+	int staged;
+	uint64_t obj;
+	uint64_t size;             /* current logical size */
+	int64_t mtime, ctime;
+	int dirty;                 /* size/times not yet committed to the store */
+	unsigned nwriters;         /* open handles with write access */
+	unsigned unflushed;        /* writer handles not flushed since their last write */
+	unsigned inflight;         /* writes in progress */
+	uint64_t gen;              /* bumped by every data change (encoder commits only if equal) */
+	uint64_t seen_gen;         /* gen at the previous open (page cache still valid if equal) */
+	int loaded;
+} fs_node;
+
+typedef struct encq encq;
+typedef struct ctl ctl;
+
+typedef struct fs {
+	const fs_opts *o;
+	store *st;
+	chain *ch;
+	struct fuse_session *se;
+	pthread_mutex_t nmu;
+	fs_node **ht;
+	size_t htsize;
+	encq *q;
+	ctl *c;
+} fs;
+
+/* node.c */
+int fs_nodes_init(fs *f);
+void fs_nodes_free(fs *f);
+/* Get (loading from the store if needed) with an internal reference. -errno. */
+int fs_node_get(fs *f, uint64_t ino, fs_node **out);
+void fs_node_put(fs *f, fs_node *n);
+/* Kernel reference bookkeeping. */
+void fs_node_lookup_inc(fs *f, fs_node *n);
+void fs_node_forget(fs *f, uint64_t ino, uint64_t nlookup);
+/* Find without loading (internal reference) or NULL. */
+fs_node *fs_node_find(fs *f, uint64_t ino);
+/* Move the inode's data into a staging file (materialising its object unless trunc). Takes
+ * dlock exclusively. */
+int fs_node_stage(fs *f, fs_node *n, int trunc);
+/* Make the staged size/times durable (fsync staging, commit). Caller holds dlock shared. */
+int fs_node_commit(fs *f, fs_node *n);
+
+/* ops.c */
+extern const struct fuse_lowlevel_ops fs_ops;
+
+/* encq.c: the encode queue */
+int encq_new(fs *f, encq **out);
+void encq_stop(encq *q);  /* finish the running job, leave the rest staged */
+void encq_free(encq *q);
+/* Queue ino for encoding after the debounce delay (now = 1: no delay). */
+void encq_push(encq *q, uint64_t ino, int now);
+/* Backpressure: wait while too many staged bytes wait for encoding. */
+void encq_throttle(encq *q);
+/* Encode everything closed now; the report goes to *rep (malloc'd), the number of encodes that
+ * failed meanwhile to *failed. 0 or -errno. */
+int encq_flush(encq *q, char **rep, unsigned *failed);
+void encq_status(encq *q, uint64_t *queued, uint64_t *queued_bytes, uint64_t *done);
+
+/* control.c */
+int ctl_start(fs *f, ctl **out);
+void ctl_quiesce(ctl *c); /* unlink the socket: new clients fail */
+void ctl_stop(ctl *c);
+
+#endif

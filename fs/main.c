@@ -1,0 +1,358 @@
+/* main.c - mount.tpdefs: options, backing directory, mount, daemonize, serve, clean exit. */
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "objfile.h"
+#include "store_encode.h"
+
+static const char usage[] =
+	"usage: mount.tpdefs BACKING MOUNTPOINT [-o OPT[,OPT...]] [-f] [-d]\n"
+	"\n"
+	"Mount a tpdefs filesystem: files written to MOUNTPOINT are stored in BACKING as TPDE\n"
+	"deltas against their predecessor versions (indexed by SQLite); reads return the\n"
+	"original bytes. An empty or missing BACKING is initialised (mode 0700).\n"
+	"\n"
+	"  -f              stay in the foreground\n"
+	"  -d              debug: foreground, log FUSE requests and encodes to stderr\n"
+	"  -o OPTS         comma-separated options (below)\n"
+	"  -n -s -v        accepted for mount(8) compatibility (ignored)\n"
+	"  -t TYPE         accepted for mount(8) compatibility (ignored)\n"
+	"  -h, --help      this text\n"
+	"  -V, --version   print the version\n"
+	"\n"
+	"tpdefs options:\n"
+	"  cache_size=BYTES     decoded chunks held in memory (K/M/G suffixes; default 256M)\n"
+	"  workers=N            FUSE worker threads (default 8)\n"
+	"  max_chain=N          delta chain depth bound; at the limit a file is coded against an ancestor at depth <= N/2 (default 8)\n"
+	"  staging_limit=BYTES  writers wait while this many closed bytes await encoding\n"
+	"                       (K/M/G suffixes; default 4G)\n"
+	"  debounce_ms=N        delay between the last close and encoding (default 700)\n"
+	"  debug                as -d\n"
+	"FUSE / kernel options:\n"
+	"  allow_other          let other users access the mount\n"
+	"  default_permissions  let the kernel check permissions from the file modes\n"
+	"  ro, rw               read-only / read-write mount\n"
+	"  fsname=NAME          source name shown in /proc/mounts (default BACKING)\n"
+	"  subtype=NAME         type suffix shown in /proc/mounts (default tpdefs)\n"
+	"  suid, nosuid, dev, nodev, exec, noexec   passed to the kernel\n"
+	"Accepted from mount(8) / fstab and ignored:\n"
+	"  defaults auto noauto user nouser users owner group nofail _netdev async sync\n"
+	"  atime noatime relatime strictatime lazytime diratime nodiratime x-* (x-systemd.*)\n"
+	"  comment=* user=NAME helper=*\n"
+	"\n"
+	"Unmount with: umount MOUNTPOINT  or  fusermount3 -u MOUNTPOINT\n"
+	"fstab:  /data/ckpt.tpdefs  /mnt/ckpt  tpdefs  defaults,cache_size=1G  0 0\n";
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *s == '-')
+		return -1;
+	uint64_t mul = 1;
+	switch (*end) {
+	case 'k': case 'K': mul = 1ull << 10; end++; break;
+	case 'm': case 'M': mul = 1ull << 20; end++; break;
+	case 'g': case 'G': mul = 1ull << 30; end++; break;
+	case 't': case 'T': mul = 1ull << 40; end++; break;
+	default: break;
+	}
+	if (*end == 'i' || *end == 'B')
+		end += *end == 'i' ? (end[1] == 'B' ? 2 : 1) : 1;
+	if (*end || (v && mul > UINT64_MAX / v))
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || v < lo || v > hi)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+static void add_kopt(fs_opts *o, const char *opt)
+{
+	size_t l = strlen(o->kopts);
+	snprintf(o->kopts + l, sizeof(o->kopts) - l, "%s%s", l ? "," : "", opt);
+}
+
+static int one_opt(fs_opts *o, char *opt)
+{
+	static const char *const ignored[] = {
+		"defaults", "auto", "noauto", "user", "nouser", "users", "owner", "group",
+		"nofail", "_netdev", "async", "sync", "atime", "noatime", "relatime",
+		"norelatime", "strictatime", "nostrictatime", "lazytime", "nolazytime",
+		"diratime", "nodiratime", "dirsync", "loud", "silent", "rw", NULL};
+	static const char *const kernel[] = {"suid", "nosuid", "dev", "nodev", "exec", "noexec",
+					    NULL};
+	if (!*opt)
+		return 0;
+	char *eq = strchr(opt, '=');
+	const char *val = eq ? eq + 1 : NULL;
+	size_t klen = eq ? (size_t)(eq - opt) : strlen(opt);
+#define KEY(k) (klen == strlen(k) && !strncmp(opt, k, klen))
+	if (KEY("cache_size") && val)
+		return parse_size(val, &o->cache_size);
+	if (KEY("staging_limit") && val)
+		return parse_size(val, &o->staging_limit);
+	if (KEY("workers") && val)
+		return parse_uint(val, 1, 1024, &o->workers);
+	if (KEY("max_chain") && val)
+		return parse_uint(val, 0, 1000, &o->max_chain);
+	if (KEY("debounce_ms") && val)
+		return parse_uint(val, 0, 600000, &o->debounce_ms);
+	if (KEY("fsname") && val) {
+		if (strlen(val) >= sizeof(o->fsname) || strchr(val, ','))
+			return -1;
+		strcpy(o->fsname, val);
+		return 0;
+	}
+	if (KEY("subtype") && val) {
+		if (strlen(val) >= sizeof(o->subtype) || strchr(val, ','))
+			return -1;
+		strcpy(o->subtype, val);
+		return 0;
+	}
+	if (val) {
+		if (!strncmp(opt, "x-", 2) || KEY("comment") || KEY("user") || KEY("helper"))
+			return 0; /* mount(8) passes user=NAME for user mounts */
+		return -1;
+	}
+	if (!strcmp(opt, "allow_other"))
+		o->allow_other = 1;
+	else if (!strcmp(opt, "default_permissions"))
+		o->default_permissions = 1;
+	else if (!strcmp(opt, "ro"))
+		o->ro = 1;
+	else if (!strcmp(opt, "debug"))
+		o->debug = o->foreground = 1;
+	else if (!strncmp(opt, "x-", 2))
+		return 0;
+	else {
+		for (size_t i = 0; kernel[i]; i++)
+			if (!strcmp(opt, kernel[i])) {
+				add_kopt(o, opt);
+				return 0;
+			}
+		for (size_t i = 0; ignored[i]; i++)
+			if (!strcmp(opt, ignored[i]))
+				return 0;
+		return -1;
+	}
+	return 0;
+#undef KEY
+}
+
+static int parse_opts(fs_opts *o, const char *list)
+{
+	char *copy = strdup(list);
+	if (!copy) {
+		fprintf(stderr, "mount.tpdefs: out of memory\n");
+		return -1;
+	}
+	char *save = NULL;
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (one_opt(o, t) < 0) {
+			fprintf(stderr, "mount.tpdefs: invalid or unknown option '%s' (see --help)\n", t);
+			free(copy);
+			return -1;
+		}
+	}
+	free(copy);
+	return 0;
+}
+
+static void obj_gone(void *ctx, uint64_t obj)
+{
+	fs *f = ctx;
+	if (f->ch)
+		chain_forget(f->ch, obj);
+}
+
+int main(int argc, char **argv)
+{
+	fs_opts o;
+	memset(&o, 0, sizeof(o));
+	o.cache_size = 256ull << 20;
+	o.workers = 8;
+	o.max_chain = 8;
+	o.staging_limit = 4ull << 30;
+	o.debounce_ms = 700;
+
+	static const struct option lopts[] = {{"help", no_argument, NULL, 'h'},
+					      {"version", no_argument, NULL, 'V'},
+					      {NULL, 0, NULL, 0}};
+	int c;
+	while ((c = getopt_long(argc, argv, "+o:fdnsvt:hV", lopts, NULL)) != -1 ||
+	       optind < argc) {
+		if (c == -1) {
+			/* positional argument: options may follow it (mount(8) order) */
+			if (!o.backing)
+				o.backing = argv[optind];
+			else if (!o.mountpoint)
+				o.mountpoint = argv[optind];
+			else {
+				fprintf(stderr, "mount.tpdefs: unexpected argument '%s'\n", argv[optind]);
+				return 1;
+			}
+			optind++;
+			continue;
+		}
+		switch (c) {
+		case 'o':
+			if (parse_opts(&o, optarg) < 0)
+				return 1;
+			break;
+		case 'f':
+			o.foreground = 1;
+			break;
+		case 'd':
+			o.debug = o.foreground = 1;
+			break;
+		case 'n': case 's': case 'v': case 't':
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		case 'V':
+			printf("mount.tpdefs (tpdefs) %s\nbacking format %d, object format %d, libfuse %s\n",
+			       TPDEFS_VERSION, STORE_FORMAT_VERSION, OBJ_FORMAT_VERSION,
+			       fuse_pkgversion());
+			return 0;
+		default:
+			fprintf(stderr, "%s", usage);
+			return 1;
+		}
+	}
+	if (!o.backing || !o.mountpoint) {
+		fprintf(stderr, "mount.tpdefs: need BACKING and MOUNTPOINT\n%s", usage);
+		return 1;
+	}
+	struct stat mst;
+	if (stat(o.mountpoint, &mst) < 0) {
+		fprintf(stderr, "mount.tpdefs: mountpoint %s: %s\n", o.mountpoint, strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(mst.st_mode)) {
+		fprintf(stderr, "mount.tpdefs: mountpoint %s: not a directory\n", o.mountpoint);
+		return 1;
+	}
+	if (!o.fsname[0])
+		snprintf(o.fsname, sizeof(o.fsname), "%s", o.backing);
+	if (strchr(o.fsname, ','))
+		snprintf(o.fsname, sizeof(o.fsname), "tpdefs");
+	if (!o.subtype[0])
+		strcpy(o.subtype, "tpdefs");
+
+	/* one staging fd per file being written, plus object readers: lift the soft limit */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	fs f;
+	memset(&f, 0, sizeof(f));
+	f.o = &o;
+	char err[1024] = "";
+	int r = store_open(o.backing, 0, &f.st, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "mount.tpdefs: %s\n", err[0] ? err : strerror(-r));
+		return 1;
+	}
+	uint64_t *staged = NULL;
+	size_t nstaged = 0;
+	r = store_recover(f.st, &staged, &nstaged);
+	if (r < 0) {
+		fprintf(stderr, "mount.tpdefs: %s: recovery failed: %s\n", o.backing, strerror(-r));
+		store_close(f.st);
+		return 1;
+	}
+	if (fs_nodes_init(&f) < 0) {
+		fprintf(stderr, "mount.tpdefs: out of memory\n");
+		store_close(f.st);
+		return 1;
+	}
+
+	char fopts[1024];
+	snprintf(fopts, sizeof(fopts), "fsname=%s,subtype=%s%s%s%s%s%s", o.fsname, o.subtype,
+		 o.allow_other ? ",allow_other" : "", o.default_permissions ? ",default_permissions" : "",
+		 o.ro ? ",ro" : "", o.kopts[0] ? "," : "", o.kopts);
+	char *fargv[] = {argv[0], "-o", fopts, o.debug ? "-d" : NULL, NULL};
+	struct fuse_args args = FUSE_ARGS_INIT(o.debug ? 4 : 3, fargv);
+	int ret = 1;
+	f.se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &f);
+	if (!f.se) {
+		fprintf(stderr, "mount.tpdefs: cannot create the FUSE session (options: %s)\n", fopts);
+		goto out_nodes;
+	}
+	if (fuse_set_signal_handlers(f.se) != 0) {
+		fprintf(stderr, "mount.tpdefs: cannot set signal handlers\n");
+		goto out_session;
+	}
+	if (fuse_session_mount(f.se, o.mountpoint) != 0) {
+		fprintf(stderr, "mount.tpdefs: cannot mount %s on %s\n", o.backing, o.mountpoint);
+		goto out_signals;
+	}
+	/* Fork only now: every error so far was reported with exit status 1. */
+	if (fuse_daemonize(o.foreground) != 0) {
+		fprintf(stderr, "mount.tpdefs: cannot daemonize\n");
+		goto out_unmount;
+	}
+	if (!o.foreground && store_reopen(f.st) < 0)
+		goto out_unmount;
+	chain_opts co = {(size_t)o.cache_size, 0, 4, 256};
+	f.ch = chain_new(&co, store_chain_open, f.st);
+	if (!f.ch || encq_new(&f, &f.q) < 0) {
+		fprintf(stderr, "mount.tpdefs: out of memory\n");
+		goto out_threads;
+	}
+	store_set_obj_gone(f.st, obj_gone, &f);
+	for (size_t i = 0; i < nstaged; i++)
+		encq_push(f.q, staged[i], 0);
+	if (ctl_start(&f, &f.c) < 0 && o.debug)
+		fprintf(stderr, "mount.tpdefs: control socket unavailable\n");
+	struct fuse_loop_config *lc = fuse_loop_cfg_create();
+	if (!lc)
+		goto out_threads;
+	fuse_loop_cfg_set_max_threads(lc, o.workers);
+	fuse_loop_cfg_set_idle_threads(lc, o.workers / 2 ? o.workers / 2 : 1);
+	ret = fuse_session_loop_mt(f.se, lc) == 0 ? 0 : 1;
+	fuse_loop_cfg_destroy(lc);
+out_threads:
+	/* queued encodes stay staged; the next mount resumes them */
+	ctl_quiesce(f.c); /* no new clients: a new mount need not wait for us */
+	encq_stop(f.q);   /* also wakes a running flush */
+	ctl_stop(f.c);
+	encq_free(f.q);
+out_unmount:
+	fuse_session_unmount(f.se);
+out_signals:
+	fuse_remove_signal_handlers(f.se);
+out_session:
+	fuse_session_destroy(f.se);
+out_nodes:
+	store_set_obj_gone(f.st, NULL, NULL);
+	fs_nodes_free(&f);
+	if (f.ch)
+		chain_free(f.ch);
+	free(staged);
+	store_close(f.st);
+	fuse_opt_free_args(&args);
+	return ret;
+}

@@ -1,0 +1,790 @@
+/* ops.c - FUSE low-level operations: translate requests into store / node / chain calls. */
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "io.h"
+
+/* Every change goes through this daemon, so the kernel may cache names and attributes. */
+#define TIMEOUT 10.0
+
+typedef struct fs_fh {
+	fs_node *n;
+	int writer;
+	int flushed;
+} fs_fh;
+
+static fs *FS(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static void ns_to_ts(int64_t ns, struct timespec *ts)
+{
+	ts->tv_sec = ns / 1000000000LL;
+	ts->tv_nsec = ns % 1000000000LL;
+	if (ts->tv_nsec < 0) {
+		ts->tv_nsec += 1000000000LL;
+		ts->tv_sec--;
+	}
+}
+
+/* Attributes as the kernel should see them: the store row, overlaid with live staging state. */
+static void fill_stat(fs *f, const store_attr *a, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = a->ino;
+	st->st_mode = a->mode;
+	st->st_nlink = a->nlink;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_rdev = a->rdev;
+	st->st_size = (off_t)a->size;
+	st->st_blksize = 1 << 20;
+	ns_to_ts(a->atime, &st->st_atim);
+	ns_to_ts(a->mtime, &st->st_mtim);
+	ns_to_ts(a->ctime, &st->st_ctim);
+	st->st_blocks = (blkcnt_t)((a->stored_bytes + 511) / 512);
+	if (!S_ISREG(a->mode))
+		return;
+	fs_node *n = fs_node_find(f, a->ino);
+	if (n) {
+		pthread_mutex_lock(&n->mu);
+		if (n->staged) {
+			st->st_size = (off_t)n->size;
+			ns_to_ts(n->mtime, &st->st_mtim);
+			ns_to_ts(n->ctime, &st->st_ctim);
+			struct stat ss;
+			if (n->sfd >= 0 && fstat(n->sfd, &ss) == 0)
+				st->st_blocks = ss.st_blocks;
+		}
+		pthread_mutex_unlock(&n->mu);
+		fs_node_put(f, n);
+	} else if (a->staged) {
+		char p[4096];
+		store_staging_path(f->st, a->ino, p, sizeof(p));
+		struct stat ss;
+		if (stat(p, &ss) == 0)
+			st->st_blocks = ss.st_blocks;
+	}
+}
+
+/* Reply with an entry for a and take one kernel reference on its node. */
+static void reply_entry(fuse_req_t req, const store_attr *a)
+{
+	fs *f = FS(req);
+	fs_node *n;
+	int r = fs_node_get(f, a->ino, &n);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof(e));
+	e.ino = a->ino;
+	e.generation = 1;
+	e.attr_timeout = TIMEOUT;
+	e.entry_timeout = TIMEOUT;
+	fill_stat(f, a, &e.attr);
+	fs_node_lookup_inc(f, n);
+	if (fuse_reply_entry(req, &e) != 0)
+		fs_node_forget(f, a->ino, 1);
+	fs_node_put(f, n);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
+		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE; /* every write reaches staging at once */
+	conn->max_write = 1u << 20;
+	conn->max_readahead = 1u << 20;
+	conn->max_background = 64;
+	conn->congestion_threshold = 48;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	store_attr a;
+	int r = store_lookup(FS(req)->st, parent, name, strlen(name), &a);
+	if (r == -ENOENT) {
+		/* negative entry, cacheable: creations go through us */
+		struct fuse_entry_param e;
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = TIMEOUT;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	reply_entry(req, &a);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	fs_node_forget(FS(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *fd)
+{
+	for (size_t i = 0; i < count; i++)
+		fs_node_forget(FS(req), fd[i].ino, fd[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)fi;
+	store_attr a;
+	int r = store_getattr(FS(req)->st, ino, &a);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	struct stat st;
+	fill_stat(FS(req), &a, &st);
+	fuse_reply_attr(req, &st, TIMEOUT);
+}
+
+static int64_t ts_ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000LL + t->tv_nsec;
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	(void)fi;
+	fs *f = FS(req);
+	store_attr a;
+	int r = store_getattr(f->st, ino, &a);
+	if (r < 0)
+		goto err;
+	int64_t now = store_now_ns();
+	unsigned mask = STORE_SET_CTIME;
+	store_attr na = a;
+	na.ctime = now;
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		na.mode = (a.mode & S_IFMT) | (attr->st_mode & 07777);
+		mask |= STORE_SET_MODE;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		na.uid = attr->st_uid;
+		mask |= STORE_SET_UID;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		na.gid = attr->st_gid;
+		mask |= STORE_SET_GID;
+	}
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
+		na.atime = (to_set & FUSE_SET_ATTR_ATIME_NOW) ? now : ts_ns(&attr->st_atim);
+		mask |= STORE_SET_ATIME;
+	}
+	int set_mtime = 0;
+	int64_t mtime = 0;
+	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+		mtime = (to_set & FUSE_SET_ATTR_MTIME_NOW) ? now : ts_ns(&attr->st_mtim);
+		set_mtime = 1;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		if (S_ISDIR(a.mode)) {
+			r = -EISDIR;
+			goto err;
+		}
+		if (!S_ISREG(a.mode)) {
+			r = -EINVAL;
+			goto err;
+		}
+		fs_node *n;
+		r = fs_node_get(f, ino, &n);
+		if (r < 0)
+			goto err;
+		uint64_t size = (uint64_t)attr->st_size;
+		r = fs_node_stage(f, n, size == 0);
+		if (r == 0) {
+			pthread_rwlock_wrlock(&n->dlock);
+			pthread_mutex_lock(&n->mu);
+			/* Shrinking: make the smaller size durable before cutting the staging file,
+			 * so that a crash in between never leaves the old size over a hole. */
+			if (size && size < n->size) {
+				if (fsync(n->sfd) < 0)
+					r = -errno;
+				else
+					r = store_commit_size(f->st, ino, size, set_mtime ? mtime : now,
+							      now);
+			}
+			if (r == 0 && ftruncate(n->sfd, (off_t)size) < 0)
+				r = -errno;
+			if (r == 0) {
+				n->size = size;
+				n->mtime = set_mtime ? mtime : now;
+				n->ctime = now;
+				n->gen++;
+				n->dirty = 1;
+			}
+			unsigned writers = n->nwriters;
+			pthread_mutex_unlock(&n->mu);
+			if (r == 0)
+				r = fs_node_commit(f, n);
+			pthread_rwlock_unlock(&n->dlock);
+			if (r == 0 && writers == 0)
+				encq_push(f->q, ino, 0);
+		}
+		fs_node_put(f, n);
+		if (r < 0)
+			goto err;
+		set_mtime = 0;
+	}
+	if (set_mtime) {
+		fs_node *n = fs_node_find(f, ino);
+		if (n) {
+			pthread_mutex_lock(&n->mu);
+			n->mtime = mtime;
+			pthread_mutex_unlock(&n->mu);
+			fs_node_put(f, n);
+		}
+		na.mtime = mtime;
+		mask |= STORE_SET_MTIME;
+	}
+	r = store_setattr(f->st, ino, &na, mask);
+	if (r < 0)
+		goto err;
+	op_getattr(req, ino, NULL);
+	return;
+err:
+	fuse_reply_err(req, -r);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[4097];
+	int r = store_readlink(FS(req)->st, ino, buf, sizeof(buf) - 1);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	buf[r] = 0;
+	fuse_reply_readlink(req, buf);
+}
+
+static void make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      dev_t rdev, const char *target)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	store_attr a;
+	int r = store_mknode(FS(req)->st, parent, name, strlen(name), mode, ctx->uid, ctx->gid,
+			     rdev, target, &a);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	reply_entry(req, &a);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	make_node(req, parent, name, mode, rdev, NULL);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	make_node(req, parent, name, S_IFDIR | (mode & 07777), 0, NULL);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	if (strlen(link) >= 4096) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	make_node(req, parent, name, S_IFLNK | 0777, 0, link);
+}
+
+/* An inode lost its last link: delete it now unless the kernel or a handle still uses it. */
+static void unlinked(fs *f, uint64_t ino, uint32_t nlink)
+{
+	if (!ino || nlink)
+		return;
+	fs_node *n = fs_node_find(f, ino);
+	if (n) {
+		fs_node_put(f, n); /* the last put of a linkless node drops it */
+		return;
+	}
+	store_drop_inode(f->st, ino);
+}
+
+static void do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, int isdir)
+{
+	uint64_t ino = 0;
+	uint32_t nlink = 0;
+	int r = store_unlink(FS(req)->st, parent, name, strlen(name), isdir, &ino, &nlink);
+	if (r == 0)
+		unlinked(FS(req), ino, nlink);
+	fuse_reply_err(req, -r);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	do_unlink(req, parent, name, 0);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	do_unlink(req, parent, name, 1);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	uint64_t victim = 0;
+	uint32_t vnlink = 0;
+	int r = store_rename(FS(req)->st, parent, name, strlen(name), newparent, newname,
+			     strlen(newname), flags, &victim, &vnlink);
+	if (r == 0)
+		unlinked(FS(req), victim, vnlink);
+	fuse_reply_err(req, -r);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	store_attr a;
+	int r = store_link(FS(req)->st, ino, newparent, newname, strlen(newname), &a);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	reply_entry(req, &a);
+}
+
+static void drop_handle(fs *f, fs_fh *h);
+
+static int open_handle(fs *f, fuse_ino_t ino, struct fuse_file_info *fi, fs_fh **out)
+{
+	fs_node *n;
+	int r = fs_node_get(f, ino, &n);
+	if (r < 0)
+		return r;
+	fs_fh *h = calloc(1, sizeof(*h));
+	if (!h) {
+		fs_node_put(f, n);
+		return -ENOMEM;
+	}
+	h->n = n;
+	int acc = fi->flags & O_ACCMODE;
+	h->writer = acc == O_WRONLY || acc == O_RDWR;
+	if (h->writer) {
+		r = fs_node_stage(f, n, !!(fi->flags & O_TRUNC));
+		if (r < 0) {
+			free(h);
+			fs_node_put(f, n);
+			return r;
+		}
+	}
+	pthread_mutex_lock(&n->mu);
+	if (h->writer) {
+		n->nwriters++;
+		n->unflushed++;
+		n->gen++; /* an encode running now must not commit */
+	}
+	fi->keep_cache = !h->writer && n->gen == n->seen_gen;
+	n->seen_gen = n->gen;
+	pthread_mutex_unlock(&n->mu);
+	fi->fh = (uint64_t)(uintptr_t)h;
+	*out = h;
+	return 0;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fs_fh *h;
+	int r = open_handle(FS(req), ino, fi, &h);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (fuse_reply_open(req, fi) != 0)
+		drop_handle(FS(req), h); /* interrupted: no release will come */
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	fs *f = FS(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	store_attr a;
+	int r = store_mknode(f->st, parent, name, strlen(name), S_IFREG | (mode & 07777), ctx->uid,
+			     ctx->gid, 0, NULL, &a);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fs_fh *h;
+	r = open_handle(f, a.ino, fi, &h);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fs_node_lookup_inc(f, h->n);
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof(e));
+	e.ino = a.ino;
+	e.generation = 1;
+	e.attr_timeout = TIMEOUT;
+	e.entry_timeout = TIMEOUT;
+	fill_stat(f, &a, &e.attr);
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		fs_node_forget(f, a.ino, 1);
+		drop_handle(f, h);
+	}
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	fs *f = FS(req);
+	fs_fh *h = (fs_fh *)(uintptr_t)fi->fh;
+	fs_node *n = h->n;
+	char *buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_rwlock_rdlock(&n->dlock);
+	pthread_mutex_lock(&n->mu);
+	uint64_t fsize = n->size, obj = n->obj;
+	int staged = n->staged, sfd = n->sfd;
+	pthread_mutex_unlock(&n->mu);
+	ssize_t got = 0;
+	if ((uint64_t)off < fsize) {
+		size_t want = fsize - (uint64_t)off < size ? (size_t)(fsize - (uint64_t)off) : size;
+		if (staged) {
+			io_src s;
+			io_src_from_fd(&s, sfd, fsize);
+			got = s.pread(&s, buf, want, (uint64_t)off);
+			if (got >= 0 && (size_t)got < want) {
+				/* a sparse tail not yet extended: zeros */
+				memset(buf + got, 0, want - (size_t)got);
+				got = (ssize_t)want;
+			}
+		} else if (obj) {
+			got = chain_pread(f->ch, obj, buf, want, (uint64_t)off);
+		}
+	}
+	pthread_rwlock_unlock(&n->dlock);
+	(void)ino;
+	if (got < 0)
+		fuse_reply_err(req, (int)-got);
+	else
+		fuse_reply_buf(req, buf, (size_t)got);
+	free(buf);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	fs *f = FS(req);
+	fs_fh *h = (fs_fh *)(uintptr_t)fi->fh;
+	fs_node *n = h->n;
+	(void)ino;
+	encq_throttle(f->q);
+	for (;;) {
+		pthread_rwlock_rdlock(&n->dlock);
+		pthread_mutex_lock(&n->mu);
+		if (n->staged && n->sfd >= 0)
+			break;
+		/* Encoded while this handle was open (every handle had been flushed, e.g. a
+		 * close-on-exec copy of the fd): bring the data back to staging. */
+		pthread_mutex_unlock(&n->mu);
+		pthread_rwlock_unlock(&n->dlock);
+		int r = fs_node_stage(f, n, 0);
+		if (r < 0) {
+			fuse_reply_err(req, -r);
+			return;
+		}
+	}
+	n->gen++;
+	n->inflight++;
+	if (h->flushed) {
+		h->flushed = 0;
+		n->unflushed++;
+	}
+	int sfd = n->sfd;
+	pthread_mutex_unlock(&n->mu);
+	int r = io_pwrite_full(sfd, buf, size, (uint64_t)off);
+	pthread_mutex_lock(&n->mu);
+	n->inflight--;
+	if (r == 0) {
+		if ((uint64_t)off + size > n->size)
+			n->size = (uint64_t)off + size;
+		n->mtime = n->ctime = store_now_ns();
+		n->dirty = 1;
+	}
+	pthread_mutex_unlock(&n->mu);
+	pthread_rwlock_unlock(&n->dlock);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_write(req, size);
+}
+
+/* close(2): make a written file durable (staging fsynced, size committed). */
+static int flush_handle(fs *f, fs_fh *h)
+{
+	if (!h->writer)
+		return 0;
+	fs_node *n = h->n;
+	pthread_rwlock_rdlock(&n->dlock);
+	int r = fs_node_commit(f, n);
+	pthread_rwlock_unlock(&n->dlock);
+	if (r == 0) {
+		pthread_mutex_lock(&n->mu);
+		if (!h->flushed) {
+			h->flushed = 1;
+			n->unflushed--;
+		}
+		pthread_mutex_unlock(&n->mu);
+	}
+	return r;
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	int r = flush_handle(FS(req), (fs_fh *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, -r);
+}
+
+/* The last close of a handle: a file whose last writer left is queued for encoding. */
+static void drop_handle(fs *f, fs_fh *h)
+{
+	fs_node *n = h->n;
+	flush_handle(f, h);
+	int enqueue = 0;
+	if (h->writer) {
+		pthread_mutex_lock(&n->mu);
+		n->nwriters--;
+		if (!h->flushed)
+			n->unflushed--;
+		enqueue = n->nwriters == 0 && n->staged;
+		n->seen_gen = n->gen; /* the kernel's page cache saw every write */
+		pthread_mutex_unlock(&n->mu);
+	}
+	if (enqueue)
+		encq_push(f->q, n->ino, 0);
+	free(h);
+	fs_node_put(f, n);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	drop_handle(FS(req), (fs_fh *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)datasync;
+	(void)ino;
+	fs_fh *h = (fs_fh *)(uintptr_t)fi->fh;
+	fs_node *n = h->n;
+	pthread_rwlock_rdlock(&n->dlock);
+	int r = fs_node_commit(FS(req), n);
+	pthread_rwlock_unlock(&n->dlock);
+	fuse_reply_err(req, -r);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	store_attr a;
+	int r = store_getattr(FS(req)->st, ino, &a);
+	if (r == 0 && !S_ISDIR(a.mode))
+		r = -ENOTDIR;
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->cache_readdir = 0;
+	fuse_reply_open(req, fi);
+}
+
+typedef struct rd_ctx {
+	fuse_req_t req;
+	char *buf;
+	size_t size, used;
+} rd_ctx;
+
+static int rd_add(void *ctx, int64_t cookie, const char *name, size_t len, const store_attr *a)
+{
+	rd_ctx *c = ctx;
+	char nm[STORE_NAME_MAX + 1];
+	memcpy(nm, name, len);
+	nm[len] = 0;
+	struct stat st;
+	memset(&st, 0, sizeof(st));
+	st.st_ino = a->ino;
+	st.st_mode = a->mode;
+	size_t need = fuse_add_direntry(c->req, c->buf + c->used, c->size - c->used, nm, &st,
+					cookie + 2);
+	if (need > c->size - c->used)
+		return 1;
+	c->used += need;
+	return 0;
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)fi;
+	rd_ctx c = {req, malloc(size ? size : 1), size, 0};
+	if (!c.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	struct stat st;
+	memset(&st, 0, sizeof(st));
+	st.st_mode = S_IFDIR;
+	if (off < 1) {
+		st.st_ino = ino;
+		size_t need = fuse_add_direntry(req, c.buf, c.size, ".", &st, 1);
+		if (need <= c.size - c.used)
+			c.used += need;
+		off = 1;
+	}
+	if (off < 2) {
+		st.st_ino = 1;
+		size_t need = fuse_add_direntry(req, c.buf + c.used, c.size - c.used, "..", &st, 2);
+		if (need <= c.size - c.used) {
+			c.used += need;
+			off = 2;
+		}
+	}
+	int r = 0;
+	if (off >= 2)
+		r = store_readdir(FS(req)->st, ino, off - 2, rd_add, &c);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_buf(req, c.buf, c.used);
+	free(c.buf);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	/* namespace changes are committed synchronously (synchronous=FULL) */
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	(void)ino;
+	struct statvfs sv;
+	if (fstatvfs(store_dirfd(FS(req)->st), &sv) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	sv.f_namemax = STORE_NAME_MAX;
+	fuse_reply_statfs(req, &sv);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	int r = store_setxattr(FS(req)->st, ino, name, value, size, flags);
+	fuse_reply_err(req, -r);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t r = store_getxattr(FS(req)->st, ino, name, buf, size);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)r);
+	else
+		fuse_reply_buf(req, buf, (size_t)r);
+	free(buf);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t r = store_listxattr(FS(req)->st, ino, buf, size);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)r);
+	else
+		fuse_reply_buf(req, buf, (size_t)r);
+	free(buf);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	int r = store_removexattr(FS(req)->st, ino, name);
+	fuse_reply_err(req, -r);
+}
+
+const struct fuse_lowlevel_ops fs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.open = op_open,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.create = op_create,
+};

@@ -1,0 +1,123 @@
+"""Helpers shared by the reliability tests (test_rel_*.py); no tests here.
+
+Import single names (`from test_rel_00_util import kill_daemon`), never `import *`, so pytest does
+not collect anything twice."""
+import glob
+import os
+import random
+import signal
+import subprocess
+import time
+
+import pytest
+
+import tpdefs_harness as H
+
+SOAK = bool(os.environ.get('TPDEFS_SOAK'))
+SEED = int(os.environ.get('TPDEFS_SEED', '20261123'))
+SAMPLES = sorted(glob.glob(os.path.join(H.CORPUS, 'gpt_bf16_st', '*.safetensors')) +
+                 glob.glob(os.path.join(H.CORPUS, 'gpt_full_state', '*.pt'))[:4])
+
+
+def read(path):
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+def write_file(path, data, fsync=False, chunk=1 << 16):
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+    try:
+        for off in range(0, len(data), chunk):
+            os.write(fd, data[off:off + chunk])
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def rand_bytes(rng, n):
+    return rng.randbytes(n)
+
+
+def sample_bytes(k):
+    return read(SAMPLES[k % len(SAMPLES)])
+
+
+def kill_daemon(m):
+    """SIGKILL the daemon serving m, wait for it to die and detach the dead mount. Returns the
+    killed pids."""
+    pids = H.daemon_pids(m.mnt) or list(m.pids)
+    assert pids, f'cannot find the daemon of {m.mnt}'
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.time() + 10
+    while any(H.pid_alive(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.02)
+    assert not any(H.pid_alive(p) for p in pids), f'daemon {pids} survived SIGKILL'
+    detach(m)
+    m.pids = []
+    return pids
+
+
+def detach(m):
+    """Unmount a mount whose daemon is dead (lazy: clients may still hold files open)."""
+    for args in (['fusermount3', '-u', m.mnt], ['fusermount3', '-u', '-z', m.mnt],
+                 ['umount', '-l', m.mnt]):
+        if not H.mounted_at(m.mnt):
+            break
+        subprocess.run(args, capture_output=True, timeout=30)
+    assert not H.mounted_at(m.mnt), f'{m.mnt} still mounted after the daemon died'
+
+
+def flush_bytes(m, timeout=180):
+    """tpdefs-admin flush with its output as bytes (the harness decodes it as UTF-8, which fails
+    when the report quotes names that are not UTF-8). Returns the output."""
+    r = subprocess.run([H.ADMIN_BIN, 'flush', m.backing], capture_output=True, timeout=timeout,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, f'flush exited {r.returncode}: {(r.stdout + r.stderr)[-2000:]!r}'
+    return r.stdout + r.stderr
+
+
+def admin_cmd_exists(m, cmd):
+    if not os.access(H.ADMIN_BIN, os.X_OK):
+        return False
+    r = m.admin('--help', timeout=30)
+    return any(line.split()[:1] == [cmd] for line in (r.stdout + r.stderr).splitlines()) or \
+        f' {cmd} ' in (r.stdout + r.stderr)
+
+
+def verify(m, expect_ok=True):
+    """Run `tpdefs-admin verify BACKING`. Returns (rc, output), or None when verify is not
+    implemented yet (the assertion is skipped, with a note in the report)."""
+    if not admin_cmd_exists(m, 'verify'):
+        H.report('note: tpdefs-admin verify not implemented yet; verify assertions skipped')
+        return None
+    r = m.admin('verify', m.backing, timeout=300)
+    out = r.stdout + r.stderr
+    if 'unknown command' in out.lower():
+        H.report('note: tpdefs-admin verify not implemented yet; verify assertions skipped')
+        return None
+    if expect_ok:
+        assert r.returncode == 0, f'tpdefs-admin verify {m.backing} failed ({r.returncode}): ' \
+                                  f'{out[-3000:]}'
+    return r.returncode, out
+
+
+def backing_files(m, kind):
+    """'db': the SQLite main file; 'blobs': object files (objects/**/*.tpdo, see docs/BACKING.md)."""
+    if kind == 'db':
+        return [os.path.join(m.backing, 'tpdefs.db')]
+    return sorted(glob.glob(os.path.join(m.backing, 'objects', '**', '*.tpdo'), recursive=True))
+
+
+def seeded(name):
+    r = random.Random(f'{SEED}-{name}')
+    return r
+
+
+def need_root():
+    if os.geteuid() != 0:
+        pytest.skip('needs root')

@@ -1,0 +1,307 @@
+/* test_gc.c - gc, verify and stats on a real store built through the store and encoder APIs
+ * (synthetic versions of one file; no FUSE). */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chain.h"
+#include "encoder.h"
+#include "gc.h"
+#include "stats.h"
+#include "store.h"
+#include "store_admin.h"
+#include "verify.h"
+
+#define VSIZE (300u * 1024u)
+#define NV 8
+
+static char dir[64];
+static store *s;
+static uint8_t *ver[NV];
+static uint64_t ino[NV], obj[NV];
+
+static void setup(void)
+{
+	strcpy(dir, "/tmp/tpdefs-gc-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	char err[256];
+	cr_assert_eq(store_open(dir, STORE_O_NOWAIT, &s, err, sizeof(err)), 0, "%s", err);
+	/* version k: float-like words, a few percent changed from version k-1 */
+	uint32_t x = 12345;
+	for (int k = 0; k < NV; k++) {
+		ver[k] = malloc(VSIZE);
+		cr_assert_not_null(ver[k]);
+		if (k)
+			memcpy(ver[k], ver[k - 1], VSIZE);
+		for (size_t i = 0; i < VSIZE; i++) {
+			x = x * 1103515245u + 12345u;
+			if (!k)
+				ver[k][i] = (uint8_t)((i % 4 == 3) ? 0x3f : (x >> 16));
+			else if ((x >> 16) % 50 == 0)
+				ver[k][i] ^= (uint8_t)(1 + ((x >> 8) & 7));
+		}
+	}
+}
+
+static void teardown(void)
+{
+	store_close(s);
+	for (int k = 0; k < NV; k++)
+		free(ver[k]);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(gc, .init = setup, .fini = teardown);
+
+/* Store version k as file "v<k>", delta against version base (-1: keyframe). */
+static void put(int k, int base)
+{
+	char name[16];
+	snprintf(name, sizeof(name), "v%d", k);
+	store_attr a;
+	cr_assert_eq(store_mknode(s, STORE_ROOT_INO, name, strlen(name), S_IFREG | 0644, 0, 0, 0,
+				  NULL, &a), 0);
+	ino[k] = a.ino;
+	io_src n, b;
+	io_src_from_mem(&n, ver[k], VSIZE);
+	store_obj bo;
+	memset(&bo, 0, sizeof(bo));
+	if (base >= 0) {
+		io_src_from_mem(&b, ver[base], VSIZE);
+		cr_assert_eq(store_obj_get(s, obj[base], &bo), 0);
+	}
+	uint64_t id;
+	cr_assert_eq(store_obj_reserve(s, &id), 0);
+	char tmp[64];
+	int fd = store_tmp_create(s, tmp, sizeof(tmp));
+	cr_assert(fd >= 0);
+	enc_opts eo = {0, 0, 1};
+	enc_stats es;
+	cr_assert_eq(enc_encode(&eo, &n, base >= 0 ? &b : NULL, bo.hash, fd, &es), 0);
+	struct stat st;
+	cr_assert_eq(fstat(fd, &st), 0);
+	cr_assert_eq(store_obj_install(s, fd, tmp, id), 0);
+	close(fd);
+	store_obj o = {.id = id, .base = base >= 0 ? bo.id : 0,
+		       .depth = base >= 0 ? bo.depth + 1 : 0, .size = VSIZE,
+		       .stored = (uint64_t)st.st_size, .hash = es.content_hash};
+	cr_assert_eq(store_commit_object(s, ino[k], &o, NULL, NULL), 0);
+	obj[k] = id;
+}
+
+static void del(int k)
+{
+	char name[16];
+	snprintf(name, sizeof(name), "v%d", k);
+	uint64_t i;
+	uint32_t nl;
+	cr_assert_eq(store_unlink(s, STORE_ROOT_INO, name, strlen(name), 0, &i, &nl), 0);
+	cr_assert_eq(store_drop_inode(s, i), 0);
+}
+
+/* The file reads back exactly (through a fresh chain reader). */
+static void check_file(int k)
+{
+	store_attr a;
+	cr_assert_eq(store_getattr(s, ino[k], &a), 0);
+	chain *c = store_admin_chain_new(s, 16u << 20);
+	cr_assert_not_null(c);
+	uint8_t *buf = malloc(VSIZE);
+	cr_assert_not_null(buf);
+	size_t done = 0;
+	while (done < VSIZE) {
+		ssize_t n = chain_pread(c, a.obj, buf + done, VSIZE - done, done);
+		cr_assert(n > 0, "read v%d: %zd", k, n);
+		done += (size_t)n;
+	}
+	cr_assert(!memcmp(buf, ver[k], VSIZE), "v%d differs", k);
+	free(buf);
+	chain_free(c);
+}
+
+static uint64_t verify_problems(uint64_t *bad_ino)
+{
+	verify_opts o;
+	memset(&o, 0, sizeof(o));
+	verify_result r;
+	cr_assert_eq(verify_run(s, &o, &r), 0);
+	if (bad_ino)
+		*bad_ino = r.nbad_inos ? r.bad_inos[0] : 0;
+	uint64_t p = r.problems;
+	verify_result_free(&r);
+	return p;
+}
+
+static size_t count_objects(size_t *unref, uint32_t *maxdepth)
+{
+	store_obj *v;
+	size_t n;
+	cr_assert_eq(store_admin_objects(s, &v, &n), 0);
+	*unref = 0;
+	*maxdepth = 0;
+	for (size_t i = 0; i < n; i++) {
+		*unref += v[i].unref != 0;
+		if (v[i].depth > *maxdepth)
+			*maxdepth = v[i].depth;
+	}
+	free(v);
+	return n;
+}
+
+Test(gc, frees_unreferenced_bases_and_keeps_bytes)
+{
+	for (int k = 0; k < 5; k++)
+		put(k, k - 1);
+	for (int k = 0; k < 3; k++)
+		del(k);
+	size_t unref;
+	uint32_t md;
+	cr_assert_eq(count_objects(&unref, &md), 5);
+	cr_assert_eq(unref, 3);
+	cr_assert_eq(verify_problems(NULL), 0);
+
+	gc_opts o;
+	memset(&o, 0, sizeof(o));
+	o.dry_run = 1;
+	gc_result r;
+	cr_assert_eq(gc_run(s, &o, &r), 0);
+	cr_assert_eq(r.keyframes, 1);
+	cr_assert_eq(count_objects(&unref, &md), 5, "dry run changed nothing");
+
+	o.dry_run = 0;
+	cr_assert_eq(gc_run(s, &o, &r), 0);
+	cr_assert_eq(r.skipped, 0);
+	cr_assert_eq(count_objects(&unref, &md), 2);
+	cr_assert_eq(unref, 0);
+	cr_assert_eq(md, 1);
+	check_file(3);
+	check_file(4);
+	cr_assert_eq(verify_problems(NULL), 0);
+	/* a second run finds nothing to do */
+	cr_assert_eq(gc_run(s, &o, &r), 0);
+	cr_assert_eq(r.rebased + r.keyframes + r.freed_objects, 0);
+}
+
+Test(gc, shortens_long_chains)
+{
+	for (int k = 0; k < NV; k++)
+		put(k, k - 1);
+	gc_opts o;
+	memset(&o, 0, sizeof(o));
+	o.max_chain = 2;
+	gc_result r;
+	cr_assert_eq(gc_run(s, &o, &r), 0);
+	size_t unref;
+	uint32_t md;
+	cr_assert_eq(count_objects(&unref, &md), NV);
+	cr_assert(md <= 2, "max depth %u", md);
+	for (int k = 0; k < NV; k++)
+		check_file(k);
+	cr_assert_eq(verify_problems(NULL), 0);
+}
+
+Test(gc, orphans_and_tmp_removed)
+{
+	put(0, -1);
+	int fd = openat(store_dirfd(s), "objects/00000000000000ff.tpdo", O_CREAT | O_WRONLY, 0600);
+	cr_assert(fd >= 0);
+	close(fd);
+	fd = openat(store_dirfd(s), "tmp/leftover", O_CREAT | O_WRONLY, 0600);
+	cr_assert(fd >= 0);
+	close(fd);
+	cr_assert_neq(verify_problems(NULL), 0, "orphan blob is reported");
+	gc_opts o;
+	memset(&o, 0, sizeof(o));
+	gc_result r;
+	cr_assert_eq(gc_run(s, &o, &r), 0);
+	cr_assert_eq(r.orphan_blobs, 1);
+	cr_assert_eq(r.tmp_files, 1);
+	cr_assert_eq(faccessat(store_dirfd(s), "objects/00000000000000ff.tpdo", F_OK, 0), -1);
+	cr_assert_eq(verify_problems(NULL), 0);
+	check_file(0);
+}
+
+Test(gc, verify_finds_damage_and_names_inode)
+{
+	put(0, -1);
+	put(1, 0);
+	put(2, -1);
+	char p[512];
+	store_obj_path(s, obj[1], p, sizeof(p));
+	int fd = open(p, O_RDWR);
+	cr_assert(fd >= 0);
+	struct stat st;
+	fstat(fd, &st);
+	uint8_t b[32];
+	cr_assert_eq(pread(fd, b, sizeof(b), st.st_size / 3), (ssize_t)sizeof(b));
+	for (size_t i = 0; i < sizeof(b); i++)
+		b[i] ^= 0x5a;
+	cr_assert_eq(pwrite(fd, b, sizeof(b), st.st_size / 3), (ssize_t)sizeof(b));
+	close(fd);
+	uint64_t bad;
+	cr_assert_neq(verify_problems(&bad), 0);
+	cr_assert_eq(bad, ino[1]);
+	char path[256];
+	cr_assert_eq(stats_path_of(s, bad, path, sizeof(path)), 0);
+	cr_assert_str_eq(path, "/v1");
+}
+
+Test(gc, switch_refuses_changed_chain)
+{
+	put(0, -1);
+	put(1, 0);
+	store_obj cur, nw;
+	cr_assert_eq(store_obj_get(s, obj[1], &cur), 0);
+	cur.hash ^= 1; /* not what is stored any more */
+	nw = cur;
+	nw.id = 999;
+	nw.base = 0;
+	nw.depth = 0;
+	uint64_t *inos, *deps;
+	size_t ni, nd;
+	cr_assert_eq(store_admin_switch(s, &cur, &nw, 0, &inos, &ni, &deps, &nd), -EAGAIN);
+	cr_assert_eq(store_admin_obj_exists(s, 999), 0);
+}
+
+Test(gc, stats_bases)
+{
+	put(0, -1);
+	put(1, 0);
+	put(2, 1);
+	stats_report r;
+	cr_assert_eq(stats_collect(s, &r), 0);
+	cr_assert_eq(r.nfiles, 3);
+	cr_assert_eq(r.objects, 3);
+	cr_assert_eq(r.logical_bytes, 3ull * VSIZE);
+	for (size_t i = 0; i < r.nfiles; i++) {
+		const stats_file *f = &r.files_v[i];
+		if (!strcmp(f->path, "/v0"))
+			cr_assert_null(f->base_path);
+		if (!strcmp(f->path, "/v2")) {
+			cr_assert_str_eq(f->base_path, "/v1");
+			cr_assert_eq(f->depth, 2);
+		}
+		uint64_t sum = 0;
+		for (int c = 0; c < CODEC_MAX; c++)
+			sum += f->codec_bytes[c];
+		cr_assert_eq(sum, VSIZE);
+	}
+	cr_assert_eq(r.nchains, 1);
+	stats_free(&r);
+}
+
+Test(gc, quote_keeps_output_on_one_line)
+{
+	char out[64];
+	stats_quote("a\nb\\c\x80" "d\xc3\xa9", out, sizeof(out));
+	cr_assert_str_eq(out, "a\\x0ab\\x5cc\\x80d\xc3\xa9");
+	stats_quote("0123456789", out, 8);
+	cr_assert(strlen(out) < 8);
+}

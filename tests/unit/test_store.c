@@ -1,0 +1,181 @@
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pred.h"
+#include "store.h"
+
+static char dir[64];
+static store *s;
+
+static void setup(void)
+{
+	strcpy(dir, "/tmp/tpdefs-store-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	char err[256];
+	cr_assert_eq(store_open(dir, STORE_O_NOWAIT, &s, err, sizeof(err)), 0, "%s", err);
+}
+
+static void teardown(void)
+{
+	store_close(s);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+static uint64_t mk(uint64_t parent, const char *name, uint32_t mode)
+{
+	store_attr a;
+	cr_assert_eq(store_mknode(s, parent, name, strlen(name), mode, 0, 0, 0, NULL, &a), 0, "%s",
+		     name);
+	return a.ino;
+}
+
+Test(store, init_root_and_refusals)
+{
+	store_attr a;
+	cr_assert_eq(store_getattr(s, STORE_ROOT_INO, &a), 0);
+	cr_assert(S_ISDIR(a.mode));
+	cr_assert_eq(a.nlink, 2);
+	char err[256];
+	store *t;
+	cr_assert_eq(store_open(dir, STORE_O_NOWAIT, &t, err, sizeof(err)), -EBUSY);
+	cr_assert_eq(store_open(dir, STORE_O_NOLOCK, &t, err, sizeof(err)), 0, "%s", err);
+	store_close(t);
+	cr_assert_eq(store_open("/etc", STORE_O_NOWAIT, &t, err, sizeof(err)), -EMEDIUMTYPE);
+	cr_assert(strstr(err, "not a tpdefs backing directory"));
+}
+
+Test(store, namespace_errors)
+{
+	uint64_t d = mk(1, "d", S_IFDIR | 0755);
+	uint64_t f = mk(d, "f", S_IFREG | 0644);
+	store_attr a;
+	cr_assert_eq(store_mknode(s, d, "f", 1, S_IFREG | 0644, 0, 0, 0, NULL, &a), -EEXIST);
+	char longname[300];
+	memset(longname, 'x', 256);
+	cr_assert_eq(store_mknode(s, 1, longname, 256, S_IFREG, 0, 0, 0, NULL, &a), -ENAMETOOLONG);
+	cr_assert_eq(store_mknode(s, f, "x", 1, S_IFREG, 0, 0, 0, NULL, &a), -ENOTDIR);
+	uint64_t ino;
+	uint32_t nl;
+	cr_assert_eq(store_unlink(s, 1, "d", 1, 1, &ino, &nl), -ENOTEMPTY);
+	cr_assert_eq(store_unlink(s, 1, "d", 1, 0, &ino, &nl), -EISDIR);
+	cr_assert_eq(store_unlink(s, d, "f", 1, 1, &ino, &nl), -ENOTDIR);
+	cr_assert_eq(store_getattr(s, 1, &a), 0);
+	cr_assert_eq(a.nlink, 3);
+	cr_assert_eq(store_unlink(s, d, "f", 1, 0, &ino, &nl), 0);
+	cr_assert_eq(ino, f);
+	cr_assert_eq(nl, 0);
+	cr_assert_eq(store_unlink(s, 1, "d", 1, 1, &ino, &nl), 0);
+	cr_assert_eq(store_getattr(s, 1, &a), 0);
+	cr_assert_eq(a.nlink, 2);
+	cr_assert_eq(store_drop_inode(s, f), 0);
+	cr_assert_eq(store_getattr(s, f, &a), -ENOENT);
+}
+
+Test(store, rename_flags_and_pred_hint)
+{
+	uint64_t a1 = mk(1, "a", S_IFREG | 0644), b1 = mk(1, "b", S_IFREG | 0644);
+	uint64_t d = mk(1, "d", S_IFDIR | 0755);
+	uint64_t v;
+	uint32_t vn;
+	cr_assert_eq(store_rename(s, 1, "a", 1, 1, "b", 1, RENAME_NOREPLACE, &v, &vn), -EEXIST);
+	cr_assert_eq(store_rename(s, 1, "a", 1, 1, "d", 1, RENAME_EXCHANGE, &v, &vn), 0);
+	store_attr at;
+	cr_assert_eq(store_lookup(s, 1, "a", 1, &at), 0);
+	cr_assert_eq(at.ino, d);
+	cr_assert_eq(store_rename(s, 1, "a", 1, 1, "d", 1, RENAME_EXCHANGE, &v, &vn), 0);
+	cr_assert_eq(store_rename(s, 1, "d", 1, 1, "a", 1, 0, &v, &vn), -ENOTDIR);
+	cr_assert_eq(store_rename(s, 1, "a", 1, 1, "d", 1, 0, &v, &vn), -EISDIR);
+	cr_assert_eq(store_rename(s, 1, "d", 1, d, "x", 1, 0, &v, &vn), -EINVAL);
+	/* give b a stored object, then rename a over it: a inherits the hint */
+	uint64_t id;
+	cr_assert_eq(store_obj_reserve(s, &id), 0);
+	char tmp[64];
+	int fd = store_tmp_create(s, tmp, sizeof(tmp));
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, "x", 1), 1);
+	cr_assert_eq(store_obj_install(s, fd, tmp, id), 0);
+	close(fd);
+	int sfd = store_staging_open(s, b1, 1);
+	cr_assert(sfd >= 0);
+	close(sfd);
+	cr_assert_eq(store_begin_staging(s, b1, 1, 1, 1), 0);
+	store_obj o = {.id = id, .size = 1, .stored = 1, .hash = 42};
+	cr_assert_eq(store_commit_object(s, b1, &o, NULL, NULL), 0);
+	cr_assert_eq(store_getattr(s, b1, &at), 0);
+	cr_assert_eq(at.obj, id);
+	cr_assert_eq(at.staged, 0);
+	cr_assert_eq(store_rename(s, 1, "a", 1, 1, "b", 1, 0, &v, &vn), 0);
+	cr_assert_eq(v, b1);
+	cr_assert_eq(vn, 0);
+	cr_assert_eq(store_getattr(s, a1, &at), 0);
+	cr_assert_eq(at.pred_hint, id);
+	/* the dead inode goes, its object stays (hint of a) */
+	cr_assert_eq(store_drop_inode(s, b1), 0);
+	store_obj g;
+	cr_assert_eq(store_obj_get(s, id, &g), 0);
+	pred_cand c[4];
+	size_t n;
+	cr_assert_eq(pred_candidates(s, a1, c, 4, &n), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(c[0].kind, PRED_HINT);
+	cr_assert_eq(c[0].obj, id);
+}
+
+Test(store, xattrs)
+{
+	uint64_t f = mk(1, "f", S_IFREG | 0644);
+	char buf[16];
+	cr_assert_eq(store_setxattr(s, f, "user.a", "12345", 5, 0), 0);
+	cr_assert_eq(store_setxattr(s, f, "user.a", "1", 1, 1 /* CREATE */), -EEXIST);
+	cr_assert_eq(store_setxattr(s, f, "user.b", "1", 1, 2 /* REPLACE */), -ENODATA);
+	cr_assert_eq(store_getxattr(s, f, "user.a", buf, 0), 5);
+	cr_assert_eq(store_getxattr(s, f, "user.a", buf, 4), -ERANGE);
+	cr_assert_eq(store_getxattr(s, f, "user.a", buf, 16), 5);
+	cr_assert_eq(store_setxattr(s, f, "user.b", "", 0, 0), 0);
+	cr_assert_eq(store_listxattr(s, f, buf, 0), 14);
+	cr_assert_eq(store_listxattr(s, f, buf, 10), -ERANGE);
+	cr_assert_eq(store_listxattr(s, f, buf, 16), 14);
+	cr_assert_eq(memcmp(buf, "user.a\0user.b\0", 14), 0);
+	cr_assert_eq(store_removexattr(s, f, "user.a"), 0);
+	cr_assert_eq(store_removexattr(s, f, "user.a"), -ENODATA);
+}
+
+Test(store, sibling_candidates_and_recover)
+{
+	uint64_t d = mk(1, "run", S_IFDIR | 0755);
+	uint64_t f6 = mk(d, "ckpt_006.pt", S_IFREG | 0644);
+	uint64_t f7 = mk(d, "ckpt_007.pt", S_IFREG | 0644);
+	for (uint64_t i = f6; i <= f7; i++) {
+		int fd = store_staging_open(s, i, 1);
+		cr_assert(fd >= 0);
+		cr_assert_eq(write(fd, "abc", 3), 3);
+		close(fd);
+		cr_assert_eq(store_begin_staging(s, i, 3, 1, 1), 0);
+	}
+	pred_cand c[4];
+	size_t n;
+	cr_assert_eq(pred_candidates(s, f7, c, 4, &n), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(c[0].kind, PRED_SIBLING);
+	cr_assert_eq(c[0].ino, f6);
+	cr_assert_eq(c[0].obj, 0); /* still staged */
+	uint64_t *st;
+	size_t ns;
+	cr_assert_eq(store_recover(s, &st, &ns), 0);
+	cr_assert_eq(ns, 2);
+	free(st);
+	uint64_t bytes;
+	cr_assert_eq(store_staged_bytes(s, &bytes), 0);
+	cr_assert_eq(bytes, 6);
+}
