@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests (Criterion), integration tests on a real FUSE mount, PyTorch
-# client tests, then the unit tests again under ASan+UBSan. Prints one closing summary line.
+# client tests, then the unit tests again under ASan+UBSan, then a short fuzz run of the decoders
+# and parsers. Prints one closing summary line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh || { echo "deps: install failed"; exit 1; }
@@ -26,6 +27,11 @@ run_suite build unit integration python
 meson compile -C build-asan || { echo "$pass passed, $((fail + 1)) failed"; exit 1; }
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
   run_suite build-asan unit
+
+# Bounded fuzz run of the decoders and parsers (libFuzzer, clang): one test per target.
+fuzz_out=$(FUZZ_SECONDS=${FUZZ_SECONDS:-20} bash tests/fuzz/run-short.sh 2>&1); echo "$fuzz_out"
+pass=$((pass + $(grep -c '^ok ' <<<"$fuzz_out"))); fail=$((fail + $(grep -c '^FAIL' <<<"$fuzz_out")))
+grep -q '^ok \|^FAIL' <<<"$fuzz_out" || fail=$((fail + 1))
 
 echo
 echo "tests: $pass passed, $fail failed"

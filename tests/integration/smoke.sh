@@ -3,7 +3,7 @@
 # remount, compare again. Usage: smoke.sh BUILD_DIR [CORPUS_DIR]
 set -u
 BUILD=${1:?build dir}
-CORPUS=${2:-/work/shared/corpus/sample}
+CORPUS=${2:-$(cd "$(dirname "$0")/../../.." && pwd)/shared/corpus/sample}
 MNT=$(mktemp -d /tmp/tpdefs-smoke-m.XXXXXX)
 B=$(mktemp -d /tmp/tpdefs-smoke-b.XXXXXX)
 cleanup() { mountpoint -q "$MNT" && fusermount3 -u "$MNT"; rmdir "$MNT"; rm -rf "$B"; }

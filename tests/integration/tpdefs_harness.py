@@ -19,7 +19,8 @@ SRC_ROOT = os.path.dirname(os.path.dirname(HERE))
 BUILD = os.environ.get('TPDEFS_BUILD') or os.path.join(SRC_ROOT, 'build')
 MOUNT_BIN = os.path.join(BUILD, 'fs', 'mount.tpdefs')
 ADMIN_BIN = os.path.join(BUILD, 'tools', 'tpdefs-admin')
-CORPUS = os.environ.get('TPDEFS_CORPUS', '/work/shared/corpus/sample')
+CORPUS = os.environ.get('TPDEFS_CORPUS') or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'shared', 'corpus', 'sample')
 
 MOUNT_TIMEOUT = 30      # mount.tpdefs must return once the mount is ready
 FLUSH_TIMEOUT = 180     # tpdefs-admin flush waits for the encoder

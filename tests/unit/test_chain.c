@@ -20,7 +20,7 @@
 #define CHUNK (64u << 10)
 #define NFLOAT 300000 /* ~1.2 MB per version: ~19 chunks of 64 KiB */
 #define MAXV 16
-#define CORPUS "/work/shared/corpus/sample"
+#define CORPUS TPDEFS_SAMPLE_CORPUS /* from meson: -Dsample_corpus */
 
 typedef struct fixture {
 	char dir[64];

@@ -345,7 +345,7 @@ static uint8_t *slurp(const char *path, size_t *len)
 	return b;
 }
 
-#define CORPUS "/work/shared/corpus/sample"
+#define CORPUS TPDEFS_SAMPLE_CORPUS /* from meson: -Dsample_corpus */
 
 static void corpus_pair(const char *pred, const char *cur, uint32_t cs)
 {

@@ -12,7 +12,7 @@
 #include "io.h"
 #include "layout.h"
 
-#define CORPUS "/work/shared/corpus/sample"
+#define CORPUS TPDEFS_SAMPLE_CORPUS /* from meson: -Dsample_corpus */
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
