@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/fs.h>
@@ -391,7 +392,9 @@ static int open_db(store *s, char *err, size_t errlen)
 	return 0;
 }
 
-/* 1 when a daemon listens on BACKING/control.sock. */
+/* 1 when a live daemon answers PING on BACKING/control.sock. A connect alone is not enough: the
+ * socket of a SIGKILLed daemon whose threads are still finishing (an fsync in flight) accepts
+ * connections in the kernel's backlog, and that daemon must be waited for, not reported live. */
 static int sock_alive(const store *s)
 {
 	struct sockaddr_un sa;
@@ -401,7 +404,15 @@ static int sock_alive(const store *s)
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return 0;
-	int ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	int ok = 0;
+	struct timeval tv = {2, 0};
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0 &&
+	    send(fd, "PING\n", 5, MSG_NOSIGNAL) == 5) {
+		char buf[8];
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		ok = n >= 2 && buf[0] == 'O' && buf[1] == 'K';
+	}
 	close(fd);
 	return ok;
 }
