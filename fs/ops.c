@@ -13,6 +13,8 @@
 
 /* Every change goes through this daemon, so the kernel may cache names and attributes. */
 #define TIMEOUT 10.0
+/* Staged bytes between early writeback kicks (see do_write). */
+#define WB_WINDOW (8u << 20)
 
 typedef struct fs_fh {
 	fs_node *n;
@@ -547,6 +549,14 @@ static void do_write(fuse_req_t req, const char *buf, struct fuse_bufvec *in, si
 	int sfd = n->sfd;
 	pthread_mutex_unlock(&n->mu);
 	int r = stage_write(sfd, buf, in, size, off);
+	if (r == 0) {
+		/* Start disk writeback of each completed window now (best effort, errors surface
+		 * at fsync): the fsync at close then waits for the tail only, not the file. */
+		uint64_t end = (uint64_t)off + size;
+		if (end / WB_WINDOW != (uint64_t)off / WB_WINDOW)
+			sync_file_range(sfd, (off_t)((end / WB_WINDOW - 1) * WB_WINDOW), WB_WINDOW,
+					SYNC_FILE_RANGE_WRITE);
+	}
 	pthread_mutex_lock(&n->mu);
 	n->inflight--;
 	if (r == 0) {
