@@ -1,5 +1,5 @@
 /* store.c - backing directory: open/init/lock, SQLite schema and namespace operations.
- * Objects, staging and recovery are in store_data.c. Layout: docs/BACKING.md. */
+ * Objects, staging and recovery are in store_data.c. Layout: docs/FORMAT.md (backing directory). */
 #include "store_internal.h"
 
 #include <dirent.h>

@@ -126,7 +126,7 @@ def verify(m, expect_ok=True):
 
 
 def backing_files(m, kind):
-    """'db': the SQLite main file; 'blobs': object files (objects/**/*.tpdo, see docs/BACKING.md)."""
+    """'db': the SQLite main file; 'blobs': object files (objects/**/*.tpdo, see docs/FORMAT.md (backing directory))."""
     if kind == 'db':
         return [os.path.join(m.backing, 'tpdefs.db')]
     return sorted(glob.glob(os.path.join(m.backing, 'objects', '**', '*.tpdo'), recursive=True))
