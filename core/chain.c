@@ -686,3 +686,36 @@ void chain_free(chain *c)
 	free(c->tab);
 	free(c);
 }
+
+static ssize_t chain_src_pread(const io_src *s, void *buf, size_t len, uint64_t off)
+{
+	const chain_src *c = s->ctx;
+	if (c->cancelled && c->cancelled(c->ctx))
+		return -ECANCELED;
+	if (off >= s->size)
+		return 0;
+	if (len > s->size - off)
+		len = (size_t)(s->size - off);
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = chain_pread(c->ch, c->obj, (char *)buf + done, len - done, off + done);
+		if (n < 0)
+			return n;
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+void chain_src_init(io_src *s, chain_src *cs, chain *ch, uint64_t obj, uint64_t size,
+		    int (*cancelled)(void *ctx), void *ctx)
+{
+	cs->ch = ch;
+	cs->obj = obj;
+	cs->cancelled = cancelled;
+	cs->ctx = ctx;
+	s->pread = chain_src_pread;
+	s->ctx = cs;
+	s->size = size;
+}

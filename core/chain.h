@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include "io.h"
 #include "objfile.h"
 
 /* Open object `obj`: return a reader (ownership passes to the chain) and the id of its base
@@ -34,5 +35,19 @@ ssize_t chain_pread(chain *c, uint64_t obj, void *buf, size_t len, uint64_t off)
 
 /* The object was deleted or replaced: close its reader and drop its cached chunks. */
 void chain_forget(chain *c, uint64_t obj);
+
+/* An io_src over object obj (size = its logical size) read through the chain, so that the
+ * encoder can take a stored object as new file or base. cancelled(ctx), when given, is polled
+ * before every read: nonzero fails the read with -ECANCELED (work that must give way to an
+ * unmount). The chain_src must outlive the io_src. */
+typedef struct chain_src {
+	chain *ch;
+	uint64_t obj;
+	int (*cancelled)(void *ctx);
+	void *ctx;
+} chain_src;
+
+void chain_src_init(io_src *s, chain_src *cs, chain *ch, uint64_t obj, uint64_t size,
+		    int (*cancelled)(void *ctx), void *ctx);
 
 #endif

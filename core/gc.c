@@ -125,31 +125,9 @@ static int cmp_level(const void *a, const void *b, void *ctx)
 
 /* ---- reading objects through the chain ---- */
 
-typedef struct csrc {
-	chain *ch;
-	uint64_t obj;
-	gcx *g;       /* for cancellation while re-encoding; NULL: none */
-} csrc;
-
-static ssize_t csrc_pread(const io_src *s, void *buf, size_t len, uint64_t off)
+static int gc_cancelled(void *ctx)
 {
-	const csrc *c = s->ctx;
-	if (c->g && cancelled(c->g))
-		return -ECANCELED; /* unmount or client gone: stop, the old blob stays in use */
-	if (off >= s->size)
-		return 0;
-	if (len > s->size - off)
-		len = (size_t)(s->size - off);
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = chain_pread(c->ch, c->obj, (char *)buf + done, len - done, off + done);
-		if (n < 0)
-			return n;
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	return (ssize_t)done;
+	return cancelled(ctx); /* unmount or client gone: stop, the old blob stays in use */
 }
 
 /* Same rule as the daemon's encoder: a base must look like an earlier version of the file. */
@@ -199,9 +177,10 @@ static void obj_name(gcx *g, uint64_t obj, char *buf, size_t size)
 static int reencode(gcx *g, const store_obj *d, const store_obj *a, uint64_t max_stored,
 		    store_obj *nw)
 {
-	csrc nc = {g->ch, d->id, g}, bc = {g->ch, a ? a->id : 0, g};
-	io_src nsrc = {csrc_pread, &nc, d->size};
-	io_src bsrc = {csrc_pread, &bc, a ? a->size : 0};
+	chain_src nc, bc;
+	io_src nsrc, bsrc;
+	chain_src_init(&nsrc, &nc, g->ch, d->id, d->size, gc_cancelled, g);
+	chain_src_init(&bsrc, &bc, g->ch, a ? a->id : 0, a ? a->size : 0, gc_cancelled, g);
 	uint64_t id;
 	int r = store_obj_reserve(g->s, &id);
 	if (r < 0)
@@ -372,8 +351,10 @@ static int execute(gcx *g, size_t *order, size_t nplan, uint64_t **olds, size_t 
 		char nm[STORE_NAME_MAX + 1];
 		obj_name(g, d.id, nm, sizeof(nm));
 		if (ai >= 0) {
-			csrc nc = {g->ch, d.id, NULL}, bc = {g->ch, a.id, NULL};
-			io_src nsrc = {csrc_pread, &nc, d.size}, bsrc = {csrc_pread, &bc, a.size};
+			chain_src nc, bc;
+			io_src nsrc, bsrc;
+			chain_src_init(&nsrc, &nc, g->ch, d.id, d.size, NULL, NULL);
+			chain_src_init(&bsrc, &bc, g->ch, a.id, a.size, NULL, NULL);
 			if (!layouts_fit(&nsrc, &bsrc)) {
 				ai = -1;
 				x->target = -1;
@@ -532,8 +513,10 @@ static int rechain(gcx *g, uint64_t **olds, size_t *nolds, size_t *cap)
 				continue;
 			store_obj a = g->v[p].o, d = x->o;
 			a.depth = g->v[p].depth;
-			csrc nc2 = {g->ch, d.id, NULL}, bc = {g->ch, a.id, NULL};
-			io_src nsrc = {csrc_pread, &nc2, d.size}, bsrc = {csrc_pread, &bc, a.size};
+			chain_src nc2, bc;
+			io_src nsrc, bsrc;
+			chain_src_init(&nsrc, &nc2, g->ch, d.id, d.size, NULL, NULL);
+			chain_src_init(&bsrc, &bc, g->ch, a.id, a.size, NULL, NULL);
 			if (!layouts_fit(&nsrc, &bsrc))
 				continue;
 			char nm[STORE_NAME_MAX + 1];

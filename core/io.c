@@ -7,23 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-int io_pread_fd_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
 static ssize_t fd_pread(const io_src *s, void *buf, size_t len, uint64_t off)
 {
 	int fd = (int)(intptr_t)s->ctx;
@@ -72,6 +55,13 @@ int io_pread_full(const io_src *s, void *buf, size_t len, uint64_t off)
 	if (n < 0)
 		return (int)n;
 	return (size_t)n == len ? 0 : -EIO;
+}
+
+int io_pread_fd_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	io_src s;
+	io_src_from_fd(&s, fd, UINT64_MAX); /* fd_pread stops at the real end of the file */
+	return io_pread_full(&s, buf, len, off);
 }
 
 int io_write_full(int fd, const void *buf, size_t len)

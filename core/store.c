@@ -1,5 +1,5 @@
 /* store.c - backing directory: open/init/lock, SQLite schema and namespace operations.
- * Objects, staging and recovery are in store_data.c. Layout: docs/BACKING.md. */
+ * Objects, staging and recovery are in store_data.c. Layout: docs/FORMAT.md (backing directory). */
 #include "store_internal.h"
 
 #include <dirent.h>
@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/fs.h>
@@ -391,7 +392,9 @@ static int open_db(store *s, char *err, size_t errlen)
 	return 0;
 }
 
-/* 1 when a daemon listens on BACKING/control.sock. */
+/* 1 when a live daemon answers PING on BACKING/control.sock. A connect alone is not enough: the
+ * socket of a SIGKILLed daemon whose threads are still finishing (an fsync in flight) accepts
+ * connections in the kernel's backlog, and that daemon must be waited for, not reported live. */
 static int sock_alive(const store *s)
 {
 	struct sockaddr_un sa;
@@ -401,9 +404,50 @@ static int sock_alive(const store *s)
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return 0;
-	int ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	int ok = 0;
+	struct timeval tv = {2, 0};
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0 &&
+	    send(fd, "PING\n", 5, MSG_NOSIGNAL) == 5) {
+		char buf[8];
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		ok = n >= 2 && buf[0] == 'O' && buf[1] == 'K';
+	}
 	close(fd);
 	return ok;
+}
+
+/* SQLite has no page checksums: a damaged page or index shows only in integrity_check. A damaged
+ * index can send a name lookup to another file's inode (wrong bytes, not an error), so the owner
+ * checks at open. Indexes are rebuilt from intact tables (REINDEX); anything else refuses. */
+static int check_integrity(store *s, char *err, size_t errlen)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		sqlite3_stmt *st = NULL;
+		char msg[200] = "";
+		int ok = 0;
+		if (sqlite3_prepare_v2(s->db, "PRAGMA integrity_check(1)", -1, &st, NULL) == SQLITE_OK &&
+		    sqlite3_step(st) == SQLITE_ROW) {
+			const char *res = (const char *)sqlite3_column_text(st, 0);
+			ok = res && !strcmp(res, "ok");
+			snprintf(msg, sizeof(msg), "%s", res ? res : "?");
+		} else {
+			snprintf(msg, sizeof(msg), "%s", sqlite3_errmsg(s->db));
+		}
+		sqlite3_finalize(st);
+		if (ok) {
+			if (pass)
+				fprintf(stderr, "tpdefs: %s: damaged database indexes rebuilt from the tables\n",
+					s->path);
+			return 0;
+		}
+		if (pass == 0 && sqlite3_exec(s->db, "REINDEX;", NULL, NULL, NULL) == SQLITE_OK)
+			continue;
+		seterr(err, errlen, "%s: the metadata database is damaged (%s); refusing to serve it "
+		       "(tpdefs-admin verify %s lists what is affected)", s->path, msg, s->path);
+		return -EIO;
+	}
+	return -EIO;
 }
 
 int store_open(const char *dir, int flags, store **out, char *err, size_t errlen)
@@ -500,6 +544,11 @@ int store_open(const char *dir, int flags, store **out, char *err, size_t errlen
 	r = open_db(s, err, errlen);
 	if (r < 0)
 		goto fail;
+	if (have_db && !(flags & STORE_O_NOLOCK)) {
+		r = check_integrity(s, err, errlen);
+		if (r < 0)
+			goto fail;
+	}
 	*out = s;
 	return 0;
 fail:

@@ -1,5 +1,5 @@
 /* store.h - the backing directory: SQLite metadata (inodes, dentries, xattrs, objects), object
- * blobs and staging files (layout in docs/BACKING.md).
+ * blobs and staging files (layout in docs/FORMAT.md (backing directory)).
  *
  * One writer connection guarded by a mutex: every function is thread-safe and each namespace
  * change is one transaction. Inode numbers are the FUSE inode numbers (root = 1), never reused.

@@ -32,7 +32,8 @@ int store_admin_switch(store *s, const store_obj *expect, const store_obj *nw, u
  * obj_gone hook is told. */
 int store_admin_release(store *s, uint64_t obj);
 
-/* PRAGMA quick_check: 0 when "ok", -EIO with the first message otherwise. */
+/* PRAGMA integrity_check (despite the name: quick_check misses index <-> table mismatches):
+ * 0 when "ok", -EIO with the first message otherwise. */
 int store_admin_quick_check(store *s, char *msg, size_t len);
 
 /* A chain reader over the store's objects (for tools; the daemon has its own). Object blobs

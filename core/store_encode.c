@@ -20,30 +20,6 @@
 #define PROBE_WINDOWS 8                /* sample windows per trial */
 #define PROBE_WINDOW (64u << 10)       /* bytes per sample window */
 
-typedef struct chain_src {
-	chain *ch;
-	uint64_t obj;
-} chain_src;
-
-static ssize_t chain_src_pread(const io_src *s, void *buf, size_t len, uint64_t off)
-{
-	const chain_src *c = s->ctx;
-	if (off >= s->size)
-		return 0;
-	if (len > s->size - off)
-		len = (size_t)(s->size - off);
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = chain_pread(c->ch, c->obj, (char *)buf + done, len - done, off + done);
-		if (n < 0)
-			return n;
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	return (ssize_t)done;
-}
-
 /* The staging file as the encoder reads it: fails once cancelled, so that unmounting never waits
  * for a long encode (the file stays staged for the next mount). */
 typedef struct cancel_src {
@@ -170,8 +146,9 @@ static void choose_base(store *s, chain *ch, uint64_t ino, const io_src *nsrc,
 		store_obj bo;
 		if (store_obj_get(s, bobj, &bo) < 0)
 			continue;
-		chain_src cs = {ch, bobj};
-		io_src bsrc = {chain_src_pread, &cs, bo.size};
+		chain_src cs;
+		io_src bsrc;
+		chain_src_init(&bsrc, &cs, ch, bobj, bo.size, NULL, NULL);
 		if (!layouts_fit(nl, nsrc->size, &bsrc)) {
 			if (nfit == 0)
 				out->why = "layout mismatch";
@@ -207,8 +184,9 @@ static void choose_base(store *s, chain *ch, uint64_t ino, const io_src *nsrc,
 		if (cc && nb && bb && ob) {
 			uint64_t cost[PROBE_CANDS];
 			for (size_t i = 0; i < nfit; i++) {
-				chain_src cs = {ch, fit[i].id};
-				io_src bsrc = {chain_src_pread, &cs, fit[i].size};
+				chain_src cs;
+				io_src bsrc;
+				chain_src_init(&bsrc, &cs, ch, fit[i].id, fit[i].size, NULL, NULL);
 				cost[i] = probe_cost(nl, nsrc, &bsrc, cc, nb, bb, ob);
 			}
 			/* the name ranking's first choice keeps its place unless another base
@@ -241,8 +219,9 @@ int store_encode_staged(store *s, chain *ch, uint64_t ino, int sfd, uint64_t siz
 	cancel_src csrc = {sfd, c->cancel};
 	io_src nsrc = {cancel_pread, &csrc, size};
 	choose_base(s, ch, ino, &nsrc, c, out);
-	chain_src cs = {ch, out->obj.base};
-	io_src bsrc = {chain_src_pread, &cs, out->obj.size};
+	chain_src cs;
+	io_src bsrc;
+	chain_src_init(&bsrc, &cs, ch, out->obj.base, out->obj.size, NULL, NULL);
 	uint64_t base_hash = out->obj.hash;
 	uint64_t id;
 	int r = store_obj_reserve(s, &id);

@@ -1,4 +1,4 @@
-/* control.c - the control socket BACKING/control.sock (protocol in docs/BACKING.md).
+/* control.c - the control socket BACKING/control.sock (protocol in docs/FORMAT.md, backing directory).
  * One connection at a time: commands are rare and flush is meant to block. */
 #include "fs.h"
 

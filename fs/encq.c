@@ -54,8 +54,12 @@ static void report(encq *q, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return;
-	if ((size_t)n >= sizeof(line))
+	if ((size_t)n >= sizeof(line)) {
+		/* cut long lines (long escaped names) but keep them lines: the control protocol's
+		 * final OK/ERR line must start a line of its own */
 		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
 	if (q->f->o->debug)
 		fprintf(stderr, "tpdefs: %s", line);
 	pthread_mutex_lock(&q->mu);

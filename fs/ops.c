@@ -13,6 +13,8 @@
 
 /* Every change goes through this daemon, so the kernel may cache names and attributes. */
 #define TIMEOUT 10.0
+/* Staged bytes between early writeback kicks (see do_write). */
+#define WB_WINDOW (8u << 20)
 
 typedef struct fs_fh {
 	fs_node *n;
@@ -106,7 +108,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
 		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE; /* every write reaches staging at once */
-	conn->max_write = 1u << 20;
+	/* libfuse's request buffer is max_write + 4 KiB; splicing a request needs it to fit in a
+	 * pipe, and pipes cannot grow past pipe-max-size (1 MiB) without CAP_SYS_RESOURCE. */
+	conn->max_write = (1u << 20) - 4096;
 	conn->max_readahead = 1u << 20;
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
@@ -491,13 +495,35 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
-static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi)
+/* Write size bytes at off into the staging file: from a buffer, or (write_buf) straight from
+ * the request, which libfuse may have spliced into a pipe: one copy fewer per byte. */
+static int stage_write(int sfd, const char *buf, struct fuse_bufvec *in, size_t size, off_t off)
+{
+	if (buf)
+		return io_pwrite_full(sfd, buf, size, (uint64_t)off);
+	struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
+	dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY;
+	dst.buf[0].fd = sfd;
+	dst.buf[0].pos = off;
+	size_t done = 0;
+	while (done < size) {
+		/* both vectors advance: a retry continues where the short copy stopped */
+		ssize_t r = fuse_buf_copy(&dst, in, 0);
+		if (r < 0)
+			return (int)r;
+		if (r == 0)
+			return -EIO;
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+static void do_write(fuse_req_t req, const char *buf, struct fuse_bufvec *in, size_t size,
+		     off_t off, struct fuse_file_info *fi)
 {
 	fs *f = FS(req);
 	fs_fh *h = (fs_fh *)(uintptr_t)fi->fh;
 	fs_node *n = h->n;
-	(void)ino;
 	encq_throttle(f->q);
 	for (;;) {
 		pthread_rwlock_rdlock(&n->dlock);
@@ -522,7 +548,15 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	}
 	int sfd = n->sfd;
 	pthread_mutex_unlock(&n->mu);
-	int r = io_pwrite_full(sfd, buf, size, (uint64_t)off);
+	int r = stage_write(sfd, buf, in, size, off);
+	if (r == 0) {
+		/* Start disk writeback of each completed window now (best effort, errors surface
+		 * at fsync): the fsync at close then waits for the tail only, not the file. */
+		uint64_t end = (uint64_t)off + size;
+		if (end / WB_WINDOW != (uint64_t)off / WB_WINDOW)
+			sync_file_range(sfd, (off_t)((end / WB_WINDOW - 1) * WB_WINDOW), WB_WINDOW,
+					SYNC_FILE_RANGE_WRITE);
+	}
 	pthread_mutex_lock(&n->mu);
 	n->inflight--;
 	if (r == 0) {
@@ -537,6 +571,20 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_err(req, -r);
 	else
 		fuse_reply_write(req, size);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	(void)ino;
+	do_write(req, buf, NULL, size, off, fi);
+}
+
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
+			 struct fuse_file_info *fi)
+{
+	(void)ino;
+	do_write(req, NULL, in, fuse_buf_size(in), off, fi);
 }
 
 /* close(2): make a written file durable (staging fsynced, size committed). */
@@ -774,6 +822,7 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.open = op_open,
 	.read = op_read,
 	.write = op_write,
+	.write_buf = op_write_buf,
 	.flush = op_flush,
 	.release = op_release,
 	.fsync = op_fsync,

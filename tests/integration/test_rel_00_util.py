@@ -53,13 +53,32 @@ def kill_daemon(m):
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    deadline = time.time() + 10
-    while any(H.pid_alive(p) for p in pids) and time.time() < deadline:
+    # Every thread must be gone, not just the main one: a killed multi-threaded daemon shows
+    # as a zombie while other threads still finish an fsync and hold its files (the LOCK and
+    # the control socket, which a new mount would take for a live daemon).
+    deadline = time.time() + 30
+    while not all(fully_dead(p) for p in pids) and time.time() < deadline:
         time.sleep(0.02)
-    assert not any(H.pid_alive(p) for p in pids), f'daemon {pids} survived SIGKILL'
+    assert all(fully_dead(p) for p in pids), f'daemon {pids} survived SIGKILL'
     detach(m)
     m.pids = []
     return pids
+
+
+def fully_dead(pid):
+    """No thread of pid is running any more (zombie or gone)."""
+    try:
+        tasks = os.listdir(f'/proc/{pid}/task')
+    except OSError:
+        return True
+    for t in tasks:
+        try:
+            with open(f'/proc/{pid}/task/{t}/stat') as f:
+                if f.read().rsplit(')', 1)[1].split()[0] not in ('Z', 'X'):
+                    return False
+        except OSError:
+            pass
+    return True
 
 
 def detach(m):
@@ -107,7 +126,7 @@ def verify(m, expect_ok=True):
 
 
 def backing_files(m, kind):
-    """'db': the SQLite main file; 'blobs': object files (objects/**/*.tpdo, see docs/BACKING.md)."""
+    """'db': the SQLite main file; 'blobs': object files (objects/**/*.tpdo, see docs/FORMAT.md (backing directory))."""
     if kind == 'db':
         return [os.path.join(m.backing, 'tpdefs.db')]
     return sorted(glob.glob(os.path.join(m.backing, 'objects', '**', '*.tpdo'), recursive=True))

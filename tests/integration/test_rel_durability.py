@@ -14,6 +14,10 @@ import tpdefs_harness as H
 from test_rel_00_util import seeded
 
 LINE = re.compile(r'^(\d+)\s+(\d+\.\d+)\s+(\w+)\((.*)\)\s+=\s+(-?\d+)')
+# a call interrupted in the log by another thread's: "TID T name(args <unfinished ...>", its
+# result follows later as "TID T <... name resumed>) = R"
+UNFIN = re.compile(r'^(\d+)\s+(\d+\.\d+)\s+(\w+)\((.*)\s*<unfinished \.\.\.>')
+RESUMED = re.compile(r'^(\d+)\s+(\d+\.\d+)\s+<\.\.\. (\w+) resumed>.*\)\s+=\s+(-?\d+)')
 
 
 class Tracer:
@@ -59,13 +63,24 @@ class Tracer:
                 self.p.wait()
 
     def events(self):
-        out = []
+        """(start time, call, args, result) of every traced call."""
+        out, pending = [], {}
         with open(self.log) as f:
             for line in f:
                 mm = LINE.match(line)
                 if mm:
                     out.append((float(mm.group(2)), mm.group(3), mm.group(4), int(mm.group(5))))
-        return out
+                    continue
+                mm = UNFIN.match(line)
+                if mm:
+                    pending[(mm.group(1), mm.group(3))] = (float(mm.group(2)), mm.group(3),
+                                                           mm.group(4))
+                    continue
+                mm = RESUMED.match(line)
+                if mm and (mm.group(1), mm.group(3)) in pending:
+                    t, name, args = pending.pop((mm.group(1), mm.group(3)))
+                    out.append((t, name, args, int(mm.group(4))))
+        return sorted(out)
 
 
 def paths(ev):
