@@ -6,16 +6,33 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh || { echo "deps: install failed"; exit 1; }
 
-pass=0; fail=0
+pass=0; fail=0; skip=0
+# Count test cases, not meson tests: Criterion's "Synthesis" lines and pytest's summary lines in
+# the meson log; a meson test that failed without such a line (a crash) counts as one failure.
 run_suite() { # build-dir suite...
   local dir=$1; shift
   local args=()
   for s in "$@"; do args+=(--suite "$s"); done
   meson test -C "$dir" --print-errorlogs --num-processes 2 "${args[@]}" | tee "$dir/last-test.txt"
-  local ok bad
-  ok=$(awk '/^Ok:/{print $2}' "$dir/last-test.txt"); bad=$(awk '/^Fail:/{print $2}' "$dir/last-test.txt")
-  to=$(awk '/^Timeout:/{print $2}' "$dir/last-test.txt")
-  pass=$((pass + ${ok:-0})); fail=$((fail + ${bad:-0} + ${to:-0}))
+  local log=$dir/meson-logs/testlog.txt counts mfail
+  counts=$(/usr/bin/python3 - "$log" <<'PY'
+import re, sys
+t = open(sys.argv[1], errors='replace').read()
+p = f = s = 0
+for m in re.finditer(r'Synthesis: Tested: \d+ \| Passing: (\d+) \| Failing: (\d+) \| Crashing: (\d+)', t):
+    p += int(m[1]); f += int(m[2]) + int(m[3])
+for line in re.findall(r'^=*\s*(\d+ (?:passed|failed|skipped|errors?)(?:, \d+ (?:passed|failed|skipped|errors?|deselected|xfailed|xpassed|warnings?))*) in [\d.]+s', t, re.M):
+    for n, what in re.findall(r'(\d+) (passed|failed|skipped|errors?)', line):
+        if what == 'passed': p += int(n)
+        elif what == 'skipped': s += int(n)
+        else: f += int(n)
+print(p, f, s)
+PY
+)
+  read -r cp cf cs <<<"$counts"
+  mfail=$(awk '/^(Fail|Timeout):/{n+=$2} END{print n+0}' "$dir/last-test.txt")
+  [ "${cf:-0}" -eq 0 ] && [ "$mfail" -gt 0 ] && cf=$mfail
+  pass=$((pass + ${cp:-0})); fail=$((fail + ${cf:-0})); skip=$((skip + ${cs:-0}))
 }
 
 [ -d build ] || meson setup build >/dev/null || exit 1
@@ -34,5 +51,5 @@ pass=$((pass + $(grep -c '^ok ' <<<"$fuzz_out"))); fail=$((fail + $(grep -c '^FA
 grep -q '^ok \|^FAIL' <<<"$fuzz_out" || fail=$((fail + 1))
 
 echo
-echo "tests: $pass passed, $fail failed"
+echo "tests: $pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
