@@ -108,9 +108,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
 		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE; /* every write reaches staging at once */
-	/* libfuse's request buffer is max_write + 4 KiB; splicing a request needs it to fit in a
-	 * pipe, and pipes cannot grow past pipe-max-size (1 MiB) without CAP_SYS_RESOURCE. */
-	conn->max_write = (1u << 20) - 4096;
+	/* 1 MiB, the kernel's default request limit: writers' 1 MiB buffers (st_blksize) go in
+	 * one request. libfuse splices a request only if its pipe can hold max_write + 4 KiB,
+	 * i.e. with CAP_SYS_RESOURCE or pipe-max-size > 1 MiB; otherwise it reads it. */
+	conn->max_write = 1u << 20;
 	conn->max_readahead = 1u << 20;
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
@@ -403,6 +404,10 @@ static int open_handle(fs *f, fuse_ino_t ino, struct fuse_file_info *fi, fs_fh *
 		n->gen++; /* an encode running now must not commit */
 	}
 	fi->keep_cache = !h->writer && n->gen == n->seen_gen;
+	/* A write-only handle can neither read nor be mmapped, so its writes can bypass the
+	 * mount's page cache (the kernel still invalidates cached pages they overwrite): the
+	 * request carries the writer's buffer instead of a copy made in the page cache. */
+	fi->direct_io = acc == O_WRONLY;
 	n->seen_gen = n->gen;
 	pthread_mutex_unlock(&n->mu);
 	fi->fh = (uint64_t)(uintptr_t)h;
