@@ -500,19 +500,18 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
-/* Write size bytes at off into the staging file: from a buffer, or (write_buf) straight from
- * the request, which libfuse may have spliced into a pipe: one copy fewer per byte. */
-static int stage_write(int sfd, const char *buf, struct fuse_bufvec *in, size_t size, off_t off)
+/* Write the request's data (in memory, or in a pipe libfuse spliced it into: then it moves to
+ * the staging file without a user-space copy) at off. */
+static int stage_write(int sfd, struct fuse_bufvec *in, size_t size, off_t off)
 {
-	if (buf)
-		return io_pwrite_full(sfd, buf, size, (uint64_t)off);
 	struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
 	dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY;
 	dst.buf[0].fd = sfd;
 	dst.buf[0].pos = off;
 	size_t done = 0;
 	while (done < size) {
-		/* both vectors advance: a retry continues where the short copy stopped */
+		/* both vectors advance: a retry continues where the short copy stopped (libfuse
+		 * empties the pipe of whatever an error leaves unconsumed) */
 		ssize_t r = fuse_buf_copy(&dst, in, 0);
 		if (r < 0)
 			return (int)r;
@@ -523,9 +522,11 @@ static int stage_write(int sfd, const char *buf, struct fuse_bufvec *in, size_t 
 	return 0;
 }
 
-static void do_write(fuse_req_t req, const char *buf, struct fuse_bufvec *in, size_t size,
-		     off_t off, struct fuse_file_info *fi)
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
+			 struct fuse_file_info *fi)
 {
+	(void)ino;
+	size_t size = fuse_buf_size(in);
 	fs *f = FS(req);
 	fs_fh *h = (fs_fh *)(uintptr_t)fi->fh;
 	fs_node *n = h->n;
@@ -553,7 +554,7 @@ static void do_write(fuse_req_t req, const char *buf, struct fuse_bufvec *in, si
 	}
 	int sfd = n->sfd;
 	pthread_mutex_unlock(&n->mu);
-	int r = stage_write(sfd, buf, in, size, off);
+	int r = stage_write(sfd, in, size, off);
 	if (r == 0) {
 		/* Start disk writeback of each completed window now (best effort, errors surface
 		 * at fsync): the fsync at close then waits for the tail only, not the file. */
@@ -576,20 +577,6 @@ static void do_write(fuse_req_t req, const char *buf, struct fuse_bufvec *in, si
 		fuse_reply_err(req, -r);
 	else
 		fuse_reply_write(req, size);
-}
-
-static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi)
-{
-	(void)ino;
-	do_write(req, buf, NULL, size, off, fi);
-}
-
-static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
-			 struct fuse_file_info *fi)
-{
-	(void)ino;
-	do_write(req, NULL, in, fuse_buf_size(in), off, fi);
 }
 
 /* close(2): make a written file durable (staging fsynced, size committed). */
@@ -826,7 +813,6 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.link = op_link,
 	.open = op_open,
 	.read = op_read,
-	.write = op_write,
 	.write_buf = op_write_buf,
 	.flush = op_flush,
 	.release = op_release,
