@@ -108,9 +108,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
 		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE; /* every write reaches staging at once */
-	/* libfuse's request buffer is max_write + 4 KiB; splicing a request needs it to fit in a
-	 * pipe, and pipes cannot grow past pipe-max-size (1 MiB) without CAP_SYS_RESOURCE. */
-	conn->max_write = (1u << 20) - 4096;
+	/* 1 MiB, the kernel's default request limit: writers' 1 MiB buffers (st_blksize) go in
+	 * one request. libfuse splices a request only if its pipe can hold max_write + 4 KiB,
+	 * i.e. with CAP_SYS_RESOURCE or pipe-max-size > 1 MiB; otherwise it reads it. */
+	conn->max_write = 1u << 20;
 	conn->max_readahead = 1u << 20;
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
@@ -403,6 +404,10 @@ static int open_handle(fs *f, fuse_ino_t ino, struct fuse_file_info *fi, fs_fh *
 		n->gen++; /* an encode running now must not commit */
 	}
 	fi->keep_cache = !h->writer && n->gen == n->seen_gen;
+	/* A write-only handle can neither read nor be mmapped, so its writes can bypass the
+	 * mount's page cache (the kernel still invalidates cached pages they overwrite): the
+	 * request carries the writer's buffer instead of a copy made in the page cache. */
+	fi->direct_io = acc == O_WRONLY;
 	n->seen_gen = n->gen;
 	pthread_mutex_unlock(&n->mu);
 	fi->fh = (uint64_t)(uintptr_t)h;
@@ -495,19 +500,18 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
-/* Write size bytes at off into the staging file: from a buffer, or (write_buf) straight from
- * the request, which libfuse may have spliced into a pipe: one copy fewer per byte. */
-static int stage_write(int sfd, const char *buf, struct fuse_bufvec *in, size_t size, off_t off)
+/* Write the request's data (in memory, or in a pipe libfuse spliced it into: then it moves to
+ * the staging file without a user-space copy) at off. */
+static int stage_write(int sfd, struct fuse_bufvec *in, size_t size, off_t off)
 {
-	if (buf)
-		return io_pwrite_full(sfd, buf, size, (uint64_t)off);
 	struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
 	dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY;
 	dst.buf[0].fd = sfd;
 	dst.buf[0].pos = off;
 	size_t done = 0;
 	while (done < size) {
-		/* both vectors advance: a retry continues where the short copy stopped */
+		/* both vectors advance: a retry continues where the short copy stopped (libfuse
+		 * empties the pipe of whatever an error leaves unconsumed) */
 		ssize_t r = fuse_buf_copy(&dst, in, 0);
 		if (r < 0)
 			return (int)r;
@@ -518,9 +522,11 @@ static int stage_write(int sfd, const char *buf, struct fuse_bufvec *in, size_t 
 	return 0;
 }
 
-static void do_write(fuse_req_t req, const char *buf, struct fuse_bufvec *in, size_t size,
-		     off_t off, struct fuse_file_info *fi)
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
+			 struct fuse_file_info *fi)
 {
+	(void)ino;
+	size_t size = fuse_buf_size(in);
 	fs *f = FS(req);
 	fs_fh *h = (fs_fh *)(uintptr_t)fi->fh;
 	fs_node *n = h->n;
@@ -548,7 +554,7 @@ static void do_write(fuse_req_t req, const char *buf, struct fuse_bufvec *in, si
 	}
 	int sfd = n->sfd;
 	pthread_mutex_unlock(&n->mu);
-	int r = stage_write(sfd, buf, in, size, off);
+	int r = stage_write(sfd, in, size, off);
 	if (r == 0) {
 		/* Start disk writeback of each completed window now (best effort, errors surface
 		 * at fsync): the fsync at close then waits for the tail only, not the file. */
@@ -571,20 +577,6 @@ static void do_write(fuse_req_t req, const char *buf, struct fuse_bufvec *in, si
 		fuse_reply_err(req, -r);
 	else
 		fuse_reply_write(req, size);
-}
-
-static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi)
-{
-	(void)ino;
-	do_write(req, buf, NULL, size, off, fi);
-}
-
-static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
-			 struct fuse_file_info *fi)
-{
-	(void)ino;
-	do_write(req, NULL, in, fuse_buf_size(in), off, fi);
 }
 
 /* close(2): make a written file durable (staging fsynced, size committed). */
@@ -821,7 +813,6 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.link = op_link,
 	.open = op_open,
 	.read = op_read,
-	.write = op_write,
 	.write_buf = op_write_buf,
 	.flush = op_flush,
 	.release = op_release,
