@@ -187,20 +187,7 @@ int store_admin_switch(store *s, const store_obj *expect, const store_obj *nw, u
 			goto end;
 		}
 	}
-	st = store_stmt(s, ST_OBJ_INS);
-	if (!st) {
-		r = -EIO;
-		goto end;
-	}
-	sqlite3_bind_int64(st, 1, (int64_t)nw->id);
-	if (nw->base)
-		sqlite3_bind_int64(st, 2, (int64_t)nw->base);
-	sqlite3_bind_int64(st, 3, nw->depth);
-	sqlite3_bind_int64(st, 4, (int64_t)nw->size);
-	sqlite3_bind_int64(st, 5, (int64_t)nw->stored);
-	sqlite3_bind_int64(st, 6, (int64_t)nw->hash);
-	sqlite3_bind_int64(st, 7, store_now_ns());
-	r = store_step_done(s, st);
+	r = store_obj_insert_locked(s, nw);
 	if (r >= 0)
 		r = ids_of(s, "SELECT ino FROM inodes WHERE obj=?1 OR pred_hint=?1", expect->id, inos,
 			   ninos);

@@ -278,6 +278,23 @@ int store_obj_release_locked(store *s, uint64_t obj)
 	return 0;
 }
 
+/* Insert the row of a freshly installed object (caller holds the lock, inside a transaction). */
+int store_obj_insert_locked(store *s, const store_obj *o)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_OBJ_INS);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)o->id);
+	if (o->base)
+		sqlite3_bind_int64(st, 2, (int64_t)o->base);
+	sqlite3_bind_int64(st, 3, o->depth);
+	sqlite3_bind_int64(st, 4, (int64_t)o->size);
+	sqlite3_bind_int64(st, 5, (int64_t)o->stored);
+	sqlite3_bind_int64(st, 6, (int64_t)o->hash);
+	sqlite3_bind_int64(st, 7, store_now_ns());
+	return store_step_done(s, st);
+}
+
 int store_commit_object(store *s, uint64_t ino, const store_obj *o, int (*check)(void *ctx),
 			void *ctx)
 {
@@ -298,23 +315,10 @@ int store_commit_object(store *s, uint64_t ino, const store_obj *o, int (*check)
 		r = -ESTALE; /* the base was deleted while we encoded against it */
 		goto end;
 	}
-	sqlite3_stmt *st = store_stmt(s, ST_OBJ_INS);
-	if (!st) {
-		r = -EIO;
-		goto end;
-	}
-	sqlite3_bind_int64(st, 1, (int64_t)o->id);
-	if (o->base)
-		sqlite3_bind_int64(st, 2, (int64_t)o->base);
-	sqlite3_bind_int64(st, 3, o->depth);
-	sqlite3_bind_int64(st, 4, (int64_t)o->size);
-	sqlite3_bind_int64(st, 5, (int64_t)o->stored);
-	sqlite3_bind_int64(st, 6, (int64_t)o->hash);
-	sqlite3_bind_int64(st, 7, store_now_ns());
-	r = store_step_done(s, st);
+	r = store_obj_insert_locked(s, o);
 	if (r < 0)
 		goto end;
-	st = store_stmt(s, ST_INODE_SET_OBJ);
+	sqlite3_stmt *st = store_stmt(s, ST_INODE_SET_OBJ);
 	if (!st) {
 		r = -EIO;
 		goto end;

@@ -46,4 +46,7 @@ int store_parent_locked(store *s, uint64_t ino, uint64_t *parent, char *name, si
 /* Delete obj (and then its base, ...) if nothing needs it any more; lock + transaction held. */
 int store_obj_release_locked(store *s, uint64_t obj);
 
+/* Insert the row of a freshly installed object (lock held, inside a transaction). */
+int store_obj_insert_locked(store *s, const store_obj *o);
+
 #endif
