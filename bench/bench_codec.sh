@@ -3,7 +3,7 @@
 #
 # Compression ratio and speed of `tpde encode --base PRED` next to zstd -3, zstd -3 --patch-from
 # and xdelta3 -9, measured side by side in one run over every (predecessor, checkpoint) pair of
-# each scenario (ratio definition of /work/shared/corpus/README.md: logical bytes of the pairs'
+# each scenario (ratio definition of ../shared/corpus/README.md: logical bytes of the pairs'
 # new files / stored bytes, summed over the pairs). Every tpde decode is checked with cmp.
 #
 # Families: in a flat scenario directory, files with the same name once digits are ignored,
