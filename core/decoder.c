@@ -61,9 +61,14 @@ out:
 
 typedef struct dec_run dec_run;
 
+/* A job is a run of consecutive chunks (up to DEC_GROUP bytes): per-tensor chunks are often a
+ * few KiB, and one pool handoff per chunk cost more than decoding it. */
+#define DEC_GROUP (1u << 20)
+
 typedef struct dec_slot {
 	dec_run *run;
-	size_t idx;
+	size_t idx, count; /* chunks [idx, idx + count) */
+	size_t len;        /* their decoded bytes, back to back in buf */
 	uint8_t *buf;
 	int rc;
 	int done;
@@ -85,7 +90,12 @@ static void dec_job(void *arg)
 	pthread_mutex_lock(&run->mu);
 	codec_ctx *ctx = run->ctx[--run->nfree];
 	pthread_mutex_unlock(&run->mu);
-	int rc = dec_chunk(ctx, run->r, sl->idx, run->base, sl->buf);
+	int rc = 0;
+	size_t off = 0;
+	for (size_t k = sl->idx; k < sl->idx + sl->count && rc == 0; k++) {
+		rc = dec_chunk(ctx, run->r, k, run->base, sl->buf + off);
+		off += obj_reader_chunk(run->r, k)->len;
+	}
 	pthread_mutex_lock(&run->mu);
 	run->ctx[run->nfree++] = ctx;
 	sl->rc = rc;
@@ -165,13 +175,13 @@ int dec_file(const obj_reader *r, const io_src *base, int verify_base, unsigned 
 	}
 	/* Buffers as large as the largest chunk actually present: a hostile header's chunk_size
 	 * alone must not make us allocate hundreds of MiB. */
-	uint32_t maxlen = 1;
+	size_t cap = DEC_GROUP;
 	for (size_t i = 0; i < n; i++)
-		if (obj_reader_chunk(r, i)->len > maxlen)
-			maxlen = obj_reader_chunk(r, i)->len;
+		if (obj_reader_chunk(r, i)->len > cap)
+			cap = obj_reader_chunk(r, i)->len;
 	for (size_t i = 0; i < nslots; i++) {
 		slots[i].run = &run;
-		if (!(slots[i].buf = malloc(maxlen))) {
+		if (!(slots[i].buf = malloc(cap))) {
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -181,7 +191,11 @@ int dec_file(const obj_reader *r, const io_src *base, int verify_base, unsigned 
 	while (next < n || inflight) {
 		if (next < n && inflight < nslots) {
 			dec_slot *sl = &slots[(head + inflight) % nslots];
-			sl->idx = next++;
+			sl->idx = next;
+			sl->len = obj_reader_chunk(r, next++)->len;
+			while (next < n && sl->len + obj_reader_chunk(r, next)->len <= cap)
+				sl->len += obj_reader_chunk(r, next++)->len;
+			sl->count = next - sl->idx;
 			sl->done = 0;
 			if ((rc = pool_submit(p, dec_job, sl)) < 0)
 				break;
@@ -197,9 +211,8 @@ int dec_file(const obj_reader *r, const io_src *base, int verify_base, unsigned 
 		inflight--;
 		if ((rc = sl->rc) < 0)
 			break;
-		uint32_t len = obj_reader_chunk(r, sl->idx)->len;
-		cksum_update(cs, sl->buf, len);
-		if ((rc = io_write_full(out_fd, sl->buf, len)) < 0)
+		cksum_update(cs, sl->buf, sl->len);
+		if ((rc = io_write_full(out_fd, sl->buf, sl->len)) < 0)
 			break;
 	}
 	pool_wait(p);
