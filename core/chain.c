@@ -71,8 +71,7 @@ struct chain {
 	size_t nbuckets; /* power of two */
 	size_t nopen;    /* readers in the table */
 	chain_rd idle;   /* sentinel */
-	codec_ctx *ctxs[CHAIN_IDLE_CTX];
-	size_t nctx;
+	codec_stash *ctxs; /* codec contexts of decodes in flight */
 	unsigned ra_inflight, ra_cap;
 };
 
@@ -222,28 +221,6 @@ static void rd_put(chain *c, chain_rd *d)
 	}
 	pthread_mutex_unlock(&c->mu);
 	rd_close_list(victims);
-}
-
-/* ---- codec contexts --------------------------------------------------------------------- */
-
-static codec_ctx *ctx_get(chain *c)
-{
-	pthread_mutex_lock(&c->mu);
-	codec_ctx *x = c->nctx ? c->ctxs[--c->nctx] : NULL;
-	pthread_mutex_unlock(&c->mu);
-	return x ? x : codec_ctx_new(0);
-}
-
-static void ctx_put(chain *c, codec_ctx *x)
-{
-	pthread_mutex_lock(&c->mu);
-	if (c->nctx < CHAIN_IDLE_CTX) {
-		c->ctxs[c->nctx++] = x;
-		x = NULL;
-	}
-	pthread_mutex_unlock(&c->mu);
-	if (x)
-		codec_ctx_free(x);
 }
 
 /* ---- chunk loading ---------------------------------------------------------------------- */
@@ -437,13 +414,13 @@ static int chunk_decode(const load_ctx *lc, uint64_t idx, uint8_t *buf, size_t l
 		}
 	}
 
-	codec_ctx *x = ctx_get(c);
+	codec_ctx *x = codec_stash_take(c->ctxs);
 	if (!x) {
 		base_release(&bp);
 		return -ENOMEM;
 	}
 	rc = dec_chunk(x, rd->r, (size_t)idx, rd->base ? &src : NULL, buf);
-	ctx_put(c, x);
+	codec_stash_give(c->ctxs, x);
 	base_release(&bp);
 	if (rc == -EINVAL || rc == -EBADMSG || rc == -ESTALE || rc == -ENOENT || rc == -ELOOP)
 		rc = -EIO; /* malformed payload or inconsistent chain: damage */
@@ -652,7 +629,8 @@ chain *chain_new(const chain_opts *o, chain_open_fn open, void *ctx)
 		c->nbuckets *= 2;
 	c->tab = calloc(c->nbuckets, sizeof *c->tab);
 	c->cache = cache_new(c->o.cache_bytes);
-	if (!c->tab || !c->cache || pthread_mutex_init(&c->mu, NULL) != 0)
+	c->ctxs = codec_stash_new(CHAIN_IDLE_CTX, 0);
+	if (!c->tab || !c->cache || !c->ctxs || pthread_mutex_init(&c->mu, NULL) != 0)
 		goto fail;
 	if (c->o.readahead) {
 		c->pool = pool_new(c->o.threads);
@@ -665,6 +643,7 @@ chain *chain_new(const chain_opts *o, chain_open_fn open, void *ctx)
 	}
 	return c;
 fail:
+	codec_stash_free(c->ctxs);
 	cache_free(c->cache);
 	free(c->tab);
 	free(c);
@@ -679,8 +658,7 @@ void chain_free(chain *c)
 	pool_free(c->pool);
 	for (size_t b = 0; b < c->nbuckets; b++)
 		rd_close_list(c->tab[b]);
-	for (size_t i = 0; i < c->nctx; i++)
-		codec_ctx_free(c->ctxs[i]);
+	codec_stash_free(c->ctxs);
 	cache_free(c->cache);
 	pthread_mutex_destroy(&c->mu);
 	free(c->tab);

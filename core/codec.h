@@ -59,4 +59,15 @@ int codec_decode(codec_ctx *c, uint8_t codec, const uint8_t *payload, size_t ple
 int codec_uses_base(uint8_t codec);
 const char *codec_name(uint8_t codec); /* "raw", "zstd", ... or "?" */
 
+/* A thread-safe stash of idle codec contexts (core/codec_stash.c): a worker takes one for a job
+ * and gives it back, so contexts (zstd state, scratch) are reused across jobs and threads.
+ * Take creates a context when none is idle (NULL on ENOMEM); give keeps at most `keep` idle
+ * ones and frees the rest. */
+typedef struct codec_stash codec_stash;
+
+codec_stash *codec_stash_new(unsigned keep, int zstd_level); /* NULL on ENOMEM */
+codec_ctx *codec_stash_take(codec_stash *s);
+void codec_stash_give(codec_stash *s, codec_ctx *c);
+void codec_stash_free(codec_stash *s); /* every taken context must have been given back */
+
 #endif

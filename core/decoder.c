@@ -79,25 +79,22 @@ struct dec_run {
 	const io_src *base;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	codec_ctx **ctx;
-	size_t nfree;
+	codec_stash *ctxs;
 };
 
 static void dec_job(void *arg)
 {
 	dec_slot *sl = arg;
 	dec_run *run = sl->run;
-	pthread_mutex_lock(&run->mu);
-	codec_ctx *ctx = run->ctx[--run->nfree];
-	pthread_mutex_unlock(&run->mu);
-	int rc = 0;
+	codec_ctx *ctx = codec_stash_take(run->ctxs);
+	int rc = ctx ? 0 : -ENOMEM;
 	size_t off = 0;
 	for (size_t k = sl->idx; k < sl->idx + sl->count && rc == 0; k++) {
 		rc = dec_chunk(ctx, run->r, k, run->base, sl->buf + off);
 		off += obj_reader_chunk(run->r, k)->len;
 	}
+	codec_stash_give(run->ctxs, ctx);
 	pthread_mutex_lock(&run->mu);
-	run->ctx[run->nfree++] = ctx;
 	sl->rc = rc;
 	sl->done = 1;
 	pthread_cond_broadcast(&run->cv);
@@ -154,16 +151,9 @@ int dec_file(const obj_reader *r, const io_src *base, int verify_base, unsigned 
 		goto out;
 	}
 	run_init = 1;
-	run.ctx = calloc(nthr, sizeof *run.ctx);
-	if (!run.ctx) {
+	if (!(run.ctxs = codec_stash_new(nthr, 0))) {
 		rc = -ENOMEM;
 		goto out;
-	}
-	for (; run.nfree < nthr; run.nfree++) {
-		if (!(run.ctx[run.nfree] = codec_ctx_new(0))) {
-			rc = -ENOMEM;
-			goto out;
-		}
 	}
 	nslots = 2 * (size_t)nthr;
 	if (nslots > n)
@@ -227,11 +217,7 @@ out:
 			free(slots[i].buf);
 		free(slots);
 	}
-	if (run.ctx) {
-		for (size_t i = 0; i < run.nfree; i++)
-			codec_ctx_free(run.ctx[i]);
-		free(run.ctx);
-	}
+	codec_stash_free(run.ctxs);
 	if (run_init) {
 		pthread_cond_destroy(&run.cv);
 		pthread_mutex_destroy(&run.mu);

@@ -38,8 +38,7 @@ typedef struct enc_slot {
 struct enc_run {
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* a slot finished */
-	codec_ctx **ctx;   /* free codec contexts: at most `threads` jobs run at once */
-	size_t nfree;
+	codec_stash *ctxs; /* codec contexts of the jobs running (at most `threads`) */
 };
 
 /* Chunk cursor over the segments. */
@@ -114,11 +113,16 @@ static void enc_job(void *arg)
 {
 	enc_slot *sl = arg;
 	enc_run *run = sl->run;
-	pthread_mutex_lock(&run->mu);
-	codec_ctx *ctx = run->ctx[--run->nfree];
-	pthread_mutex_unlock(&run->mu);
-
+	codec_ctx *ctx = codec_stash_take(run->ctxs);
 	obj_chunk *c = &sl->c;
+	if (!ctx) {
+		pthread_mutex_lock(&run->mu);
+		sl->rc = -ENOMEM;
+		sl->done = 1;
+		pthread_cond_broadcast(&run->cv);
+		pthread_mutex_unlock(&run->mu);
+		return;
+	}
 	const uint8_t *b = c->base_len ? sl->bbuf : NULL;
 	uint8_t codec = 0;
 	c->cksum = cksum64(sl->nbuf, c->len);
@@ -144,8 +148,8 @@ static void enc_job(void *arg)
 			c->base_len = 0;
 		}
 	}
+	codec_stash_give(run->ctxs, ctx);
 	pthread_mutex_lock(&run->mu);
-	run->ctx[run->nfree++] = ctx;
 	sl->rc = rc;
 	sl->done = 1;
 	pthread_cond_broadcast(&run->cv);
@@ -242,17 +246,9 @@ int enc_encode(const enc_opts *o, const io_src *newf, const io_src *base, uint64
 		goto out;
 	}
 	run_init = 1;
-	run.ctx = calloc(nthr, sizeof *run.ctx);
-	if (!run.ctx) {
+	if (!(run.ctxs = codec_stash_new(nthr, o->zstd_level))) {
 		rc = -ENOMEM;
 		goto out;
-	}
-	for (; run.nfree < nthr; run.nfree++) {
-		run.ctx[run.nfree] = codec_ctx_new(o->zstd_level);
-		if (!run.ctx[run.nfree]) {
-			rc = -ENOMEM;
-			goto out;
-		}
 	}
 	/* Slots are only needed for as many chunks as the file has. */
 	uint64_t maxchunks = newf->size / C + nseg + 1;
@@ -349,11 +345,7 @@ out:
 		}
 		free(slots);
 	}
-	if (run.ctx) {
-		for (size_t i = 0; i < run.nfree; i++)
-			codec_ctx_free(run.ctx[i]);
-		free(run.ctx);
-	}
+	codec_stash_free(run.ctxs);
 	if (run_init) {
 		pthread_cond_destroy(&run.cv);
 		pthread_mutex_destroy(&run.mu);
