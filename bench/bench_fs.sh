@@ -78,26 +78,7 @@ LAT=$WORK/bin/fs_lat
 
 now() { date +%s.%N; }
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
-DPID=""
-# mount BACKING [extra -o options]: foreground daemon in the background, so we know its pid.
-mnt() {
-	local o="$OPTS${2:+,$2}"
-	o=${o#,}
-	"$DAEMON" -f ${o:+-o "$o"} "$1" "$MNT" >"$WORK/daemon.log" 2>&1 &
-	DPID=$!
-	PIDS+=("$DPID")
-	for _ in $(seq 200); do
-		mountpoint -q "$MNT" && return 0
-		kill -0 "$DPID" 2>/dev/null || { cat "$WORK/daemon.log" >&2; die "mount failed"; }
-		sleep 0.05
-	done
-	die "mount timed out"
-}
-umnt() {
-	fusermount3 -u "$MNT" || { sleep 1; fusermount3 -u "$MNT"; }
-	for _ in $(seq 600); do kill -0 "$DPID" 2>/dev/null || return 0; sleep 0.05; done
-	die "daemon $DPID did not exit after unmount"
-}
+. "$(dirname "$0")/mount_lib.sh"   # mnt, umnt
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$DPID/status"; }
 # CPU seconds (user + system) the daemon used so far
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$DPID/stat"; }

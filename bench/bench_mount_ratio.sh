@@ -76,22 +76,7 @@ DAEMON=$WORK/bin/mount.tpdefs
 ADMIN=$WORK/bin/tpdefs-admin
 TPDE=$WORK/bin/tpde
 
-# mnt BACKING: foreground daemon in the background, so we know its pid.
-mnt() {
-	"$DAEMON" -f "$1" "$MNT" >>"$WORK/daemon.log" 2>&1 &
-	DPID=$!
-	for _ in $(seq 200); do
-		mountpoint -q "$MNT" && return 0
-		kill -0 "$DPID" 2>/dev/null || { cat "$WORK/daemon.log" >&2; die "mount failed"; }
-		sleep 0.05
-	done
-	die "mount timed out"
-}
-umnt() {
-	fusermount3 -u "$MNT" || { sleep 1; fusermount3 -u "$MNT"; }
-	for _ in $(seq 600); do kill -0 "$DPID" 2>/dev/null || { DPID=""; return 0; }; sleep 0.05; done
-	die "daemon $DPID did not exit after unmount"
-}
+. "$(dirname "$0")/mount_lib.sh"   # mnt, umnt
 fsize() { stat -c %s "$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0 ? 100 * a / b : 0) }'; }
