@@ -775,6 +775,16 @@ int store_isempty_dir(store *s, uint64_t dir)
 }
 
 /* parent must exist and be a directory. */
+/* 0 when parent has no entry called name, -EEXIST when it has, -errno on failure. */
+static int name_free(store *s, uint64_t parent, const char *name, size_t len)
+{
+	int64_t id;
+	uint64_t ino;
+	uint32_t mode;
+	int r = dent_get(s, parent, name, len, &id, &ino, &mode);
+	return r == 0 ? -EEXIST : r == -ENOENT ? 0 : r;
+}
+
 static int check_parent(store *s, uint64_t parent)
 {
 	store_attr pa;
@@ -799,18 +809,10 @@ int store_mknode(store *s, uint64_t parent, const char *name, size_t len, uint32
 	if (r < 0)
 		goto out;
 	int64_t now = store_now_ns();
-	int64_t did;
-	uint64_t dino;
-	uint32_t dmode;
 	r = check_parent(s, parent);
+	if (r == 0)
+		r = name_free(s, parent, name, len);
 	if (r < 0)
-		goto end;
-	r = dent_get(s, parent, name, len, &did, &dino, &dmode);
-	if (r == 0) {
-		r = -EEXIST;
-		goto end;
-	}
-	if (r != -ENOENT)
 		goto end;
 	sqlite3_stmt *st = store_stmt(s, ST_INS_INODE);
 	if (!st) {
@@ -857,9 +859,6 @@ int store_link(store *s, uint64_t ino, uint64_t parent, const char *name, size_t
 	if (r < 0)
 		goto out;
 	int64_t now = store_now_ns();
-	int64_t did;
-	uint64_t dino;
-	uint32_t dmode;
 	r = check_parent(s, parent);
 	if (r < 0)
 		goto end;
@@ -874,12 +873,8 @@ int store_link(store *s, uint64_t ino, uint64_t parent, const char *name, size_t
 		r = -ENOENT;
 		goto end;
 	}
-	r = dent_get(s, parent, name, len, &did, &dino, &dmode);
-	if (r == 0) {
-		r = -EEXIST;
-		goto end;
-	}
-	if (r != -ENOENT)
+	r = name_free(s, parent, name, len);
+	if (r < 0)
 		goto end;
 	r = ins_dent(s, parent, name, len, ino);
 	if (r >= 0)
