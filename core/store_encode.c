@@ -37,10 +37,12 @@ static ssize_t cancel_pread(const io_src *s, void *buf, size_t len, uint64_t off
 	return f.pread(&f, buf, len, off);
 }
 
-/* Does the base look like an earlier version of the new file? */
-static int layouts_fit(const layout *nl, uint64_t nsize, const io_src *bsrc)
+/* Does the base look like an earlier version of the new file? When it does, its parsed layout
+ * goes to *keep (the caller frees it) so that a trial encode need not parse it again. */
+static int layouts_fit(const layout *nl, uint64_t nsize, const io_src *bsrc, layout **keep)
 {
 	layout *bl = NULL;
+	*keep = NULL;
 	if (layout_parse(bsrc, &bl) < 0)
 		return 0;
 	int ok;
@@ -50,7 +52,10 @@ static int layouts_fit(const layout *nl, uint64_t nsize, const io_src *bsrc)
 		ok = nsize <= 2 * bsrc->size && bsrc->size <= 2 * nsize;
 	else
 		ok = 0;
-	layout_free(bl);
+	if (ok)
+		*keep = bl;
+	else
+		layout_free(bl);
 	return ok;
 }
 
@@ -58,14 +63,13 @@ static int layouts_fit(const layout *nl, uint64_t nsize, const io_src *bsrc)
  * over the segments that line up with the base. Names alone cannot tell a shard axis from a time
  * axis (step1_rank1 vs step1_rank0 / step0_rank1) and every shard has the same layout, but the
  * same shard's previous version codes far smaller. Returns the coded size, UINT64_MAX on error. */
-static uint64_t probe_cost(const layout *nl, const io_src *nsrc, const io_src *bsrc,
-			   codec_ctx *cc, uint8_t *nb, uint8_t *bb, uint8_t *out)
+static uint64_t probe_cost(const layout *nl, const layout *bl, const io_src *nsrc,
+			   const io_src *bsrc, codec_ctx *cc, uint8_t *nb, uint8_t *bb, uint8_t *out)
 {
-	layout *bl = NULL;
 	seg *sg = NULL;
 	size_t ns = 0;
 	uint64_t cost = UINT64_MAX;
-	if (layout_parse(bsrc, &bl) < 0)
+	if (!bl)
 		return cost;
 	if (layout_align(nl, nsrc->size, bl, bsrc->size, &sg, &ns) < 0)
 		goto out;
@@ -110,7 +114,6 @@ static uint64_t probe_cost(const layout *nl, const io_src *nsrc, const io_src *b
 	}
 out:
 	free(sg);
-	layout_free(bl);
 	return cost;
 }
 
@@ -129,6 +132,7 @@ static void choose_base(store *s, chain *ch, uint64_t ino, const io_src *nsrc,
 		return;
 	store_obj fit[PROBE_CANDS];
 	int fit_kind[PROBE_CANDS];
+	layout *fit_l[PROBE_CANDS]; /* their layouts, for the trial encodes */
 	size_t nfit = 0;
 	for (size_t i = 0; i < nc && nfit < PROBE_CANDS; i++) {
 		uint64_t bobj = cand[i].obj;
@@ -149,7 +153,8 @@ static void choose_base(store *s, chain *ch, uint64_t ino, const io_src *nsrc,
 		chain_src cs;
 		io_src bsrc;
 		chain_src_init(&bsrc, &cs, ch, bobj, bo.size, NULL, NULL);
-		if (!layouts_fit(nl, nsrc->size, &bsrc)) {
+		layout *bl;
+		if (!layouts_fit(nl, nsrc->size, &bsrc, &bl)) {
 			if (nfit == 0)
 				out->why = "layout mismatch";
 			continue;
@@ -158,6 +163,7 @@ static void choose_base(store *s, chain *ch, uint64_t ino, const io_src *nsrc,
 			/* Depth limit: rather than a keyframe (which costs a whole standalone copy),
 			 * code against the candidate's ancestor at depth <= max_chain / 2: a delta
 			 * spanning a few versions is still far smaller, and depth stays bounded. */
+			layout_free(bl); /* the ancestor is used alone, never compared */
 			if (nfit > 0)
 				break;
 			while (bo.base && bo.depth > c->max_chain / 2 &&
@@ -169,11 +175,13 @@ static void choose_base(store *s, chain *ch, uint64_t ino, const io_src *nsrc,
 			}
 			fit[nfit] = bo;
 			fit_kind[nfit] = cand[i].kind;
+			fit_l[nfit] = NULL;
 			nfit++;
 			break;
 		}
 		fit[nfit] = bo;
 		fit_kind[nfit] = cand[i].kind;
+		fit_l[nfit] = bl;
 		nfit++;
 	}
 	size_t best = 0;
@@ -187,7 +195,7 @@ static void choose_base(store *s, chain *ch, uint64_t ino, const io_src *nsrc,
 				chain_src cs;
 				io_src bsrc;
 				chain_src_init(&bsrc, &cs, ch, fit[i].id, fit[i].size, NULL, NULL);
-				cost[i] = probe_cost(nl, nsrc, &bsrc, cc, nb, bb, ob);
+				cost[i] = probe_cost(nl, fit_l[i], nsrc, &bsrc, cc, nb, bb, ob);
 			}
 			/* the name ranking's first choice keeps its place unless another base
 			 * codes clearly (3%) smaller: a shard of another rank codes no better
@@ -210,6 +218,8 @@ static void choose_base(store *s, chain *ch, uint64_t ino, const io_src *nsrc,
 		out->kind = fit_kind[best];
 		out->why = pred_kind_name(fit_kind[best]);
 	}
+	for (size_t i = 0; i < nfit; i++)
+		layout_free(fit_l[i]);
 	layout_free(nl);
 }
 
