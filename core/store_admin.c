@@ -12,42 +12,6 @@
 #include "objfile.h"
 #include "store_encode.h"
 
-static int push_id(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
-{
-	if (*n == *cap) {
-		size_t c = *cap ? *cap * 2 : 16;
-		uint64_t *p = realloc(*v, c * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		*v = p;
-		*cap = c;
-	}
-	(*v)[(*n)++] = id;
-	return 0;
-}
-
-/* Collect column 0 of a prepared statement (lock held). */
-static int collect_ids(store *s, sqlite3_stmt *st, uint64_t **ids, size_t *n)
-{
-	*ids = NULL;
-	*n = 0;
-	size_t cap = 0;
-	int rc, r = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		r = push_id(ids, n, &cap, (uint64_t)sqlite3_column_int64(st, 0));
-		if (r < 0)
-			break;
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = store_sqlerr(s, rc);
-	if (r < 0) {
-		free(*ids);
-		*ids = NULL;
-		*n = 0;
-	}
-	return r;
-}
-
 int store_admin_ids(store *s, const char *sql, uint64_t **ids, size_t *n)
 {
 	*ids = NULL;
@@ -56,7 +20,7 @@ int store_admin_ids(store *s, const char *sql, uint64_t **ids, size_t *n)
 	sqlite3_stmt *st;
 	int r = -EIO;
 	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK) {
-		r = collect_ids(s, st, ids, n);
+		r = store_collect_ids(s, st, ids, n);
 		sqlite3_finalize(st);
 	}
 	store_unlock(s);
@@ -136,7 +100,7 @@ static int ids_of(store *s, const char *sql, uint64_t a, uint64_t **ids, size_t 
 	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, (int64_t)a);
-	int r = collect_ids(s, st, ids, n);
+	int r = store_collect_ids(s, st, ids, n);
 	sqlite3_finalize(st);
 	return r;
 }

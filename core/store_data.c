@@ -87,39 +87,54 @@ int store_commit_size(store *s, uint64_t ino, uint64_t size, int64_t mtime, int6
 	return run_ino_stmt(s, ST_COMMIT_SIZE, ino, size, mtime, ctime);
 }
 
+static int push_id(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 16;
+		uint64_t *p = realloc(*v, c * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		*v = p;
+		*cap = c;
+	}
+	(*v)[(*n)++] = id;
+	return 0;
+}
+
+/* Collect column 0 of a prepared statement into a malloc'd array (lock held). */
+int store_collect_ids(store *s, sqlite3_stmt *st, uint64_t **ids, size_t *n)
+{
+	*ids = NULL;
+	*n = 0;
+	size_t cap = 0;
+	int rc, r = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r = push_id(ids, n, &cap, (uint64_t)sqlite3_column_int64(st, 0));
+		if (r < 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_sqlerr(s, rc);
+	if (r < 0) {
+		free(*ids);
+		*ids = NULL;
+		*n = 0;
+	}
+	return r;
+}
+
 int store_list_staged(store *s, uint64_t **inos, size_t *n)
 {
 	*inos = NULL;
 	*n = 0;
-	size_t cap = 0;
 	store_lock(s);
 	sqlite3_stmt *st = store_stmt(s, ST_LIST_STAGED);
 	int r = -EIO;
 	if (st) {
-		int rc;
-		r = 0;
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			if (*n == cap) {
-				cap = cap ? cap * 2 : 16;
-				uint64_t *p = realloc(*inos, cap * sizeof(*p));
-				if (!p) {
-					r = -ENOMEM;
-					break;
-				}
-				*inos = p;
-			}
-			(*inos)[(*n)++] = (uint64_t)sqlite3_column_int64(st, 0);
-		}
-		if (r == 0 && rc != SQLITE_DONE)
-			r = store_sqlerr(s, rc);
+		r = store_collect_ids(s, st, inos, n);
 		sqlite3_reset(st);
 	}
 	store_unlock(s);
-	if (r < 0) {
-		free(*inos);
-		*inos = NULL;
-		*n = 0;
-	}
 	return r;
 }
 
@@ -459,21 +474,10 @@ int store_recover(store *s, uint64_t **staged, size_t *nstaged)
 	/* unlinked inodes whose last user went away while we were down */
 	sqlite3_stmt *st;
 	uint64_t *dead = NULL;
-	size_t ndead = 0, cap = 0;
+	size_t ndead = 0;
 	if (r >= 0 && sqlite3_prepare_v2(s->db, "SELECT ino FROM inodes WHERE nlink=0", -1, &st,
 					 NULL) == SQLITE_OK) {
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			if (ndead == cap) {
-				cap = cap ? 2 * cap : 16;
-				uint64_t *p = realloc(dead, cap * sizeof(*p));
-				if (!p) {
-					r = -ENOMEM;
-					break;
-				}
-				dead = p;
-			}
-			dead[ndead++] = (uint64_t)sqlite3_column_int64(st, 0);
-		}
+		r = store_collect_ids(s, st, &dead, &ndead);
 		sqlite3_finalize(st);
 	}
 	for (size_t i = 0; r >= 0 && i < ndead; i++) {
@@ -490,17 +494,8 @@ int store_recover(store *s, uint64_t **staged, size_t *nstaged)
 					 "SELECT pred_hint FROM inodes WHERE pred_hint IS NOT NULL)",
 					 -1, &st, NULL) == SQLITE_OK) {
 		uint64_t *ids = NULL;
-		size_t n = 0, c = 0;
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			if (n == c) {
-				c = c ? 2 * c : 16;
-				uint64_t *p = realloc(ids, c * sizeof(*p));
-				if (!p)
-					break;
-				ids = p;
-			}
-			ids[n++] = (uint64_t)sqlite3_column_int64(st, 0);
-		}
+		size_t n = 0;
+		r = store_collect_ids(s, st, &ids, &n);
 		sqlite3_finalize(st);
 		for (size_t i = 0; r >= 0 && i < n; i++) {
 			r = store_begin(s);

@@ -49,4 +49,8 @@ int store_obj_release_locked(store *s, uint64_t obj);
 /* Insert the row of a freshly installed object (lock held, inside a transaction). */
 int store_obj_insert_locked(store *s, const store_obj *o);
 
+/* Collect column 0 of a prepared statement into a malloc'd array (lock held; on error *ids is
+ * NULL). The caller resets or finalizes the statement. */
+int store_collect_ids(store *s, sqlite3_stmt *st, uint64_t **ids, size_t *n);
+
 #endif
