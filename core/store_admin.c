@@ -51,13 +51,7 @@ int store_admin_objects(store *s, store_obj **objs, size_t *n)
 				cap = c;
 			}
 			store_obj *o = &(*objs)[(*n)++];
-			o->id = (uint64_t)sqlite3_column_int64(st, 0);
-			o->base = (uint64_t)sqlite3_column_int64(st, 1);
-			o->depth = (uint32_t)sqlite3_column_int64(st, 2);
-			o->size = (uint64_t)sqlite3_column_int64(st, 3);
-			o->stored = (uint64_t)sqlite3_column_int64(st, 4);
-			o->hash = (uint64_t)sqlite3_column_int64(st, 5);
-			o->unref = sqlite3_column_int(st, 6);
+			store_obj_from_row(st, o);
 		}
 		if (r == 0 && rc != SQLITE_DONE)
 			r = store_sqlerr(s, rc);

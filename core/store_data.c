@@ -101,6 +101,18 @@ static int push_id(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
 	return 0;
 }
 
+/* An objects row, selected as (id, base, depth, size, stored, hash, unref). */
+void store_obj_from_row(sqlite3_stmt *st, store_obj *o)
+{
+	o->id = (uint64_t)sqlite3_column_int64(st, 0);
+	o->base = (uint64_t)sqlite3_column_int64(st, 1);
+	o->depth = (uint32_t)sqlite3_column_int64(st, 2);
+	o->size = (uint64_t)sqlite3_column_int64(st, 3);
+	o->stored = (uint64_t)sqlite3_column_int64(st, 4);
+	o->hash = (uint64_t)sqlite3_column_int64(st, 5);
+	o->unref = sqlite3_column_int(st, 6);
+}
+
 /* Collect column 0 of a prepared statement into a malloc'd array (lock held). */
 int store_collect_ids(store *s, sqlite3_stmt *st, uint64_t **ids, size_t *n)
 {
@@ -162,13 +174,7 @@ static int obj_get_locked(store *s, uint64_t id, store_obj *o)
 	int rc = sqlite3_step(st);
 	int r = -ENOENT;
 	if (rc == SQLITE_ROW) {
-		o->id = (uint64_t)sqlite3_column_int64(st, 0);
-		o->base = (uint64_t)sqlite3_column_int64(st, 1);
-		o->depth = (uint32_t)sqlite3_column_int64(st, 2);
-		o->size = (uint64_t)sqlite3_column_int64(st, 3);
-		o->stored = (uint64_t)sqlite3_column_int64(st, 4);
-		o->hash = (uint64_t)sqlite3_column_int64(st, 5);
-		o->unref = sqlite3_column_int(st, 6);
+		store_obj_from_row(st, o);
 		r = 0;
 	} else if (rc != SQLITE_DONE) {
 		r = store_sqlerr(s, rc);

@@ -53,4 +53,7 @@ int store_obj_insert_locked(store *s, const store_obj *o);
  * NULL). The caller resets or finalizes the statement. */
 int store_collect_ids(store *s, sqlite3_stmt *st, uint64_t **ids, size_t *n);
 
+/* Fill o from an objects row selected as (id, base, depth, size, stored, hash, unref). */
+void store_obj_from_row(sqlite3_stmt *st, store_obj *o);
+
 #endif
