@@ -277,7 +277,7 @@ int store_obj_release_locked(store *s, uint64_t obj)
 		int r = exists_query(s, ST_OBJ_USED_INODE, obj);
 		if (r)
 			return r < 0 ? r : 0;
-		store_obj o;
+		store_obj o = {0};
 		r = obj_get_locked(s, obj, &o);
 		if (r < 0)
 			return r == -ENOENT ? 0 : r;
