@@ -191,12 +191,15 @@ int main(int argc, char **argv)
 	printf("%-40s %12s %12s\n", "read (128 KiB requests)", "MB/s wall", "MB/s CPU");
 
 	const int ks[2] = {b->n, 1};
-	const unsigned ras[2] = {0, 8};
+	/* read-ahead windows: none, 8 chunks, 4 chunks and 8 MiB (the daemon's) */
+	const unsigned ras[3] = {0, 8, 4};
+	const size_t rab[3] = {0, 0, 8u << 20};
 	for (int ki = 0; ki < (b->n > 1 ? 2 : 1); ki++) {
 		int k = ks[ki];
-		for (int ri = 0; ri < 2; ri++) {
+		for (int ri = 0; ri < 3; ri++) {
 			chain_opts o = {.cache_bytes = cache_mib << 20, .threads = threads,
-					.readahead = ras[ri], .max_open = 64};
+					.readahead = ras[ri], .max_open = 64,
+					.readahead_bytes = rab[ri]};
 			chain *c = chain_new(&o, open_obj, b);
 			if (!c)
 				die("chain_new", -ENOMEM);
@@ -204,10 +207,12 @@ int main(int argc, char **argv)
 			double w, u;
 			char label[64];
 			seq_read(c, b, k, 128u << 10, &w, &u);
-			snprintf(label, sizeof label, "v%d (depth %d) cold, read-ahead %u", k - 1, k, ras[ri]);
+			snprintf(label, sizeof label, "v%d (depth %d) cold, read-ahead %u/%zuM", k - 1, k,
+				 ras[ri], rab[ri] >> 20);
 			printf("%-40s %12.0f %12.0f\n", label, w, u);
 			seq_read(c, b, k, 128u << 10, &w, &u);
-			snprintf(label, sizeof label, "v%d (depth %d) warm, read-ahead %u", k - 1, k, ras[ri]);
+			snprintf(label, sizeof label, "v%d (depth %d) warm, read-ahead %u/%zuM", k - 1, k,
+				 ras[ri], rab[ri] >> 20);
 			printf("%-40s %12.0f %12.0f\n", label, w, u);
 			chain_free(c);
 		}

@@ -18,8 +18,8 @@
  *      "cold" (first to evict): reading the newest version of a deep chain would otherwise flood
  *      the cache with intermediate versions and evict the very chunks being read.
  *   4. Read-ahead: a read that starts where the previous read of the same object ended is
- *      sequential; it queues decodes of the next `readahead` chunks in the pool (cache_get, then
- *      release at once: the chunks stay cached). At most a bounded number of such jobs are in
+ *      sequential; it queues decodes of the next chunks in the pool (cache_get, then release at
+ *      once: the chunks stay cached), at least `readahead` chunks and `readahead_bytes` bytes. At most a bounded number of such jobs are in
  *      flight, and chain_free finishes them all before freeing anything.
  * Integrity: every returned byte comes from a chunk that passed its checksum; a damaged payload,
  * index or base anywhere in the chain is -EIO, never data. Failed decodes are not cached.
@@ -47,6 +47,7 @@
 #define CHAIN_DEFAULT_CACHE (256u << 20)
 #define CHAIN_DEFAULT_OPEN 64
 #define CHAIN_IDLE_CTX 32            /* idle codec contexts kept for reuse */
+#define CHAIN_RA_JOBS 64             /* read-ahead jobs in flight with a byte window */
 
 typedef struct chain_rd {
 	uint64_t obj, base;
@@ -382,6 +383,19 @@ static ssize_t base_pread(const io_src *s, void *buf, size_t len, uint64_t off)
 	return chain_read(b->c, b->obj, buf, len, off, b->up, 0);
 }
 
+/* The pinned region in place when one chunk holds it (the usual case: a tensor's chunk is coded
+ * against the same tensor's chunk of the base). */
+static const void *base_view(const io_src *s, size_t len, uint64_t off)
+{
+	const base_pins *b = s->ctx;
+	for (size_t i = 0; i < b->n; i++) {
+		const pin *p = &b->p[i];
+		if (off >= p->off && off - p->off <= p->len && len <= p->len - (off - p->off))
+			return pin_data(p) + (off - p->off);
+	}
+	return NULL;
+}
+
 /* A base that cannot be found or read is damage of this object's chain, reported as EIO. */
 static int base_err(int rc)
 {
@@ -402,7 +416,8 @@ static int chunk_decode(const load_ctx *lc, uint64_t idx, uint8_t *buf, size_t l
 		return -EIO;
 
 	base_pins bp = {.c = c, .obj = rd->base, .up = lc->frame};
-	io_src src = {.pread = base_pread, .ctx = &bp, .size = obj_reader_info(rd->r)->base_size};
+	io_src src = {.pread = base_pread, .ctx = &bp, .size = obj_reader_info(rd->r)->base_size,
+		      .view = base_view};
 	int rc;
 	if (codec_uses_base(ch->codec) && ch->base_off != OBJ_NO_BASE && ch->base_len > 0) {
 		if (!rd->base)
@@ -498,10 +513,12 @@ static void ra_after_read(chain *c, chain_rd *rd, uint64_t off, uint64_t end, si
 	size_t from = last + 1;
 	if (rd->ra_upto >= 0 && (size_t)rd->ra_upto + 1 > from)
 		from = (size_t)rd->ra_upto + 1;
-	size_t to = last + c->o.readahead; /* inclusive */
-	if (to >= n)
-		to = n - 1;
-	for (size_t i = from; i <= to && c->ra_inflight < c->ra_cap; i++) {
+	/* The window: at least `readahead` chunks and `readahead_bytes` bytes past the read. */
+	const obj_chunk *lc = obj_reader_chunk(rd->r, last);
+	uint64_t upto_off = lc->off + lc->len + c->o.readahead_bytes;
+	for (size_t i = from; i < n && c->ra_inflight < c->ra_cap; i++) {
+		if (i > last + c->o.readahead && obj_reader_chunk(rd->r, i)->off >= upto_off)
+			break;
 		cache_entry *hit = cache_peek(c->cache, rd->obj, i);
 		if (hit) {
 			cache_put(c->cache, hit);
@@ -527,8 +544,19 @@ static void ra_after_read(chain *c, chain_rd *rd, uint64_t off, uint64_t end, si
 
 /* ---- reads ------------------------------------------------------------------------------ */
 
-static ssize_t chain_read(chain *c, uint64_t obj, void *buf, size_t len, uint64_t off,
-			  const read_frame *up, int readahead)
+/* Where the chunks of a read go: sink(ctx, pin, in, n, done) takes bytes [in, in+n) of the
+ * pinned chunk for the read's bytes [done, done+n). It returns 1 if it keeps the pin (a view),
+ * 0 if the walker may release it, or -errno. */
+typedef int (*read_sink)(void *ctx, pin *p, size_t in, size_t n, size_t done);
+
+static int sink_copy(void *ctx, pin *p, size_t in, size_t n, size_t done)
+{
+	memcpy((uint8_t *)ctx + done, pin_data(p) + in, n);
+	return 0;
+}
+
+static ssize_t chain_walk(chain *c, uint64_t obj, size_t len, uint64_t off, const read_frame *up,
+			  int readahead, read_sink sink, void *sctx)
 {
 	read_frame me;
 	int rc = enter_frame(up, obj, &me);
@@ -565,8 +593,13 @@ static ssize_t chain_read(chain *c, uint64_t obj, void *buf, size_t len, uint64_
 		size_t n = ch->len - in;
 		if (n > len - done)
 			n = len - done;
-		memcpy((uint8_t *)buf + done, pin_data(&p) + in, n);
-		chunk_release(c, &p, up != NULL);
+		rc = sink(sctx, &p, in, n, done);
+		if (rc <= 0)
+			chunk_release(c, &p, up != NULL);
+		if (rc < 0) {
+			ret = rc;
+			break;
+		}
 		done += n;
 		if (done < len)
 			i++;
@@ -580,14 +613,58 @@ static ssize_t chain_read(chain *c, uint64_t obj, void *buf, size_t len, uint64_
 	return ret;
 }
 
+static ssize_t chain_read(chain *c, uint64_t obj, void *buf, size_t len, uint64_t off,
+			  const read_frame *up, int readahead)
+{
+	return chain_walk(c, obj, len, off, up, readahead, sink_copy, buf);
+}
+
+static ssize_t read_result(ssize_t n)
+{
+	if (n == -EBADMSG || n == -ELOOP)
+		n = -EIO; /* a damaged object file or chain is damage, whatever layer noticed it */
+	return n;
+}
+
 ssize_t chain_pread(chain *c, uint64_t obj, void *buf, size_t len, uint64_t off)
 {
 	if (len > SSIZE_MAX)
 		len = SSIZE_MAX;
-	ssize_t n = chain_read(c, obj, buf, len, off, NULL, c->o.readahead > 0);
-	if (n == -EBADMSG || n == -ELOOP)
-		n = -EIO; /* a damaged object file or chain is damage, whatever layer noticed it */
-	return n;
+	return read_result(chain_read(c, obj, buf, len, off, NULL, c->o.readahead > 0));
+}
+
+/* The view's sink: keep the pin, point a slice at it. */
+static int sink_view(void *ctx, pin *p, size_t in, size_t n, size_t done)
+{
+	chain_view *v = ctx;
+	(void)done;
+	if (v->n == CHAIN_VIEW_MAX)
+		return -E2BIG;
+	v->slice[v->n] = (chain_slice){.data = pin_data(p) + in, .len = n};
+	v->pin_[v->n][0] = p->e;
+	v->pin_[v->n][1] = p->own;
+	v->n++;
+	return 1;
+}
+
+ssize_t chain_view_get(chain *c, uint64_t obj, size_t len, uint64_t off, chain_view *v)
+{
+	v->n = 0;
+	if (len > SSIZE_MAX)
+		len = SSIZE_MAX;
+	ssize_t n = chain_walk(c, obj, len, off, NULL, c->o.readahead > 0, sink_view, v);
+	if (n < 0)
+		chain_view_put(c, v);
+	return read_result(n);
+}
+
+void chain_view_put(chain *c, chain_view *v)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		pin p = {.e = v->pin_[i][0], .own = v->pin_[i][1]};
+		chunk_release(c, &p, 0);
+	}
+	v->n = 0;
 }
 
 void chain_forget(chain *c, uint64_t obj)
@@ -640,6 +717,8 @@ chain *chain_new(const chain_opts *o, chain_open_fn open, void *ctx)
 		}
 		/* enough to keep every worker busy on a few sequential readers, bounded memory */
 		c->ra_cap = 2 * c->o.readahead + pool_threads(c->pool);
+		if (c->o.readahead_bytes && c->ra_cap < CHAIN_RA_JOBS)
+			c->ra_cap = CHAIN_RA_JOBS; /* a byte window may span many small chunks */
 	}
 	return c;
 fail:
@@ -695,5 +774,6 @@ void chain_src_init(io_src *s, chain_src *cs, chain *ch, uint64_t obj, uint64_t 
 	cs->ctx = ctx;
 	s->pread = chain_src_pread;
 	s->ctx = cs;
+	s->view = NULL;
 	s->size = size;
 }

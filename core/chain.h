@@ -24,6 +24,8 @@ typedef struct chain_opts {
 	unsigned threads;    /* decode workers for read-ahead; 0 = one per CPU */
 	unsigned readahead;  /* chunks decoded ahead of a sequential reader; 0 = none */
 	unsigned max_open;   /* object readers (file descriptors) kept open */
+	size_t readahead_bytes; /* ...and at least this many bytes ahead (chunks vary from a few
+				 * bytes of archive header to 1 MiB of tensor); needs readahead > 0 */
 } chain_opts;
 
 chain *chain_new(const chain_opts *o, chain_open_fn open, void *ctx);
@@ -32,6 +34,26 @@ void chain_free(chain *c);
 /* Read up to len bytes at off of object obj (short only at end of file). Bytes returned are
  * always verified against chunk checksums: damage is -EIO, never wrong data. Thread-safe. */
 ssize_t chain_pread(chain *c, uint64_t obj, void *buf, size_t len, uint64_t off);
+
+/* Zero-copy reads: the bytes of [off, off+len) as slices of pinned decoded chunks, for replies
+ * that point into the cache (FUSE writev) instead of copying. Same bytes, checks and errors as
+ * chain_pread; -E2BIG (nothing held) when the range spans more than CHAIN_VIEW_MAX chunks: then
+ * use chain_pread. Release with chain_view_put once the bytes are sent. */
+#define CHAIN_VIEW_MAX 16
+
+typedef struct chain_slice {
+	const void *data;
+	size_t len;
+} chain_slice;
+
+typedef struct chain_view {
+	size_t n;
+	chain_slice slice[CHAIN_VIEW_MAX];
+	void *pin_[CHAIN_VIEW_MAX][2]; /* private: the cache entry or private copy behind a slice */
+} chain_view;
+
+ssize_t chain_view_get(chain *c, uint64_t obj, size_t len, uint64_t off, chain_view *v);
+void chain_view_put(chain *c, chain_view *v);
 
 /* The object was deleted or replaced: close its reader and drop its cached chunks. */
 void chain_forget(chain *c, uint64_t obj);

@@ -44,6 +44,8 @@ struct codec_ctx {
 	/* Scratch grown on demand and kept, so steady state does no allocation. */
 	uint8_t *a, *b, *cand, *g, *v; /* g, v: gap stream and values of PM_ZGAP planes */
 	size_t a_cap, b_cap, cand_cap, g_cap, v_cap;
+	uint8_t *user[CODEC_SCRATCH_N]; /* codec_ctx_scratch */
+	size_t user_cap[CODEC_SCRATCH_N];
 	uint32_t *lk;   /* estimate(): histogram of residual bit length per group key */
 	/* Grouped planes: zstd block boundaries at group ends (segment end offsets, in elements),
 	 * so each block's entropy tables fit one exponent group. Encoder only: the frame is plain. */
@@ -63,6 +65,13 @@ static int grow(uint8_t **p, size_t *cap, size_t need)
 	*p = q;
 	*cap = n;
 	return 0;
+}
+
+uint8_t *codec_ctx_scratch(codec_ctx *c, enum codec_scratch which, size_t n)
+{
+	if ((unsigned)which >= CODEC_SCRATCH_N || grow(&c->user[which], &c->user_cap[which], n) < 0)
+		return NULL;
+	return c->user[which];
 }
 
 codec_ctx *codec_ctx_new(int zstd_level)
@@ -101,6 +110,8 @@ void codec_ctx_free(codec_ctx *c)
 	free(c->g);
 	free(c->v);
 	free(c->lk);
+	for (int i = 0; i < CODEC_SCRATCH_N; i++)
+		free(c->user[i]);
 	free(c);
 }
 

@@ -30,6 +30,11 @@ typedef struct codec_ctx codec_ctx; /* per thread: zstd contexts and scratch buf
 
 codec_ctx *codec_ctx_new(int zstd_level); /* NULL on ENOMEM */
 void codec_ctx_free(codec_ctx *c);
+/* Buffers for the caller's own use around codec calls (a chunk's payload, its base region),
+ * kept with the context so that steady-state decoding neither allocates nor faults in pages.
+ * Valid until the next call with the same `which`; NULL on ENOMEM. */
+enum codec_scratch { CODEC_SCRATCH_PAYLOAD, CODEC_SCRATCH_BASE, CODEC_SCRATCH_N };
+uint8_t *codec_ctx_scratch(codec_ctx *c, enum codec_scratch which, size_t n);
 
 /* Worst-case payload size for a chunk of len bytes (any codec). */
 size_t codec_bound(size_t len);

@@ -21,7 +21,8 @@ int dec_chunk(codec_ctx *c, const obj_reader *r, size_t i, const io_src *base, u
 	const obj_chunk *ch = obj_reader_chunk(r, i);
 	if (!ch)
 		return -EINVAL;
-	uint8_t *payload = NULL, *bbuf = NULL;
+	uint8_t *payload;
+	const uint8_t *bbuf = NULL;
 	int rc;
 	int need_base = codec_uses_base(ch->codec) && ch->base_off != OBJ_NO_BASE;
 	if (need_base) {
@@ -31,21 +32,22 @@ int dec_chunk(codec_ctx *c, const obj_reader *r, size_t i, const io_src *base, u
 		if (ch->base_off > base->size || ch->base_len > base->size - ch->base_off)
 			return -ESTALE;
 	}
-	payload = malloc(ch->data_len ? ch->data_len : 1);
+	payload = codec_ctx_scratch(c, CODEC_SCRATCH_PAYLOAD, ch->data_len ? ch->data_len : 1);
 	if (!payload) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	if ((rc = obj_reader_payload(r, i, payload)) < 0)
 		goto out;
-	if (need_base && ch->base_len) {
-		bbuf = malloc(ch->base_len);
-		if (!bbuf) {
+	if (need_base && ch->base_len && !(bbuf = io_view(base, ch->base_len, ch->base_off))) {
+		uint8_t *copy = codec_ctx_scratch(c, CODEC_SCRATCH_BASE, ch->base_len);
+		if (!copy) {
 			rc = -ENOMEM;
 			goto out;
 		}
-		if ((rc = io_pread_full(base, bbuf, ch->base_len, ch->base_off)) < 0)
+		if ((rc = io_pread_full(base, copy, ch->base_len, ch->base_off)) < 0)
 			goto out;
+		bbuf = copy;
 	}
 	rc = codec_decode(c, ch->codec, payload, ch->data_len, bbuf, need_base ? ch->base_len : 0,
 			  ch->width, out, ch->len);
@@ -54,8 +56,6 @@ int dec_chunk(codec_ctx *c, const obj_reader *r, size_t i, const io_src *base, u
 out:
 	if (rc < 0)
 		memset(out, 0, ch->len); /* never leave unverified bytes behind */
-	free(payload);
-	free(bbuf);
 	return rc;
 }
 

@@ -30,6 +30,19 @@ void io_src_from_fd(io_src *s, int fd, uint64_t size)
 	s->pread = fd_pread;
 	s->ctx = (void *)(intptr_t)fd;
 	s->size = size;
+	s->view = NULL;
+}
+
+const void *io_view(const io_src *s, size_t len, uint64_t off)
+{
+	return s->view ? s->view(s, len, off) : NULL;
+}
+
+static const void *mem_view(const io_src *s, size_t len, uint64_t off)
+{
+	if (off > s->size || len > s->size - off)
+		return NULL;
+	return (const uint8_t *)s->ctx + off;
 }
 
 static ssize_t mem_pread(const io_src *s, void *buf, size_t len, uint64_t off)
@@ -47,6 +60,7 @@ void io_src_from_mem(io_src *s, const void *buf, uint64_t size)
 	s->pread = mem_pread;
 	s->ctx = (void *)(uintptr_t)buf;
 	s->size = size;
+	s->view = mem_view;
 }
 
 int io_pread_full(const io_src *s, void *buf, size_t len, uint64_t off)

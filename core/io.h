@@ -16,11 +16,19 @@ typedef struct io_src io_src;
  * Gets the io_src itself so that it can use both ctx and size. */
 typedef ssize_t (*io_pread_fn)(const io_src *s, void *buf, size_t len, uint64_t off);
 
+/* The len bytes at off, in place, when the source holds them contiguously in memory (a buffer,
+ * a pinned decoded chunk); NULL otherwise (then read them). Lets a decoder skip a copy. */
+typedef const void *(*io_view_fn)(const io_src *s, size_t len, uint64_t off);
+
 struct io_src {
 	io_pread_fn pread;
 	void *ctx;
-	uint64_t size; /* logical size of the source */
+	uint64_t size;  /* logical size of the source */
+	io_view_fn view; /* optional */
 };
+
+/* s->view(s, len, off) if the source has one, else NULL. */
+const void *io_view(const io_src *s, size_t len, uint64_t off);
 
 /* An io_src over an open file descriptor (fd is not owned). */
 void io_src_from_fd(io_src *s, int fd, uint64_t size);

@@ -224,7 +224,7 @@ int store_admin_next_obj(store *s, uint64_t *next)
 
 chain *store_admin_chain_new(store *s, size_t cache_bytes)
 {
-	chain_opts co = {cache_bytes, 0, 2, 64};
+	chain_opts co = {.cache_bytes = cache_bytes, .readahead = 2, .max_open = 64};
 	return chain_new(&co, store_chain_open, s);
 }
 

@@ -227,7 +227,7 @@ int store_encode_staged(store *s, chain *ch, uint64_t ino, int sfd, uint64_t siz
 			const store_enc_ctl *c, store_enc_out *out)
 {
 	cancel_src csrc = {sfd, c->cancel};
-	io_src nsrc = {cancel_pread, &csrc, size};
+	io_src nsrc = {.pread = cancel_pread, .ctx = &csrc, .size = size};
 	choose_base(s, ch, ino, &nsrc, c, out);
 	chain_src cs;
 	io_src bsrc;

@@ -316,7 +316,8 @@ int main(int argc, char **argv)
 	}
 	if (!o.foreground && store_reopen(f.st) < 0)
 		goto out_unmount;
-	chain_opts co = {(size_t)o.cache_size, 0, 4, 256};
+	chain_opts co = {.cache_bytes = (size_t)o.cache_size, .readahead = 4, .max_open = 256,
+			.readahead_bytes = 8u << 20};
 	f.ch = chain_new(&co, store_chain_open, f.st);
 	if (!f.ch || encq_new(&f, &f.q) < 0) {
 		fprintf(stderr, "mount.tpdefs: out of memory\n");

@@ -110,7 +110,7 @@ static int flush_offline(const char *dir)
 	uint64_t *inos = NULL;
 	size_t n = 0;
 	r = store_recover(o.s, &inos, &n);
-	chain_opts co = {64u << 20, 0, 0, 64};
+	chain_opts co = {.cache_bytes = 64u << 20, .max_open = 64};
 	if (r == 0) {
 		o.ch = chain_new(&co, store_chain_open, o.s);
 		if (!o.ch)
