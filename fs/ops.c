@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -459,40 +460,65 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 }
 
+/* A stored file's bytes go out as a writev of slices of the pinned decoded chunks: no copy
+ * into a reply buffer, no buffer to allocate. */
+static void reply_view(fuse_req_t req, fs *f, chain_view *v)
+{
+	struct iovec iov[CHAIN_VIEW_MAX];
+	for (size_t i = 0; i < v->n; i++)
+		iov[i] = (struct iovec){.iov_base = (void *)v->slice[i].data, .iov_len = v->slice[i].len};
+	fuse_reply_iov(req, iov, (int)v->n);
+	chain_view_put(f->ch, v);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	fs *f = FS(req);
 	fs_fh *h = (fs_fh *)(uintptr_t)fi->fh;
 	fs_node *n = h->n;
-	char *buf = malloc(size ? size : 1);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
+	(void)ino;
 	pthread_rwlock_rdlock(&n->dlock);
 	pthread_mutex_lock(&n->mu);
 	uint64_t fsize = n->size, obj = n->obj;
 	int staged = n->staged, sfd = n->sfd;
 	pthread_mutex_unlock(&n->mu);
-	ssize_t got = 0;
-	if ((uint64_t)off < fsize) {
-		size_t want = fsize - (uint64_t)off < size ? (size_t)(fsize - (uint64_t)off) : size;
-		if (staged) {
-			io_src s;
-			io_src_from_fd(&s, sfd, fsize);
-			got = s.pread(&s, buf, want, (uint64_t)off);
-			if (got >= 0 && (size_t)got < want) {
-				/* a sparse tail not yet extended: zeros */
-				memset(buf + got, 0, want - (size_t)got);
-				got = (ssize_t)want;
-			}
-		} else if (obj) {
-			got = chain_pread(f->ch, obj, buf, want, (uint64_t)off);
+	size_t want = 0;
+	if ((uint64_t)off < fsize)
+		want = fsize - (uint64_t)off < size ? (size_t)(fsize - (uint64_t)off) : size;
+	if (want && !staged && obj) {
+		chain_view v;
+		ssize_t got = chain_view_get(f->ch, obj, want, (uint64_t)off, &v);
+		if (got != -E2BIG) { /* -E2BIG: too many small chunks for one view, copy them */
+			/* the pins keep the chunks alive after the unlock, whatever replaces the file */
+			pthread_rwlock_unlock(&n->dlock);
+			if (got < 0)
+				fuse_reply_err(req, (int)-got);
+			else
+				reply_view(req, f, &v);
+			return;
 		}
 	}
+	char *buf = malloc(want ? want : 1);
+	if (!buf) {
+		pthread_rwlock_unlock(&n->dlock);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t got = 0;
+	if (want && staged) {
+		io_src s;
+		io_src_from_fd(&s, sfd, fsize);
+		got = s.pread(&s, buf, want, (uint64_t)off);
+		if (got >= 0 && (size_t)got < want) {
+			/* a sparse tail not yet extended: zeros */
+			memset(buf + got, 0, want - (size_t)got);
+			got = (ssize_t)want;
+		}
+	} else if (want && obj) {
+		got = chain_pread(f->ch, obj, buf, want, (uint64_t)off);
+	}
 	pthread_rwlock_unlock(&n->dlock);
-	(void)ino;
 	if (got < 0)
 		fuse_reply_err(req, (int)-got);
 	else

@@ -370,6 +370,84 @@ Test(chain, sequential_readahead)
 	fixture_free(f);
 }
 
+/* Zero-copy views: the same bytes as chain_pread, slices in order, -E2BIG past CHAIN_VIEW_MAX
+ * chunks with nothing left pinned, and pins that outlive a forget of the object. */
+static void check_view(chain *c, fixture *f, uint64_t obj, uint64_t off, size_t len)
+{
+	chain_view v;
+	ssize_t n = chain_view_get(c, obj, len, off, &v);
+	size_t sz = f->size[obj];
+	size_t want = off >= sz ? 0 : (len < sz - off ? len : sz - off);
+	if (want > (size_t)(CHAIN_VIEW_MAX - 1) * CHUNK) {
+		if (n == -E2BIG) {
+			cr_assert_eq(v.n, 0);
+			return;
+		}
+	}
+	cr_assert_eq(n, (ssize_t)want, "view obj %llu off %llu len %zu: got %zd want %zu",
+		     (unsigned long long)obj, (unsigned long long)off, len, n, want);
+	size_t at = 0;
+	for (size_t i = 0; i < v.n; i++) {
+		cr_assert(v.slice[i].len > 0);
+		cr_assert(memcmp(v.slice[i].data, f->data[obj] + off + at, v.slice[i].len) == 0,
+			  "view obj %llu off %llu: slice %zu differs", (unsigned long long)obj,
+			  (unsigned long long)off, i);
+		at += v.slice[i].len;
+	}
+	cr_assert_eq(at, want);
+	chain_view_put(c, &v);
+	cr_assert_eq(v.n, 0);
+}
+
+Test(chain, views_match_pread)
+{
+	fixture *f = fixture_new();
+	chain_opts o = {.cache_bytes = 2u << 20, .max_open = 16, .readahead = 2, .threads = 2,
+			.readahead_bytes = 256u << 10};
+	chain *c = chain_new(&o, open_obj, f);
+	cr_assert_not_null(c);
+	uint64_t s = 7;
+	for (int i = 0; i < 600; i++) {
+		uint64_t obj = 1 + rng_next(&s) % (uint64_t)f->nver;
+		uint64_t off = rng_next(&s) % (f->size[obj] + 1000);
+		size_t len = (size_t)(rng_next(&s) % (3 * CHUNK));
+		check_view(c, f, obj, off, len);
+	}
+	/* a whole file spans more chunks than a view holds */
+	chain_view v;
+	cr_assert_gt(f->size[NVER], (size_t)CHAIN_VIEW_MAX * CHUNK);
+	cr_assert_eq(chain_view_get(c, NVER, f->size[NVER], 0, &v), -E2BIG);
+	cr_assert_eq(v.n, 0);
+	/* the pins keep the bytes: forget the object while its view is held */
+	cr_assert_eq(chain_view_get(c, NVER, 2 * CHUNK, CHUNK / 2, &v), (ssize_t)(2 * CHUNK));
+	chain_forget(c, NVER);
+	size_t at = 0;
+	for (size_t i = 0; i < v.n; i++) {
+		cr_assert(memcmp(v.slice[i].data, f->data[NVER] + CHUNK / 2 + at, v.slice[i].len) == 0);
+		at += v.slice[i].len;
+	}
+	chain_view_put(c, &v);
+	uint8_t b[8];
+	cr_assert_eq(chain_view_get(c, 99, sizeof b, 0, &v), -ENOENT);
+	chain_free(c);
+	fixture_free(f);
+}
+
+/* A byte window: the reader runs ahead by bytes, not only chunks, and reads stay exact. */
+Test(chain, sequential_readahead_bytes)
+{
+	fixture *f = fixture_new();
+	chain_opts o = {.cache_bytes = 4u << 20, .max_open = 8, .readahead = 1, .threads = 2,
+			.readahead_bytes = 6 * CHUNK};
+	chain *c = chain_new(&o, open_obj, f);
+	cr_assert_not_null(c);
+	for (uint64_t k = NVER; k >= NVER - 2; k--)
+		for (uint64_t off = 0; off < f->size[k] + 40000; off += 40000)
+			check_read(c, f, k, off, 40000);
+	chain_free(c);
+	fixture_free(f);
+}
+
 Test(chain, forget_then_read)
 {
 	fixture *f = fixture_new();
