@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "slab.h"
+
 enum { ST_LOADING, ST_READY, ST_FAILED };
 
 struct cache_entry {
@@ -39,6 +41,7 @@ struct cache {
 	size_t nbuckets; /* power of two */
 	size_t count;    /* entries in the table */
 	cache_entry lru; /* sentinel: lru.next is most recent, lru.prev least recent */
+	slab *mem;       /* entries' data */
 };
 
 static size_t key_hash(uint64_t obj, uint64_t idx)
@@ -60,7 +63,9 @@ cache *cache_new(size_t budget_bytes)
 		return NULL;
 	c->nbuckets = 64;
 	c->tab = calloc(c->nbuckets, sizeof *c->tab);
-	if (!c->tab || pthread_mutex_init(&c->mu, NULL) != 0) {
+	c->mem = slab_new();
+	if (!c->tab || !c->mem || pthread_mutex_init(&c->mu, NULL) != 0) {
+		slab_free(c->mem);
 		free(c->tab);
 		free(c);
 		return NULL;
@@ -70,10 +75,10 @@ cache *cache_new(size_t budget_bytes)
 	return c;
 }
 
-static void entry_free(cache_entry *e)
+static void entry_free(cache *c, cache_entry *e)
 {
 	pthread_cond_destroy(&e->done);
-	free(e->data);
+	slab_release(c->mem, e->data, e->len);
 	free(e);
 }
 
@@ -85,11 +90,12 @@ void cache_free(cache *c)
 		cache_entry *e = c->tab[b];
 		while (e) {
 			cache_entry *n = e->hnext;
-			entry_free(e);
+			entry_free(c, e);
 			e = n;
 		}
 	}
 	free(c->tab);
+	slab_free(c->mem);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 }
@@ -177,11 +183,11 @@ static cache_entry *evict_locked(cache *c)
 	return victims;
 }
 
-static void free_list(cache_entry *e)
+static void free_list(cache *c, cache_entry *e)
 {
 	while (e) {
 		cache_entry *n = e->hnext;
-		entry_free(e);
+		entry_free(c, e);
 		e = n;
 	}
 }
@@ -247,7 +253,7 @@ int cache_get(cache *c, uint64_t obj, uint64_t idx, size_t len, cache_load_fn lo
 		cache_entry *dead = unpin_locked(c, e);
 		pthread_mutex_unlock(&c->mu);
 		if (dead)
-			entry_free(dead);
+			entry_free(c, dead);
 		return err;
 	}
 
@@ -267,10 +273,10 @@ int cache_get(cache *c, uint64_t obj, uint64_t idx, size_t len, cache_load_fn lo
 	c->bytes += len;
 	cache_entry *victims = evict_locked(c);
 	pthread_mutex_unlock(&c->mu);
-	free_list(victims);
+	free_list(c, victims);
 
 	int err = 0;
-	e->data = malloc(len ? len : 1);
+	e->data = slab_alloc(c->mem, len);
 	if (!e->data)
 		err = -ENOMEM;
 	else
@@ -296,7 +302,7 @@ int cache_get(cache *c, uint64_t obj, uint64_t idx, size_t len, cache_load_fn lo
 	cache_entry *dead = unpin_locked(c, e);
 	pthread_mutex_unlock(&c->mu);
 	if (dead)
-		entry_free(dead);
+		entry_free(c, dead);
 	return err;
 }
 
@@ -331,8 +337,8 @@ static void put_as(cache *c, cache_entry *e, int cold)
 	cache_entry *victims = evict_locked(c);
 	pthread_mutex_unlock(&c->mu);
 	if (dead)
-		entry_free(dead);
-	free_list(victims);
+		entry_free(c, dead);
+	free_list(c, victims);
 }
 
 void cache_put(cache *c, cache_entry *e)
@@ -372,7 +378,7 @@ void cache_drop_obj(cache *c, uint64_t obj)
 		}
 	}
 	pthread_mutex_unlock(&c->mu);
-	free_list(victims);
+	free_list(c, victims);
 }
 
 size_t cache_bytes(const cache *c)
