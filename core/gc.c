@@ -233,11 +233,17 @@ static int plan(gcx *g, size_t *order, size_t *nplan)
 		const gobj *b = &g->v[x->base];
 		if (!b->o.unref && x->depth <= g->max_chain)
 			continue;
+		if (g->o->layout_only && x->depth <= g->max_chain)
+			continue; /* an unreferenced base is an explicit gc's business */
 		long a = x->base;
 		while (a >= 0 && g->v[a].o.unref)
 			a = g->v[a].base;
+		/* Too deep: a delta against an ancestor half way up the chain, not a keyframe (one
+		 * skip delta costs far less than a keyframe, and leaves room below it). */
+		unsigned half = g->max_chain / 2 ? g->max_chain / 2 : 1;
 		if (a >= 0 && g->v[a].depth + 1 > g->max_chain)
-			a = -1;
+			while (a >= 0 && (g->v[a].o.unref || g->v[a].depth + 1 > half))
+				a = g->v[a].base;
 		x->target = a;
 		x->depth = a >= 0 ? g->v[a].depth + 1 : 0;
 		(*nplan)++;
@@ -330,11 +336,24 @@ static uint64_t sum_stored(const store_obj *v, size_t n)
 	return t;
 }
 
+static int olds_push(uint64_t **olds, size_t *nolds, size_t *cap, uint64_t id)
+{
+	if (*nolds == *cap) {
+		size_t c = *cap ? *cap * 2 : 16;
+		uint64_t *p = realloc(*olds, c * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		*olds = p;
+		*cap = c;
+	}
+	(*olds)[(*nolds)++] = id;
+	return 0;
+}
+
 static int execute(gcx *g, size_t *order, size_t nplan, uint64_t **olds, size_t *nolds,
 		   size_t *capp)
 {
 	uint64_t done = 0;
-	size_t cap = *capp;
 	for (size_t k = 0; k < g->n && !cancelled(g); k++) {
 		gobj *x = &g->v[order[k]];
 		if (x->target == -2)
@@ -424,16 +443,8 @@ static int execute(gcx *g, size_t *order, size_t nplan, uint64_t **olds, size_t 
 		    nw.depth);
 		if (g->o->hooks.progress)
 			g->o->hooks.progress(g->o->hooks.ctx, done, nplan);
-		if (*nolds == cap) {
-			size_t c = cap ? cap * 2 : 16;
-			uint64_t *p = realloc(*olds, c * sizeof(*p));
-			if (!p)
-				return -ENOMEM;
-			*olds = p;
-			cap = c;
-		}
-		(*olds)[(*nolds)++] = d.id;
-		*capp = cap;
+		if (olds_push(olds, nolds, capp, d.id) < 0)
+			return -ENOMEM;
 		if (!g->o->online) {
 			/* nobody else reads: free right away, space comes back as we go */
 			store_admin_release(g->s, d.id);
@@ -564,17 +575,10 @@ static int rechain(gcx *g, uint64_t **olds, size_t *nolds, size_t *cap)
 			x->o = nw;
 			x->base = p;
 			depths(g, height);
-			if (*nolds == *cap) {
-				size_t cc = *cap ? *cap * 2 : 16;
-				uint64_t *pp = realloc(*olds, cc * sizeof(*pp));
-				if (!pp) {
-					free(height);
-					return -ENOMEM;
-				}
-				*olds = pp;
-				*cap = cc;
+			if (olds_push(olds, nolds, cap, d.id) < 0) {
+				free(height);
+				return -ENOMEM;
 			}
-			(*olds)[(*nolds)++] = d.id;
 			if (!g->o->online) {
 				store_admin_release(g->s, d.id);
 				chain_forget(g->ch, d.id);
@@ -584,6 +588,163 @@ static int rechain(gcx *g, uint64_t **olds, size_t *nolds, size_t *cap)
 	}
 	free(height);
 	return 0;
+}
+
+/* ---- pass 0: the newest version of each chain becomes its keyframe (see gc.h) ---- */
+
+/* The newest inode holding obj (inode numbers only grow: a higher one was created later), 0 if
+ * no file holds it. */
+static uint64_t newest_ino(gcx *g, uint64_t obj)
+{
+	char sql[96];
+	snprintf(sql, sizeof(sql), "SELECT max(ino) FROM inodes WHERE obj=%" PRIu64, obj);
+	uint64_t *inos;
+	size_t n;
+	if (store_admin_ids(g->s, sql, &inos, &n) < 0)
+		return 0;
+	uint64_t ino = n ? inos[0] : 0;
+	free(inos);
+	return ino;
+}
+
+/* Re-encode path[0] (the newest) as a keyframe, then each path[i] against the new path[i-1].
+ * Every step is a switch of its own: stopping anywhere leaves two valid chains. */
+static int reverse_path(gcx *g, const store_obj *path, size_t len, uint64_t **olds,
+			size_t *nolds, size_t *cap)
+{
+	store_obj prev;
+	for (size_t i = 0; i < len && !cancelled(g); i++) {
+		store_obj d = path[i], nw;
+		char nm[STORE_NAME_MAX + 1];
+		obj_name(g, d.id, nm, sizeof(nm));
+		int r = reencode(g, &d, i ? &prev : NULL, 0, &nw);
+		uint64_t *inos = NULL, *deps = NULL;
+		size_t ninos = 0, ndeps = 0;
+		if (r == 0) {
+			r = store_admin_switch(g->s, &d, &nw, i ? prev.hash : 0, &inos, &ninos, &deps,
+					       &ndeps);
+			if (r < 0)
+				store_obj_discard(g->s, nw.id);
+		}
+		if (r == -ECANCELED)
+			return 0;
+		if (r < 0) {
+			g->res->skipped++;
+			say(g, "object %" PRIu64 " (%s): %s; chain left as it was from here\n", d.id, nm,
+			    r == -EAGAIN ? "changed meanwhile" : strerror(-r));
+			if (r != -EAGAIN && r != -EIO && r != -EBADMSG && r != -ENOENT && r != -ESTALE)
+				return r;
+			return 0;
+		}
+		if (g->o->hooks.switched)
+			g->o->hooks.switched(g->o->hooks.ctx, d.id, nw.id, inos, ninos);
+		chain_forget(g->ch, d.id);
+		for (size_t k = 0; k < ndeps; k++)
+			chain_forget(g->ch, deps[k]);
+		free(inos);
+		free(deps);
+		g->new_bytes += nw.stored;
+		if (i)
+			g->res->rebased++;
+		else
+			g->res->keyframes++;
+		say(g, "re-encoded object %" PRIu64 " (%s) as object %" PRIu64 ", %s%" PRIu64
+		    ": %" PRIu64 " -> %" PRIu64 " bytes\n", d.id, nm, nw.id,
+		    i ? "a delta against its successor, object " : "the newest version: keyframe",
+		    i ? prev.id : 0, d.stored, nw.stored);
+		if ((r = olds_push(olds, nolds, cap, d.id)) < 0)
+			return r;
+		if (!g->o->online) {
+			store_admin_release(g->s, d.id);
+			chain_forget(g->ch, d.id);
+		}
+		prev = nw;
+	}
+	return 0;
+}
+
+static int newest_keyframes(gcx *g, uint64_t **olds, size_t *nolds, size_t *cap)
+{
+	store_obj *rows;
+	size_t n;
+	int r = store_admin_objects(g->s, &rows, &n); /* ordered by id */
+	if (r < 0)
+		return r;
+	g->res->stored_before = sum_stored(rows, n);
+	/* per object: its keyframe (root), whether anything is based on it */
+	long *root = malloc((n ? n : 1) * sizeof(*root));
+	char *based = calloc(n ? n : 1, 1);
+	long *pick = malloc((n ? n : 1) * sizeof(*pick)); /* per root: the newest leaf */
+	uint64_t *ino = calloc(n ? n : 1, sizeof(*ino));
+	gcx tmp = *g;
+	tmp.n = n;
+	tmp.v = calloc(n ? n : 1, sizeof(*tmp.v));
+	if (!root || !based || !pick || !ino || !tmp.v) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		tmp.v[i].o = rows[i];
+	for (size_t i = 0; i < n; i++) {
+		tmp.v[i].base = rows[i].base ? find(&tmp, rows[i].base) : -1;
+		if (tmp.v[i].base >= 0)
+			based[tmp.v[i].base] = 1;
+		pick[i] = -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		long j = (long)i;
+		size_t steps = 0;
+		while (j >= 0 && tmp.v[j].base >= 0 && steps++ <= n)
+			j = tmp.v[j].base;
+		root[i] = j >= 0 && !rows[j].base && steps <= n ? j : -1; /* -1: missing base, cycle */
+	}
+	/* The newest file of a tree is the leaf whose inode is the newest; worth reversing only if
+	 * it is newer than the keyframe's file (a reversed chain's leaf is its oldest version). */
+	for (size_t i = 0; i < n; i++)
+		if (!rows[i].unref && (root[i] >= 0 || !rows[i].base))
+			ino[i] = newest_ino(g, rows[i].id);
+	for (size_t i = 0; i < n; i++) {
+		long k = root[i];
+		if (k < 0 || (size_t)k == i || based[i] || !ino[i] || ino[i] <= ino[k])
+			continue;
+		if (pick[k] < 0 || ino[i] > ino[pick[k]])
+			pick[k] = (long)i;
+	}
+	store_obj *path = malloc((n ? n : 1) * sizeof(*path));
+	if (!path) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t k = 0; k < n && r == 0 && !cancelled(g); k++) {
+		if (pick[k] < 0)
+			continue;
+		size_t len = 0;
+		int dead = 0;
+		for (long j = pick[k]; j >= 0; j = tmp.v[j].base) {
+			dead |= rows[j].unref; /* a deleted file on the path: explicit gc first */
+			path[len++] = rows[j];
+		}
+		if (dead)
+			continue;
+		if (g->o->dry_run) {
+			say(g, "would make object %" PRIu64 " the keyframe of its chain (%zu re-encodes)\n",
+			    path[0].id, len);
+			continue;
+		}
+		uint64_t before = g->res->keyframes;
+		r = reverse_path(g, path, len, olds, nolds, cap);
+		if (g->res->keyframes > before)
+			g->res->reversed++;
+	}
+	free(path);
+out:
+	free(tmp.v);
+	free(ino);
+	free(pick);
+	free(based);
+	free(root);
+	free(rows);
+	return r;
 }
 
 int gc_run(store *s, const gc_opts *o, gc_result *res)
@@ -598,7 +759,10 @@ int gc_run(store *s, const gc_opts *o, gc_result *res)
 	size_t nolds = 0;
 	int own_chain = 0;
 	int r;
-	if (!o->online && !o->dry_run) {
+	size_t ocap = 0;
+	if (o->layout_only) {
+		/* the daemon's automatic pass: no cleaning, nothing of an explicit gc */
+	} else if (!o->online && !o->dry_run) {
 		/* what mount does: drop dead inodes, rows nobody points at, tmp leftovers */
 		clean_files(&g);
 		uint64_t *staged;
@@ -610,10 +774,20 @@ int gc_run(store *s, const gc_opts *o, gc_result *res)
 	} else {
 		clean_files(&g);
 	}
+	if (o->newest_keyframe) {
+		g.ch = o->ch ? o->ch : store_admin_chain_new(s, 128u << 20);
+		if (!g.ch)
+			return -ENOMEM;
+		own_chain = !o->ch;
+		r = newest_keyframes(&g, &olds, &nolds, &ocap);
+		if (r < 0)
+			goto out;
+	}
 	r = store_admin_objects(s, &rows, &n);
 	if (r < 0)
-		return r;
-	res->stored_before = sum_stored(rows, n);
+		goto out;
+	if (!o->newest_keyframe)
+		res->stored_before = sum_stored(rows, n); /* else counted before the reversal */
 	g.n = n;
 	g.v = calloc(n ? n : 1, sizeof(*g.v));
 	order = calloc(n ? n : 1, sizeof(*order));
@@ -642,7 +816,8 @@ int gc_run(store *s, const gc_opts *o, gc_result *res)
 	say(&g, "%zu objects (%" PRIu64 " bytes), %" PRIu64 " unreferenced (%" PRIu64
 	    " bytes); %zu to re-encode (max chain %u)\n", n, res->stored_before, nunref,
 	    unref_bytes, nplan, g.max_chain);
-	g.ch = o->ch;
+	if (!g.ch)
+		g.ch = o->ch;
 	if (!g.ch && nplan) {
 		g.ch = store_admin_chain_new(s, 128u << 20);
 		if (!g.ch) {
@@ -653,9 +828,8 @@ int gc_run(store *s, const gc_opts *o, gc_result *res)
 	}
 	if (o->hooks.progress && nplan)
 		o->hooks.progress(o->hooks.ctx, 0, nplan);
-	size_t ocap = 0;
 	r = execute(&g, order, nplan, &olds, &nolds, &ocap);
-	if (r == 0 && !cancelled(&g)) {
+	if (r == 0 && !cancelled(&g) && !o->layout_only) {
 		if (!g.ch) {
 			g.ch = store_admin_chain_new(s, 128u << 20);
 			if (!g.ch) {
@@ -677,7 +851,7 @@ int gc_run(store *s, const gc_opts *o, gc_result *res)
 	/* free the replaced objects, then whatever chains only they needed (deepest first) */
 	for (size_t i = 0; i < nolds; i++)
 		store_admin_release(s, olds[i]);
-	for (size_t k = n; k-- > 0;) {
+	for (size_t k = n; k-- > 0 && !o->layout_only;) {
 		gobj *x = &g.v[order[k]];
 		if (rows[order[k]].unref && x->o.id == rows[order[k]].id)
 			store_admin_release(s, x->o.id);

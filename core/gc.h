@@ -37,6 +37,10 @@ typedef struct gc_opts {
 	int dry_run;          /* plan and report, change nothing */
 	int online;           /* a daemon is serving the store: leave young tmp/staging/orphan
 			       * files alone (they may be encodes in flight) */
+	int newest_keyframe;  /* first make the newest version of each chain its keyframe, the
+			       * older versions reverse deltas against it (see gc_run) */
+	int layout_only;      /* only that and the depth limit: no freeing of unreferenced
+			       * objects, no cleaning (the daemon's automatic pass) */
 	chain *ch;            /* reader to use (the daemon's); NULL: gc makes its own */
 	gc_hooks hooks;
 } gc_opts;
@@ -44,13 +48,22 @@ typedef struct gc_opts {
 typedef struct gc_result {
 	uint64_t rebased;          /* objects re-encoded against another base */
 	uint64_t keyframes;        /* objects re-encoded as keyframes */
+	uint64_t reversed;         /* chains whose newest version became the keyframe */
 	uint64_t skipped;          /* re-encodes abandoned (changed meanwhile, or failed) */
 	uint64_t freed_objects, freed_bytes;
 	uint64_t orphan_blobs, tmp_files, staging_files, orphan_bytes;
 	uint64_t stored_before, stored_after;   /* sum of object sizes */
 } gc_result;
 
-/* 0, or -errno on a fatal error (the store is consistent either way). */
+/* 0, or -errno on a fatal error (the store is consistent either way).
+ *
+ * newest_keyframe: a file is first stored as a delta against its predecessor, so the newest
+ * version of a chain is the deepest and the slowest to read, though it is the one a resumed job
+ * loads. This pass reverses the path from the newest version (the leaf of each chain with the
+ * highest object id, referenced by a file) to the chain's keyframe: the newest is re-encoded as
+ * the keyframe and each older one as a delta against its successor. Done after every encode,
+ * the path is one step long (two re-encodes). Versions pushed beyond max_chain are then rebased
+ * against an ancestor at depth <= max_chain / 2, like any chain that is too deep. */
 int gc_run(store *s, const gc_opts *o, gc_result *res);
 
 #endif

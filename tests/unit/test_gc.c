@@ -305,3 +305,112 @@ Test(gc, quote_keeps_output_on_one_line)
 	stats_quote("0123456789", out, 8);
 	cr_assert(strlen(out) < 8);
 }
+
+/* The object row behind file k as the store has it now. */
+static store_obj file_obj(int k)
+{
+	store_attr a;
+	cr_assert_eq(store_getattr(s, ino[k], &a), 0);
+	store_obj o;
+	cr_assert_eq(store_obj_get(s, a.obj, &o), 0);
+	return o;
+}
+
+static uint64_t stored_total(void)
+{
+	store_obj *v;
+	size_t n;
+	cr_assert_eq(store_admin_objects(s, &v, &n), 0);
+	uint64_t t = 0;
+	for (size_t i = 0; i < n; i++)
+		t += v[i].stored;
+	free(v);
+	return t;
+}
+
+/* Reverse deltas: the newest version becomes the keyframe, every older one a delta against its
+ * successor; every file reads back exactly, nothing is left unreferenced, and the store costs
+ * about what the forward chain did. */
+Test(gc, newest_keyframe_reverses_the_chain)
+{
+	for (int k = 0; k < 5; k++)
+		put(k, k - 1);
+	uint64_t fwd = stored_total();
+	cr_assert_eq(file_obj(4).depth, 4);
+	gc_opts o;
+	memset(&o, 0, sizeof(o));
+	o.newest_keyframe = 1;
+	gc_result r;
+	cr_assert_eq(gc_run(s, &o, &r), 0);
+	cr_assert_eq(r.reversed, 1);
+	cr_assert_eq(r.keyframes, 1);
+	cr_assert_eq(r.rebased, 4);
+	cr_assert_eq(r.skipped, 0);
+	cr_assert_eq(file_obj(4).base, 0, "the newest is the keyframe");
+	for (int k = 0; k < 4; k++) {
+		store_obj x = file_obj(k);
+		cr_assert_eq(x.base, file_obj(k + 1).id, "v%d is a delta against v%d", k, k + 1);
+		cr_assert_eq(x.depth, (uint32_t)(4 - k));
+	}
+	for (int k = 0; k < 5; k++)
+		check_file(k);
+	size_t unref;
+	uint32_t md;
+	cr_assert_eq(count_objects(&unref, &md), 5);
+	cr_assert_eq(unref, 0);
+	cr_assert_eq(verify_problems(NULL), 0);
+	uint64_t rev = stored_total();
+	cr_assert(rev < fwd + fwd / 10, "reversed %llu bytes vs forward %llu",
+		  (unsigned long long)rev, (unsigned long long)fwd);
+
+	/* the next version: stored forward, then one step reversed (two re-encodes) */
+	obj[4] = file_obj(4).id;
+	put(5, 4);
+	cr_assert_eq(gc_run(s, &o, &r), 0);
+	cr_assert_eq(r.keyframes + r.rebased, 2);
+	cr_assert_eq(file_obj(5).base, 0);
+	cr_assert_eq(file_obj(4).base, file_obj(5).id);
+	cr_assert_eq(file_obj(0).depth, 5);
+	for (int k = 0; k < 6; k++)
+		check_file(k);
+	/* nothing left to do */
+	cr_assert_eq(gc_run(s, &o, &r), 0);
+	cr_assert_eq(r.keyframes + r.rebased + r.reversed, 0);
+	cr_assert_eq(verify_problems(NULL), 0);
+}
+
+/* Versions pushed past max_chain by the reversal are rebased half way up, not made keyframes;
+ * layout_only leaves deleted files' objects for an explicit gc. */
+Test(gc, newest_keyframe_keeps_the_depth_limit)
+{
+	for (int k = 0; k < NV; k++)
+		put(k, k - 1);
+	gc_opts o;
+	memset(&o, 0, sizeof(o));
+	o.newest_keyframe = 1;
+	o.layout_only = 1;
+	o.max_chain = 4;
+	gc_result r;
+	cr_assert_eq(gc_run(s, &o, &r), 0);
+	size_t unref;
+	uint32_t md;
+	cr_assert_eq(count_objects(&unref, &md), NV);
+	cr_assert(md <= 4, "max depth %u", md);
+	cr_assert_eq(file_obj(NV - 1).base, 0);
+	size_t kf = 0;
+	for (int k = 0; k < NV; k++) {
+		kf += file_obj(k).base == 0;
+		check_file(k);
+	}
+	cr_assert_eq(kf, 1, "one keyframe: the too-deep versions became skip deltas");
+	/* a deleted version that is a base (v4 is a delta against v5): layout_only keeps it */
+	cr_assert_eq(file_obj(4).base, file_obj(5).id);
+	del(5);
+	cr_assert_eq(count_objects(&unref, &md), NV);
+	cr_assert_eq(unref, 1);
+	cr_assert_eq(gc_run(s, &o, &r), 0);
+	cr_assert_eq(count_objects(&unref, &md), NV);
+	cr_assert_eq(unref, 1);
+	cr_assert_eq(r.freed_objects, 0);
+	cr_assert_eq(verify_problems(NULL), 0);
+}
