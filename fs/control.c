@@ -72,26 +72,12 @@ static void gc_progress(void *ctx, uint64_t done, uint64_t total)
 	gc_say(ctx, b);
 }
 
-/* Repoint in-memory nodes; the exclusive dlock waits for reads of the old object to finish. */
 static void gc_switched(void *ctx, uint64_t old, uint64_t nw, const uint64_t *inos, size_t n)
 {
 	ctl_gc *g = ctx;
-	fs *f = g->c->f;
-	for (size_t i = 0; i < n; i++) {
-		fs_node *nd = fs_node_find(f, inos[i]);
-		if (!nd)
-			continue;
-		pthread_rwlock_wrlock(&nd->dlock);
-		pthread_mutex_lock(&nd->mu);
-		if (nd->obj == old)
-			nd->obj = nw;
-		pthread_mutex_unlock(&nd->mu);
-		pthread_rwlock_unlock(&nd->dlock);
-		fs_node_put(f, nd);
-	}
+	fs_nodes_repoint(g->c->f, old, nw, inos, n);
 }
 
-/* A barrier on every node: reads that started before the switches are over. */
 static void gc_quiesce(void *ctx)
 {
 	ctl_gc *g = ctx;
@@ -104,34 +90,7 @@ static void gc_quiesce(void *ctx)
 			break;
 		usleep(100000);
 	}
-	size_t cap = 64, n = 0;
-	fs_node **v = malloc(cap * sizeof(*v));
-	if (!v) {
-		sleep(2); /* no memory for the list: give reads time instead */
-		return;
-	}
-	pthread_mutex_lock(&f->nmu);
-	for (size_t b = 0; b < f->htsize; b++)
-		for (fs_node *nd = f->ht[b]; nd; nd = nd->next) {
-			if (n == cap) {
-				fs_node **p = realloc(v, 2 * cap * sizeof(*v));
-				if (!p)
-					break;
-				v = p;
-				cap *= 2;
-			}
-			if (n < cap) {
-				nd->refs++;
-				v[n++] = nd;
-			}
-		}
-	pthread_mutex_unlock(&f->nmu);
-	for (size_t i = 0; i < n; i++) {
-		pthread_rwlock_wrlock(&v[i]->dlock);
-		pthread_rwlock_unlock(&v[i]->dlock);
-		fs_node_put(f, v[i]);
-	}
-	free(v);
+	fs_nodes_barrier(f);
 }
 
 /* Stop when unmounting or when the client went away (nothing is lost either way). */

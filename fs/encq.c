@@ -1,5 +1,11 @@
 /* encq.c - the encode queue: one thread turns closed staging files into delta objects, FIFO,
- * after a short debounce (a rename right after close can still name the predecessor). */
+ * after a short debounce (a rename right after close can still name the predecessor).
+ *
+ * Layout pass (newest_keyframe=1): once the queue has been idle for a debounce period after
+ * encodes (at once under a flush), the same thread runs gc's newest_keyframe pass in layout_only
+ * mode, so the newest version of each chain becomes its keyframe (two re-encodes per new
+ * version, plus a skip delta for a version pushed past max_chain). Being on the encoder's thread,
+ * it never races an encode for a base; unmount cancels it between re-encodes. */
 #include "fs.h"
 
 #include <errno.h>
@@ -12,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gc.h"
 #include "store_encode.h"
 
 typedef struct job {
@@ -32,6 +39,8 @@ struct encq {
 	uint64_t running;       /* ino being encoded, 0 if idle */
 	int stop;               /* read by the encoder's sources without the lock */
 	unsigned flushers;      /* >0: no debounce, collect a report */
+	int layout_due;         /* files were encoded since the last layout pass */
+	int64_t idle_since_ns;  /* when the queue last became empty */
 	unsigned flush_failed;  /* encodes that failed while flushers > 0 */
 	char *rep;
 	size_t rep_len, rep_cap;
@@ -193,7 +202,74 @@ out:
 	return r;
 }
 
+/* ---- the layout pass ---- */
+
+static void layout_line(void *ctx, const char *text)
+{
+	encq *q = ctx;
+	if (q->f->o->debug)
+		fprintf(stderr, "layout: %s", text);
+}
+
+static void layout_switched(void *ctx, uint64_t old, uint64_t nw, const uint64_t *inos, size_t n)
+{
+	encq *q = ctx;
+	fs_nodes_repoint(q->f, old, nw, inos, n);
+}
+
+static void layout_quiesce(void *ctx)
+{
+	encq *q = ctx;
+	fs_nodes_barrier(q->f); /* no encode can be in flight: this is the encoder's thread */
+}
+
+static int layout_cancelled(void *ctx)
+{
+	encq *q = ctx;
+	return __atomic_load_n(&q->stop, __ATOMIC_RELAXED);
+}
+
+static void layout_pass(encq *q)
+{
+	gc_opts o;
+	memset(&o, 0, sizeof(o));
+	o.online = 1;
+	o.newest_keyframe = 1;
+	o.layout_only = 1;
+	o.ch = q->f->ch;
+	o.max_chain = q->f->o->max_chain;
+	o.hooks = (gc_hooks){q, layout_line, NULL, layout_switched, layout_quiesce,
+			     layout_cancelled};
+	gc_result res;
+	int64_t t0 = mono_ns();
+	int r = gc_run(q->f->st, &o, &res);
+	if (r < 0)
+		report(q, "layout pass failed: %s (files stay as they are, readable)\n", strerror(-r));
+	else if (res.reversed || res.rebased || res.keyframes)
+		report(q, "layout: %" PRIu64 " chains now end in a keyframe (%" PRIu64
+		       " keyframes, %" PRIu64 " deltas re-encoded, %" PRIu64 " skipped) %.0f ms\n",
+		       res.reversed, res.keyframes, res.rebased, res.skipped,
+		       (double)(mono_ns() - t0) / 1e6);
+}
+
 /* ---- the queue ---- */
+
+/* Wait on the queue's condition until monotonic time at_ns (or a signal). Holds q->mu. */
+static void wait_until(encq *q, int64_t at_ns)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t wait = at_ns - mono_ns();
+	if (wait < 0)
+		wait = 0;
+	ts.tv_sec += wait / 1000000000LL;
+	ts.tv_nsec += wait % 1000000000LL;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+}
 
 static void *worker(void *arg)
 {
@@ -201,22 +277,29 @@ static void *worker(void *arg)
 	pthread_mutex_lock(&q->mu);
 	while (!q->stop) {
 		job *j = q->head;
+		if (!j && q->layout_due) {
+			int64_t at = q->idle_since_ns + (int64_t)q->f->o->debounce_ms * 1000000LL;
+			if (q->flushers || mono_ns() >= at) {
+				q->layout_due = 0;
+				q->running = UINT64_MAX; /* a flush waits for the pass */
+				pthread_mutex_unlock(&q->mu);
+				layout_pass(q);
+				pthread_mutex_lock(&q->mu);
+				q->running = 0;
+				q->idle_since_ns = mono_ns();
+				pthread_cond_broadcast(&q->cv);
+				continue;
+			}
+			wait_until(q, at);
+			continue;
+		}
 		if (!j) {
 			pthread_cond_wait(&q->cv, &q->mu);
 			continue;
 		}
 		int64_t now = mono_ns();
 		if (!q->flushers && j->ready_ns > now) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			int64_t wait = j->ready_ns - now;
-			ts.tv_sec += wait / 1000000000LL;
-			ts.tv_nsec += wait % 1000000000LL;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+			wait_until(q, j->ready_ns);
 			continue;
 		}
 		q->head = j->next;
@@ -224,8 +307,11 @@ static void *worker(void *arg)
 			q->tail = NULL;
 		q->running = j->ino;
 		pthread_mutex_unlock(&q->mu);
-		encode_one(q, j->ino, 0);
+		int er = encode_one(q, j->ino, 0);
 		pthread_mutex_lock(&q->mu);
+		if (er == 0 && q->f->o->newest_keyframe && !q->f->o->ro)
+			q->layout_due = 1;
+		q->idle_since_ns = mono_ns();
 		q->running = 0;
 		q->queued--;
 		q->queued_bytes -= j->bytes;
@@ -356,7 +442,7 @@ int encq_flush(encq *q, char **rep, unsigned *failed)
 		free(inos);
 	}
 	pthread_mutex_lock(&q->mu);
-	while (!q->stop && (q->head || q->running))
+	while (!q->stop && (q->head || q->running || q->layout_due))
 		pthread_cond_wait(&q->cv, &q->mu);
 	if (q->rep_len)
 		*rep = strdup(q->rep);

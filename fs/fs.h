@@ -18,6 +18,8 @@ typedef struct fs_opts {
 	unsigned max_chain;       /* delta chain depth bound */
 	uint64_t staging_limit;   /* backpressure: staged bytes waiting for encoding */
 	unsigned debounce_ms;     /* delay between last close and encoding */
+	unsigned newest_keyframe; /* 1: once encoding is idle, the newest version of each chain
+				   * becomes its keyframe (reverse deltas, see gc.h) */
 	int allow_other, default_permissions, ro, debug, foreground;
 	char fsname[256], subtype[64];
 	char kopts[512];          /* kernel mount flags passed through (nosuid, noexec, ...) */
@@ -77,6 +79,10 @@ fs_node *fs_node_find(fs *f, uint64_t ino);
 int fs_node_stage(fs *f, fs_node *n, int trunc);
 /* Make the staged size/times durable (fsync staging, commit). Caller holds dlock shared. */
 int fs_node_commit(fs *f, fs_node *n);
+/* gc replaced object old by nw for inos: repoint their nodes (waits out reads of old). */
+void fs_nodes_repoint(fs *f, uint64_t old, uint64_t nw, const uint64_t *inos, size_t n);
+/* A barrier on every node: reads that started before the call are over when it returns. */
+void fs_nodes_barrier(fs *f);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops fs_ops;

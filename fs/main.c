@@ -36,6 +36,9 @@ static const char usage[] =
 	"  staging_limit=BYTES  writers wait while this many closed bytes await encoding\n"
 	"                       (K/M/G suffixes; default 4G)\n"
 	"  debounce_ms=N        delay between the last close and encoding (default 700)\n"
+	"  newest_keyframe=0|1  1: once encoding is idle, store the newest version of each chain as\n"
+	"                       its keyframe and older ones as deltas against their successors, so\n"
+	"                       the checkpoint a job resumes from reads fastest (default 1)\n"
 	"  debug                as -d\n"
 	"FUSE / kernel options:\n"
 	"  allow_other          let other users access the mount\n"
@@ -117,6 +120,8 @@ static int one_opt(fs_opts *o, char *opt)
 		return parse_uint(val, 0, 1000, &o->max_chain);
 	if (KEY("debounce_ms") && val)
 		return parse_uint(val, 0, 600000, &o->debounce_ms);
+	if (KEY("newest_keyframe") && val)
+		return parse_uint(val, 0, 1, &o->newest_keyframe);
 	if (KEY("fsname") && val) {
 		if (strlen(val) >= sizeof(o->fsname) || strchr(val, ','))
 			return -1;
@@ -194,6 +199,7 @@ int main(int argc, char **argv)
 	o.max_chain = 8;
 	o.staging_limit = 4ull << 30;
 	o.debounce_ms = 700;
+	o.newest_keyframe = 1;
 
 	static const struct option lopts[] = {{"help", no_argument, NULL, 'h'},
 					      {"version", no_argument, NULL, 'V'},

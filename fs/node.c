@@ -264,3 +264,52 @@ int fs_node_commit(fs *f, fs_node *n)
 	pthread_mutex_unlock(&n->mu);
 	return r;
 }
+
+void fs_nodes_repoint(fs *f, uint64_t old, uint64_t nw, const uint64_t *inos, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		fs_node *nd = fs_node_find(f, inos[i]);
+		if (!nd)
+			continue;
+		/* the exclusive dlock waits for reads of the old object to finish */
+		pthread_rwlock_wrlock(&nd->dlock);
+		pthread_mutex_lock(&nd->mu);
+		if (nd->obj == old)
+			nd->obj = nw;
+		pthread_mutex_unlock(&nd->mu);
+		pthread_rwlock_unlock(&nd->dlock);
+		fs_node_put(f, nd);
+	}
+}
+
+void fs_nodes_barrier(fs *f)
+{
+	size_t cap = 64, n = 0;
+	fs_node **v = malloc(cap * sizeof(*v));
+	if (!v) {
+		sleep(2); /* no memory for the list: give reads time instead */
+		return;
+	}
+	pthread_mutex_lock(&f->nmu);
+	for (size_t b = 0; b < f->htsize; b++)
+		for (fs_node *nd = f->ht[b]; nd; nd = nd->next) {
+			if (n == cap) {
+				fs_node **p = realloc(v, 2 * cap * sizeof(*v));
+				if (!p)
+					break;
+				v = p;
+				cap *= 2;
+			}
+			if (n < cap) {
+				nd->refs++;
+				v[n++] = nd;
+			}
+		}
+	pthread_mutex_unlock(&f->nmu);
+	for (size_t i = 0; i < n; i++) {
+		pthread_rwlock_wrlock(&v[i]->dlock);
+		pthread_rwlock_unlock(&v[i]->dlock);
+		fs_node_put(f, v[i]);
+	}
+	free(v);
+}

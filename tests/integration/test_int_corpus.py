@@ -113,6 +113,11 @@ def family_key(rel):
     return re.sub(r'\d+', '#', rel)
 
 
+def base_of(entries, rel):
+    b = entries.get(rel, {}).get('base')
+    return b.lstrip('/') if isinstance(b, str) else b
+
+
 def test_corpus_predecessor(mounts):
     """After flush every checkpoint is stored against the previous checkpoint of its family."""
     m = mounts.new('pred', opts=['max_chain=32'])
@@ -138,14 +143,18 @@ def test_corpus_predecessor(mounts):
                     continue
                 if e['size'] != os.path.getsize(m.p(path)):
                     problems.append(f'{path}: stats size {e["size"]} != {os.path.getsize(m.p(path))}')
-                base = e.get('base')
-                base = base.lstrip('/') if isinstance(base, str) else base
-                wantb = seq[i - 1] if i else None
-                if base != wantb:
-                    problems.append(f'{path}: base {base!r}, expected {wantb!r}')
-                elif i and entries.get(wantb) and e.get('depth') is not None \
-                        and entries[wantb].get('depth') is not None \
-                        and e['depth'] != entries[wantb]['depth'] + 1:
+                base = base_of(entries, path)
+                # a delta pair with the previous version, in either direction (the daemon makes
+                # the newest version of a chain its keyframe: newest_keyframe)
+                if i == 0:
+                    if base is not None and (len(seq) < 2 or base != seq[1]):
+                        problems.append(f'{path}: base {base!r}, expected none or {seq[1:2]}')
+                elif base != seq[i - 1] and base_of(entries, seq[i - 1]) != path:
+                    problems.append(f'{path}: base {base!r}, {seq[i - 1]} base '
+                                    f'{base_of(entries, seq[i - 1])!r}: not a delta pair')
+                if base and entries.get(base) and e.get('depth') is not None \
+                        and entries[base].get('depth') is not None \
+                        and e['depth'] != entries[base]['depth'] + 1:
                     problems.append(f'{path}: depth {e["depth"]} != base depth + 1')
     assert not problems, '\n'.join(problems)
 

@@ -154,9 +154,28 @@ def require_stats(m):
     return m.stats()
 
 
+def base_of(entries, rel):
+    b = entries.get(rel, {}).get('base')
+    return b.lstrip('/') if isinstance(b, str) else b
+
+
+def linked(entries, a, b):
+    """a and b are stored as a delta pair, in either direction: a against b (as encoded), or b
+    against a (after the daemon made the newest version of the chain its keyframe)."""
+    return base_of(entries, a) == b or base_of(entries, b) == a
+
+
+def has_delta_partner(entries, rel):
+    """rel is stored as a delta, or some other file is stored as a delta against it."""
+    e = entries.get(rel, {})
+    return e.get('base') is not None or e.get('base_object') is not None or \
+        any(base_of(entries, o) == rel for o in entries)
+
+
 def assert_predecessors(m, families, first_may_have_base=False):
     """families: lists of mount-relative paths in write order; after flush, file i must be
-    stored against file i-1 (the first one: no base)."""
+    stored against file i-1, or (reverse deltas, newest_keyframe) file i-1 against file i; the
+    first one against nothing or its successor."""
     st = m.stats()
     entries = {e['path'].lstrip('/'): e for e in st['files']}
     problems = []
@@ -169,12 +188,14 @@ def assert_predecessors(m, families, first_may_have_base=False):
             size = os.path.getsize(m.p(rel))
             if e.get('size') != size:
                 problems.append(f'{rel}: stats size {e.get("size")} != {size}')
-            base = e.get('base')
-            base = base.lstrip('/') if isinstance(base, str) else base
-            want = seq[i - 1] if i else None
+            base = base_of(entries, rel)
             if i == 0 and first_may_have_base:
                 continue
-            if base != want:
-                problems.append(f'{rel}: base {base!r}, expected {want!r}')
+            if i == 0:
+                if base is not None and (len(seq) < 2 or base != seq[1]):
+                    problems.append(f'{rel}: base {base!r}, expected none or {seq[1:2]}')
+            elif not linked(entries, rel, seq[i - 1]):
+                problems.append(f'{rel}: base {base!r}, {seq[i - 1]} base '
+                                f'{base_of(entries, seq[i - 1])!r}: not a delta pair')
     assert not problems, '\n'.join(problems)
     return entries

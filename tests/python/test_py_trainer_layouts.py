@@ -88,10 +88,8 @@ def test_hf_trainer_predecessor(mounts):
     problems = []
     for n in ('model.safetensors', 'optimizer.pt'):
         rel, prev = f'{kept[1]}/{n}', f'{kept[0]}/{n}'
-        base = entries.get(rel, {}).get('base')
-        base = base.lstrip('/') if isinstance(base, str) else base
-        if base != prev:
-            problems.append(f'{rel}: base {base!r}, expected {prev!r}')
+        if not U.linked(entries, rel, prev):
+            problems.append(f'{rel} and {prev} are not a delta pair: {entries.get(rel)}')
     assert not problems, '\n'.join(problems)
 
 
@@ -142,8 +140,7 @@ def test_lightning_predecessor(mounts):
     # against some checkpoint: the replaced version has no path any more, so stats may name it
     # only by base_object
     e = entries['ckpts/last.ckpt']
-    assert (e.get('base') is not None or e.get('base_object') is not None) and \
-        (e.get('depth') or 0) >= 1, f'last.ckpt stored without a base: {e}'
+    assert U.has_delta_partner(entries, 'ckpts/last.ckpt'), f'last.ckpt stored alone: {e}'
 
 
 # -- several ranks at once -----------------------------------------------------------------------
