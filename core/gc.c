@@ -217,6 +217,65 @@ static int reencode(gcx *g, const store_obj *d, const store_obj *a, uint64_t max
 	return 0;
 }
 
+/* Re-encode d against a (NULL: keyframe) and switch the metadata to the new blob; the daemon is
+ * told and readers holding the old id reopen. 0 (*nw describes the new object) or -errno, and
+ * then nothing changed. */
+static int replace(gcx *g, const store_obj *d, const store_obj *a, uint64_t max_stored,
+		   store_obj *nw)
+{
+	int r = reencode(g, d, a, max_stored, nw);
+	if (r < 0)
+		return r;
+	uint64_t *inos = NULL, *deps = NULL;
+	size_t ninos = 0, ndeps = 0;
+	r = store_admin_switch(g->s, d, nw, a ? a->hash : 0, &inos, &ninos, &deps, &ndeps);
+	if (r < 0) {
+		store_obj_discard(g->s, nw->id);
+		return r;
+	}
+	if (g->o->hooks.switched)
+		g->o->hooks.switched(g->o->hooks.ctx, d->id, nw->id, inos, ninos);
+	chain_forget(g->ch, d->id);
+	for (size_t i = 0; i < ndeps; i++)
+		chain_forget(g->ch, deps[i]);
+	free(inos);
+	free(deps);
+	return 0;
+}
+
+/* A failed re-encode that ends the run (ENOSPC, ENOMEM...); the others only skip a step. */
+static int fatal(int r)
+{
+	return r != -EAGAIN && r != -EIO && r != -EBADMSG && r != -ENOENT && r != -ESTALE;
+}
+
+static int olds_push(uint64_t **olds, size_t *nolds, size_t *cap, uint64_t id)
+{
+	if (*nolds == *cap) {
+		size_t c = *cap ? *cap * 2 : 16;
+		uint64_t *p = realloc(*olds, c * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		*olds = p;
+		*cap = c;
+	}
+	(*olds)[(*nolds)++] = id;
+	return 0;
+}
+
+/* The replaced object old is no longer named: freed at the end of the run (online: after the
+ * readers' barrier), at once when nobody else reads the store. */
+static int retire(gcx *g, uint64_t old, uint64_t **olds, size_t *nolds, size_t *cap)
+{
+	if (olds_push(olds, nolds, cap, old) < 0)
+		return -ENOMEM;
+	if (!g->o->online) {
+		store_admin_release(g->s, old);
+		chain_forget(g->ch, old);
+	}
+	return 0;
+}
+
 /* ---- plan ---- */
 
 static int plan(gcx *g, size_t *order, size_t *nplan)
@@ -336,20 +395,6 @@ static uint64_t sum_stored(const store_obj *v, size_t n)
 	return t;
 }
 
-static int olds_push(uint64_t **olds, size_t *nolds, size_t *cap, uint64_t id)
-{
-	if (*nolds == *cap) {
-		size_t c = *cap ? *cap * 2 : 16;
-		uint64_t *p = realloc(*olds, c * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		*olds = p;
-		*cap = c;
-	}
-	(*olds)[(*nolds)++] = id;
-	return 0;
-}
-
 static int execute(gcx *g, size_t *order, size_t nplan, uint64_t **olds, size_t *nolds,
 		   size_t *capp)
 {
@@ -395,15 +440,7 @@ static int execute(gcx *g, size_t *order, size_t nplan, uint64_t **olds, size_t 
 			continue;
 		}
 		store_obj nw;
-		int r = reencode(g, &d, ai >= 0 ? &a : NULL, 0, &nw);
-		uint64_t *inos = NULL, *deps = NULL;
-		size_t ninos = 0, ndeps = 0;
-		if (r == 0) {
-			r = store_admin_switch(g->s, &d, &nw, ai >= 0 ? a.hash : 0, &inos, &ninos, &deps,
-					       &ndeps);
-			if (r < 0)
-				store_obj_discard(g->s, nw.id);
-		}
+		int r = replace(g, &d, ai >= 0 ? &a : NULL, 0, &nw);
 		done++;
 		if (r == -ECANCELED)
 			return 0;
@@ -413,20 +450,12 @@ static int execute(gcx *g, size_t *order, size_t nplan, uint64_t **olds, size_t 
 			    r == -EAGAIN ? "changed meanwhile" : strerror(-r));
 			if (g->o->hooks.progress)
 				g->o->hooks.progress(g->o->hooks.ctx, done, nplan);
-			if (r != -EAGAIN && r != -EIO && r != -EBADMSG && r != -ENOENT && r != -ESTALE)
+			if (fatal(r))
 				return r; /* ENOSPC, ENOMEM...: stop, nothing is lost */
 			x->target = -2;
 			x->depth = g->v[x->base].depth + 1;
 			continue;
 		}
-		if (g->o->hooks.switched)
-			g->o->hooks.switched(g->o->hooks.ctx, d.id, nw.id, inos, ninos);
-		/* readers cached with the old base id reopen and see the new one */
-		chain_forget(g->ch, d.id);
-		for (size_t i = 0; i < ndeps; i++)
-			chain_forget(g->ch, deps[i]);
-		free(inos);
-		free(deps);
 		x->o = nw;
 		x->o.depth = x->depth;
 		x->base = ai;
@@ -443,13 +472,8 @@ static int execute(gcx *g, size_t *order, size_t nplan, uint64_t **olds, size_t 
 		    nw.depth);
 		if (g->o->hooks.progress)
 			g->o->hooks.progress(g->o->hooks.ctx, done, nplan);
-		if (olds_push(olds, nolds, capp, d.id) < 0)
+		if (retire(g, d.id, olds, nolds, capp) < 0)
 			return -ENOMEM;
-		if (!g->o->online) {
-			/* nobody else reads: free right away, space comes back as we go */
-			store_admin_release(g->s, d.id);
-			chain_forget(g->ch, d.id);
-		}
 	}
 	return 0;
 }
@@ -538,14 +562,7 @@ static int rechain(gcx *g, uint64_t **olds, size_t *nolds, size_t *cap)
 				break;
 			}
 			store_obj nw;
-			int r = reencode(g, &d, &a, d.stored - d.stored / 10, &nw);
-			uint64_t *ins = NULL, *deps = NULL;
-			size_t nins = 0, ndeps = 0;
-			if (r == 0) {
-				r = store_admin_switch(g->s, &d, &nw, a.hash, &ins, &nins, &deps, &ndeps);
-				if (r < 0)
-					store_obj_discard(g->s, nw.id);
-			}
+			int r = replace(g, &d, &a, d.stored - d.stored / 10, &nw);
 			if (r == -EFBIG)
 				break; /* the best candidate does not help: keep the keyframe */
 			if (r == -ECANCELED) {
@@ -553,20 +570,12 @@ static int rechain(gcx *g, uint64_t **olds, size_t *nolds, size_t *cap)
 				return 0;
 			}
 			if (r < 0) {
-				if (r != -EAGAIN && r != -EIO && r != -EBADMSG && r != -ENOENT &&
-				    r != -ESTALE) {
+				if (fatal(r)) {
 					free(height);
 					return r;
 				}
 				break;
 			}
-			if (g->o->hooks.switched)
-				g->o->hooks.switched(g->o->hooks.ctx, d.id, nw.id, ins, nins);
-			chain_forget(g->ch, d.id);
-			for (size_t q = 0; q < ndeps; q++)
-				chain_forget(g->ch, deps[q]);
-			free(ins);
-			free(deps);
 			say(g, "re-encoded keyframe %" PRIu64 " (%s) as %" PRIu64 " against object %"
 			    PRIu64 ": %" PRIu64 " -> %" PRIu64 " bytes, depth %u\n", d.id, nm, nw.id,
 			    a.id, d.stored, nw.stored, nw.depth);
@@ -575,13 +584,9 @@ static int rechain(gcx *g, uint64_t **olds, size_t *nolds, size_t *cap)
 			x->o = nw;
 			x->base = p;
 			depths(g, height);
-			if (olds_push(olds, nolds, cap, d.id) < 0) {
+			if (retire(g, d.id, olds, nolds, cap) < 0) {
 				free(height);
 				return -ENOMEM;
-			}
-			if (!g->o->online) {
-				store_admin_release(g->s, d.id);
-				chain_forget(g->ch, d.id);
 			}
 			break;
 		}
@@ -617,32 +622,15 @@ static int reverse_path(gcx *g, const store_obj *path, size_t len, uint64_t **ol
 		store_obj d = path[i], nw;
 		char nm[STORE_NAME_MAX + 1];
 		obj_name(g, d.id, nm, sizeof(nm));
-		int r = reencode(g, &d, i ? &prev : NULL, 0, &nw);
-		uint64_t *inos = NULL, *deps = NULL;
-		size_t ninos = 0, ndeps = 0;
-		if (r == 0) {
-			r = store_admin_switch(g->s, &d, &nw, i ? prev.hash : 0, &inos, &ninos, &deps,
-					       &ndeps);
-			if (r < 0)
-				store_obj_discard(g->s, nw.id);
-		}
+		int r = replace(g, &d, i ? &prev : NULL, 0, &nw);
 		if (r == -ECANCELED)
 			return 0;
 		if (r < 0) {
 			g->res->skipped++;
 			say(g, "object %" PRIu64 " (%s): %s; chain left as it was from here\n", d.id, nm,
 			    r == -EAGAIN ? "changed meanwhile" : strerror(-r));
-			if (r != -EAGAIN && r != -EIO && r != -EBADMSG && r != -ENOENT && r != -ESTALE)
-				return r;
-			return 0;
+			return fatal(r) ? r : 0;
 		}
-		if (g->o->hooks.switched)
-			g->o->hooks.switched(g->o->hooks.ctx, d.id, nw.id, inos, ninos);
-		chain_forget(g->ch, d.id);
-		for (size_t k = 0; k < ndeps; k++)
-			chain_forget(g->ch, deps[k]);
-		free(inos);
-		free(deps);
 		g->new_bytes += nw.stored;
 		if (i)
 			g->res->rebased++;
@@ -652,12 +640,8 @@ static int reverse_path(gcx *g, const store_obj *path, size_t len, uint64_t **ol
 		    ": %" PRIu64 " -> %" PRIu64 " bytes\n", d.id, nm, nw.id,
 		    i ? "a delta against its successor, object " : "the newest version: keyframe",
 		    i ? prev.id : 0, d.stored, nw.stored);
-		if ((r = olds_push(olds, nolds, cap, d.id)) < 0)
+		if ((r = retire(g, d.id, olds, nolds, cap)) < 0)
 			return r;
-		if (!g->o->online) {
-			store_admin_release(g->s, d.id);
-			chain_forget(g->ch, d.id);
-		}
 		prev = nw;
 	}
 	return 0;
