@@ -45,6 +45,15 @@ meson compile -C build-asan || { echo "$pass passed, $((fail + 1)) failed"; exit
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
   run_suite build-asan unit
 
+# The optimised build the benchmarks use must compile too (-O3 finds warnings -O2 does not).
+[ -d build-release ] || meson setup build-release -Dbuildtype=release -Dtests=disabled \
+  >/dev/null || exit 1
+if meson compile -C build-release >/dev/null; then
+  pass=$((pass + 1)); echo "ok release build"
+else
+  fail=$((fail + 1)); echo "FAIL release build (meson compile -C build-release)"
+fi
+
 # Bounded fuzz run of the decoders and parsers (libFuzzer, clang): one test per target.
 fuzz_out=$(FUZZ_SECONDS=${FUZZ_SECONDS:-20} bash tests/fuzz/run-short.sh 2>&1); echo "$fuzz_out"
 pass=$((pass + $(grep -c '^ok ' <<<"$fuzz_out"))); fail=$((fail + $(grep -c '^FAIL' <<<"$fuzz_out")))
