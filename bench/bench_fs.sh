@@ -134,6 +134,16 @@ import json, sys
 n = sys.argv[1]
 print(next((f.get("depth") or 0) for f in json.load(sys.stdin)["files"] if f["path"].endswith("/" + n)))' "$NEWEST")
 CP=(); CM=(); DP=(); DM=(); CCM=(); CDM=(); NP=(); NM=()
+# cold_pair FILE PLAIN_ARRAY MOUNT_ARRAY: cat of the plain copy, then of the mounted file on a
+# fresh mount, each after dropping caches; seconds appended to the arrays; leaves it mounted.
+cold_pair() {
+	local -n _p=$2 _m=$3
+	local t0
+	drop
+	t0=$(now); cat "$WORK/plain/$1" >/dev/null; _p+=("$(awk -v a="$t0" -v b="$(now)" 'BEGIN{print b-a}')")
+	mnt "$WORK/backing"; drop
+	t0=$(now); cat "$MNT/$1" >/dev/null; _m+=("$(awk -v a="$t0" -v b="$(now)" 'BEGIN{print b-a}')")
+}
 for r in $(seq "$RUNS"); do
 	drop
 	t0=$(now); cat "$WORK/plain/"* >/dev/null; t1=$(now)
@@ -143,21 +153,11 @@ for r in $(seq "$RUNS"); do
 	CM+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
 	CCM+=("$(cpu_s)")
 	umnt
-	drop
-	t0=$(now); cat "$WORK/plain/$DEEP" >/dev/null; t1=$(now)
-	DP+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
-	mnt "$WORK/backing"; drop
-	t0=$(now); cat "$MNT/$DEEP" >/dev/null; t1=$(now)
-	DM+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
+	cold_pair "$DEEP" DP DM
 	CDM+=("$(cpu_s)")
 	HW+=("$(hwm_kb)")
 	umnt
-	drop
-	t0=$(now); cat "$WORK/plain/$NEWEST" >/dev/null; t1=$(now)
-	NP+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
-	mnt "$WORK/backing"; drop
-	t0=$(now); cat "$MNT/$NEWEST" >/dev/null; t1=$(now)
-	NM+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')")
+	cold_pair "$NEWEST" NP NM
 	umnt
 done
 cp_=$(echo "${CP[*]}" | best); cm=$(echo "${CM[*]}" | best)
