@@ -597,19 +597,23 @@ static int rechain(gcx *g, uint64_t **olds, size_t *nolds, size_t *cap)
 
 /* ---- pass 0: the newest version of each chain becomes its keyframe (see gc.h) ---- */
 
-/* The newest inode holding obj (inode numbers only grow: a higher one was created later), 0 if
- * no file holds it. */
-static uint64_t newest_ino(gcx *g, uint64_t obj)
+/* rank[i] orders objects by the newest file holding them (inode numbers only grow: a higher
+ * one was created later); 0: no file holds object i. One query for the whole table. */
+static int newest_file_ranks(gcx *g, const gcx *t, uint64_t *rank)
 {
-	char sql[96];
-	snprintf(sql, sizeof(sql), "SELECT max(ino) FROM inodes WHERE obj=%" PRIu64, obj);
-	uint64_t *inos;
-	size_t n;
-	if (store_admin_ids(g->s, sql, &inos, &n) < 0)
-		return 0;
-	uint64_t ino = n ? inos[0] : 0;
-	free(inos);
-	return ino;
+	uint64_t *objs;
+	size_t m;
+	int r = store_admin_ids(g->s, "SELECT obj FROM inodes WHERE obj IS NOT NULL AND obj<>0 "
+				      "ORDER BY ino", &objs, &m);
+	if (r < 0)
+		return r;
+	for (size_t p = 0; p < m; p++) {
+		long i = find(t, objs[p]);
+		if (i >= 0)
+			rank[i] = p + 1; /* ascending inodes: the last one seen is the newest */
+	}
+	free(objs);
+	return 0;
 }
 
 /* Re-encode path[0] (the newest) as a keyframe, then each path[i] against the new path[i-1].
@@ -659,11 +663,11 @@ static int newest_keyframes(gcx *g, uint64_t **olds, size_t *nolds, size_t *cap)
 	long *root = malloc((n ? n : 1) * sizeof(*root));
 	char *based = calloc(n ? n : 1, 1);
 	long *pick = malloc((n ? n : 1) * sizeof(*pick)); /* per root: the newest leaf */
-	uint64_t *ino = calloc(n ? n : 1, sizeof(*ino));
+	uint64_t *rank = calloc(n ? n : 1, sizeof(*rank));
 	gcx tmp = *g;
 	tmp.n = n;
 	tmp.v = calloc(n ? n : 1, sizeof(*tmp.v));
-	if (!root || !based || !pick || !ino || !tmp.v) {
+	if (!root || !based || !pick || !rank || !tmp.v) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -684,14 +688,14 @@ static int newest_keyframes(gcx *g, uint64_t **olds, size_t *nolds, size_t *cap)
 	}
 	/* The newest file of a tree is the leaf whose inode is the newest; worth reversing only if
 	 * it is newer than the keyframe's file (a reversed chain's leaf is its oldest version). */
-	for (size_t i = 0; i < n; i++)
-		if (!rows[i].unref && (root[i] >= 0 || !rows[i].base))
-			ino[i] = newest_ino(g, rows[i].id);
+	if ((r = newest_file_ranks(g, &tmp, rank)) < 0)
+		goto out;
 	for (size_t i = 0; i < n; i++) {
 		long k = root[i];
-		if (k < 0 || (size_t)k == i || based[i] || !ino[i] || ino[i] <= ino[k])
+		if (k < 0 || (size_t)k == i || based[i] || rows[i].unref || !rank[i] ||
+		    rank[i] <= rank[k])
 			continue;
-		if (pick[k] < 0 || ino[i] > ino[pick[k]])
+		if (pick[k] < 0 || rank[i] > rank[pick[k]])
 			pick[k] = (long)i;
 	}
 	store_obj *path = malloc((n ? n : 1) * sizeof(*path));
@@ -723,7 +727,7 @@ static int newest_keyframes(gcx *g, uint64_t **olds, size_t *nolds, size_t *cap)
 	free(path);
 out:
 	free(tmp.v);
-	free(ino);
+	free(rank);
 	free(pick);
 	free(based);
 	free(root);
