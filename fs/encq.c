@@ -39,7 +39,7 @@ struct encq {
 	uint64_t running;       /* ino being encoded, 0 if idle */
 	int stop;               /* read by the encoder's sources without the lock */
 	unsigned flushers;      /* >0: no debounce, collect a report */
-	int layout_due;         /* files were encoded since the last layout pass */
+	int layout_due;         /* objects were committed since the last layout pass */
 	int64_t idle_since_ns;  /* when the queue last became empty */
 	unsigned flush_failed;  /* encodes that failed while flushers > 0 */
 	char *rep;
@@ -189,6 +189,11 @@ static int encode_one(encq *q, uint64_t ino, int depth)
 	       " ratio=%.2f base=%" PRIu64 " (%s) depth=%u %.0f ms\n",
 	       ino, name, o->size, o->stored, o->stored ? (double)o->size / (double)o->stored : 0.0,
 	       o->base, eo.why, o->depth, (double)(mono_ns() - t0) / 1e6);
+	if (f->o->newest_keyframe) {
+		pthread_mutex_lock(&q->mu);
+		q->layout_due = 1; /* a new version: its chain's keyframe moves to it */
+		pthread_mutex_unlock(&q->mu);
+	}
 out:
 	close(sfd);
 	if (r < 0 && r != -ECANCELED) {
@@ -307,10 +312,8 @@ static void *worker(void *arg)
 			q->tail = NULL;
 		q->running = j->ino;
 		pthread_mutex_unlock(&q->mu);
-		int er = encode_one(q, j->ino, 0);
+		encode_one(q, j->ino, 0);
 		pthread_mutex_lock(&q->mu);
-		if (er == 0 && q->f->o->newest_keyframe && !q->f->o->ro)
-			q->layout_due = 1;
 		q->idle_since_ns = mono_ns();
 		q->running = 0;
 		q->queued--;
