@@ -19,8 +19,9 @@
  *      the cache with intermediate versions and evict the very chunks being read.
  *   4. Read-ahead: a read that starts where the previous read of the same object ended is
  *      sequential; it queues decodes of the next chunks in the pool (cache_get, then release at
- *      once: the chunks stay cached), at least `readahead` chunks and `readahead_bytes` bytes. At most a bounded number of such jobs are in
- *      flight, and chain_free finishes them all before freeing anything.
+ *      once: the chunks stay cached), at least `readahead` chunks and `readahead_bytes` bytes.
+ *      At most a bounded number of such jobs are in flight, and chain_free finishes them all
+ *      before freeing anything.
  * Integrity: every returned byte comes from a chunk that passed its checksum; a damaged payload,
  * index or base anywhere in the chain is -EIO, never data. Failed decodes are not cached.
  * Memory: the cache budget + read-ahead in flight + open readers' indexes; the budget is exceeded
@@ -562,6 +563,8 @@ static ssize_t chain_walk(chain *c, uint64_t obj, size_t len, uint64_t off, cons
 	int rc = enter_frame(up, obj, &me);
 	if (rc < 0)
 		return rc;
+	if (len > SSIZE_MAX)
+		len = SSIZE_MAX; /* the count returned must fit */
 	chain_rd *rd;
 	if ((rc = rd_get(c, obj, &rd)) < 0)
 		return rc;
@@ -628,8 +631,6 @@ static ssize_t read_result(ssize_t n)
 
 ssize_t chain_pread(chain *c, uint64_t obj, void *buf, size_t len, uint64_t off)
 {
-	if (len > SSIZE_MAX)
-		len = SSIZE_MAX;
 	return read_result(chain_read(c, obj, buf, len, off, NULL, c->o.readahead > 0));
 }
 
@@ -650,8 +651,6 @@ static int sink_view(void *ctx, pin *p, size_t in, size_t n, size_t done)
 ssize_t chain_view_get(chain *c, uint64_t obj, size_t len, uint64_t off, chain_view *v)
 {
 	v->n = 0;
-	if (len > SSIZE_MAX)
-		len = SSIZE_MAX;
 	ssize_t n = chain_walk(c, obj, len, off, NULL, c->o.readahead > 0, sink_view, v);
 	if (n < 0)
 		chain_view_put(c, v);
