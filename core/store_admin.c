@@ -99,6 +99,25 @@ static int ids_of(store *s, const char *sql, uint64_t a, uint64_t **ids, size_t 
 	return r;
 }
 
+/* 1 if obj's chain of bases passes through anc, 0 if not, -errno. Bounded: a damaged table with a
+ * cycle ends the walk instead of looping. */
+static int base_descends(store *s, uint64_t obj, uint64_t anc)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db,
+			       "WITH RECURSIVE a(id, n) AS (SELECT ?1, 0 UNION ALL SELECT o.base, a.n+1 "
+			       "FROM objects o JOIN a ON o.id=a.id WHERE o.base IS NOT NULL AND "
+			       "o.base<>0 AND a.n < 100000) SELECT 1 FROM a WHERE id=?2 LIMIT 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)obj);
+	sqlite3_bind_int64(st, 2, (int64_t)anc);
+	int rc = sqlite3_step(st);
+	int r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_sqlerr(s, rc);
+	sqlite3_finalize(st);
+	return r;
+}
+
 int store_admin_switch(store *s, const store_obj *expect, const store_obj *nw, uint64_t base_hash,
 		       uint64_t **inos, size_t *ninos, uint64_t **deps, size_t *ndeps)
 {
@@ -138,10 +157,20 @@ int store_admin_switch(store *s, const store_obj *expect, const store_obj *nw, u
 		}
 		sqlite3_bind_int64(st, 1, (int64_t)nw->base);
 		rc = sqlite3_step(st);
-		int ok = rc == SQLITE_ROW && (uint64_t)sqlite3_column_int64(st, 5) == base_hash;
+		/* a retired base (replaced by another gc step meanwhile) is refused: its row is
+		 * repointed as that chain changes and could lead back here */
+		int ok = rc == SQLITE_ROW && (uint64_t)sqlite3_column_int64(st, 5) == base_hash &&
+			 !sqlite3_column_int(st, 6);
 		sqlite3_reset(st);
 		if (!ok) {
 			r = rc == SQLITE_ROW || rc == SQLITE_DONE ? -EAGAIN : store_sqlerr(s, rc);
+			goto end;
+		}
+		/* the new base must not descend from the object it replaces: after the switch its
+		 * descendants point at nw, and nw's chain would be a cycle (unreadable) */
+		r = base_descends(s, nw->base, expect->id);
+		if (r != 0) {
+			r = r > 0 ? -EAGAIN : r;
 			goto end;
 		}
 	}
