@@ -640,10 +640,12 @@ static int reverse_path(gcx *g, const store_obj *path, size_t len, uint64_t **ol
 			g->res->rebased++;
 		else
 			g->res->keyframes++;
-		say(g, "re-encoded object %" PRIu64 " (%s) as object %" PRIu64 ", %s%" PRIu64
-		    ": %" PRIu64 " -> %" PRIu64 " bytes\n", d.id, nm, nw.id,
-		    i ? "a delta against its successor, object " : "the newest version: keyframe",
-		    i ? prev.id : 0, d.stored, nw.stored);
+		char how[80] = "the newest version: keyframe";
+		if (i)
+			snprintf(how, sizeof(how), "a delta against its successor, object %" PRIu64,
+				 prev.id);
+		say(g, "re-encoded object %" PRIu64 " (%s) as object %" PRIu64 ", %s: %" PRIu64
+		    " -> %" PRIu64 " bytes\n", d.id, nm, nw.id, how, d.stored, nw.stored);
 		if ((r = retire(g, d.id, olds, nolds, cap)) < 0)
 			return r;
 		prev = nw;

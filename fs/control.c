@@ -118,7 +118,9 @@ static void serve_gc(ctl *c, int fd, const char *args)
 	ctl_gc g = {c, fd};
 	o.hooks = (gc_hooks){&g, gc_line, gc_progress, gc_switched, gc_quiesce, gc_cancelled};
 	gc_result res;
+	pthread_mutex_lock(&c->f->gcmu); /* waits for a layout pass in progress */
 	int r = gc_run(c->f->st, &o, &res);
+	pthread_mutex_unlock(&c->f->gcmu);
 	char buf[512];
 	if (r < 0)
 		snprintf(buf, sizeof(buf), "ERR gc: %s\n", strerror(-r));

@@ -41,6 +41,7 @@ struct encq {
 	unsigned flushers;      /* >0: no debounce, collect a report */
 	int layout_due;         /* objects were committed since the last layout pass */
 	int64_t idle_since_ns;  /* when the queue last became empty */
+	int64_t layout_retry_ns; /* not before then: an explicit gc held the store */
 	unsigned flush_failed;  /* encodes that failed while flushers > 0 */
 	char *rep;
 	size_t rep_len, rep_cap;
@@ -234,8 +235,12 @@ static int layout_cancelled(void *ctx)
 	return __atomic_load_n(&q->stop, __ATOMIC_RELAXED);
 }
 
-static void layout_pass(encq *q)
+/* -EBUSY when an explicit gc holds the store: never wait for it here, its quiesce waits for
+ * this thread's queue to drain. */
+static int layout_pass(encq *q)
 {
+	if (pthread_mutex_trylock(&q->f->gcmu) != 0)
+		return -EBUSY;
 	gc_opts o;
 	memset(&o, 0, sizeof(o));
 	o.online = 1;
@@ -248,6 +253,7 @@ static void layout_pass(encq *q)
 	gc_result res;
 	int64_t t0 = mono_ns();
 	int r = gc_run(q->f->st, &o, &res);
+	pthread_mutex_unlock(&q->f->gcmu);
 	if (r < 0)
 		report(q, "layout pass failed: %s (files stay as they are, readable)\n", strerror(-r));
 	else if (res.reversed || res.rebased || res.keyframes)
@@ -255,6 +261,7 @@ static void layout_pass(encq *q)
 		       " keyframes, %" PRIu64 " deltas re-encoded, %" PRIu64 " skipped) %.0f ms\n",
 		       res.reversed, res.keyframes, res.rebased, res.skipped,
 		       (double)(mono_ns() - t0) / 1e6);
+	return 0;
 }
 
 /* ---- the queue ---- */
@@ -284,14 +291,22 @@ static void *worker(void *arg)
 		job *j = q->head;
 		if (!j && q->layout_due) {
 			int64_t at = q->idle_since_ns + (int64_t)q->f->o->debounce_ms * 1000000LL;
-			if (q->flushers || mono_ns() >= at) {
+			if (q->flushers)
+				at = 0;
+			if (at < q->layout_retry_ns)
+				at = q->layout_retry_ns;
+			if (mono_ns() >= at) {
 				q->layout_due = 0;
 				q->running = UINT64_MAX; /* a flush waits for the pass */
 				pthread_mutex_unlock(&q->mu);
-				layout_pass(q);
+				int busy = layout_pass(q) == -EBUSY;
 				pthread_mutex_lock(&q->mu);
 				q->running = 0;
 				q->idle_since_ns = mono_ns();
+				if (busy) {
+					q->layout_due = 1; /* after that gc, which may well finish it */
+					q->layout_retry_ns = q->idle_since_ns + 200000000LL;
+				}
 				pthread_cond_broadcast(&q->cv);
 				continue;
 			}

@@ -61,6 +61,9 @@ typedef struct fs {
 	size_t htsize;
 	encq *q;
 	ctl *c;
+	/* One gc run at a time: an explicit gc (control socket) and the encoder's layout pass
+	 * would each plan on the other's half-done switches and redo its work. */
+	pthread_mutex_t gcmu;
 } fs;
 
 /* node.c */

@@ -294,6 +294,7 @@ int main(int argc, char **argv)
 		store_close(f.st);
 		return 1;
 	}
+	pthread_mutex_init(&f.gcmu, NULL);
 
 	char fopts[1024];
 	snprintf(fopts, sizeof(fopts), "fsname=%s,subtype=%s%s%s%s%s%s", o.fsname, o.subtype,
@@ -356,6 +357,7 @@ out_session:
 out_nodes:
 	store_set_obj_gone(f.st, NULL, NULL);
 	fs_nodes_free(&f);
+	pthread_mutex_destroy(&f.gcmu);
 	if (f.ch)
 		chain_free(f.ch);
 	free(staged);
