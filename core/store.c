@@ -347,11 +347,37 @@ static int init_db(store *s, char *err, size_t errlen)
 	return io_fsync_dirfd(s->dirfd);
 }
 
+/* Read-only opening that leaves BACKING as it is: SQLite creates tpdefs.db-wal and -shm for any
+ * WAL reader. With no WAL content (a clean unmount folds it back) the database is opened
+ * immutable: no file is created. With WAL content (a daemon died) the committed frames must be
+ * read: a read-only connection uses the -wal and -shm the daemon left (-shm is SQLite's index
+ * of the WAL, rebuilt from it; no stored data changes). */
+static int open_db_rdonly(store *s, const char *p)
+{
+	struct stat st;
+	int wal = fstatat(s->dirfd, "tpdefs.db-wal", &st, 0) == 0 && st.st_size > 0;
+	if (wal)
+		return sqlite3_open_v2(p, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	char uri[3 * PATH_MAX + 32], *u = uri;
+	u += sprintf(u, "file:");
+	for (const char *c = p; *c; c++) /* percent-encode all but unreserved and '/' */
+		if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+		    strchr("/-._~", *c))
+			*u++ = *c;
+		else
+			u += sprintf(u, "%%%02X", (unsigned char)*c);
+	strcpy(u, "?mode=ro&immutable=1");
+	return sqlite3_open_v2(uri, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI |
+					   SQLITE_OPEN_NOMUTEX, NULL);
+}
+
 static int open_db(store *s, char *err, size_t errlen)
 {
 	char p[PATH_MAX];
 	snprintf(p, sizeof(p), "%s/tpdefs.db", s->path);
-	int rc = sqlite3_open_v2(p, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	int rc = s->rdonly ? open_db_rdonly(s, p)
+			   : sqlite3_open_v2(p, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+					     NULL);
 	if (rc != SQLITE_OK) {
 		seterr(err, errlen, "%s: cannot open database: %s", s->path,
 		       s->db ? sqlite3_errmsg(s->db) : "no memory");
@@ -378,9 +404,11 @@ static int open_db(store *s, char *err, size_t errlen)
 		seterr(err, errlen, "%s: invalid backing format version '%s'", s->path, v);
 		return -EMEDIUMTYPE;
 	}
-	/* WAL: readers never block the writer; FULL: a committed close survives power loss. */
+	/* WAL: readers never block the writer; FULL: a committed close survives power loss. A
+	 * read-only connection changes nothing (the store is in WAL mode since its creation). */
 	char *msg = NULL;
-	if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+	if (!s->rdonly &&
+	    sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 			 "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384;"
 			 /* keep the WAL small: du on BACKING should show stored data */
 			 "PRAGMA wal_autocheckpoint=256; PRAGMA journal_size_limit=1048576;",
@@ -479,6 +507,9 @@ int store_open(const char *dir, int flags, store **out, char *err, size_t errlen
 		return -ENOMEM;
 	}
 	s->lockfd = -1;
+	s->rdonly = !!(flags & STORE_O_RDONLY);
+	if (s->rdonly)
+		flags |= STORE_O_NOCREATE;
 	pthread_mutex_init(&s->mu, NULL);
 	s->path = realpath(dir, NULL);
 	int r = -ENOMEM;
@@ -513,12 +544,16 @@ int store_open(const char *dir, int flags, store **out, char *err, size_t errlen
 		}
 	}
 	if (!(flags & STORE_O_NOLOCK)) {
-		s->lockfd = openat(s->dirfd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		if (s->lockfd < 0) {
+		/* read-only: flock needs no write access, and a missing LOCK is not created */
+		s->lockfd = s->rdonly ? openat(s->dirfd, "LOCK", O_RDONLY | O_CLOEXEC)
+				      : openat(s->dirfd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (s->lockfd < 0 && !(s->rdonly && errno == ENOENT)) {
 			r = -errno;
 			seterr(err, errlen, "%s/LOCK: %s", s->path, strerror(errno));
 			goto fail;
 		}
+	}
+	if (s->lockfd >= 0) { /* no LOCK at all: no daemon can be serving the store */
 		/* A daemon that was just unmounted or killed may still be closing (threads finishing an
 		 * fsync keep its fds open): give it up to 20 s. A
 		 * live one answers on its control socket: refuse at once. */
@@ -565,7 +600,7 @@ static void close_db(store *s)
 	}
 	if (s->db) {
 		/* The owner folds the WAL back so the directory is self-contained at rest. */
-		if (s->lockfd >= 0)
+		if (s->lockfd >= 0 && !s->rdonly)
 			sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
 		sqlite3_close(s->db);
 		s->db = NULL;

@@ -43,6 +43,8 @@ typedef struct store_obj {
 #define STORE_O_NOLOCK 2    /* do not take BACKING/LOCK (read-only inspection) */
 #define STORE_O_NOWAIT 4    /* fail at once when LOCK is held (default: wait up to 20 s for a
                                daemon that is shutting down) */
+#define STORE_O_RDONLY 8    /* a ro mount: an existing store only, database opened read-only,
+                               LOCK neither created nor written, no WAL checkpoint at close */
 
 /* Open (initialising an empty or missing directory, created 0700) and lock BACKING.
  * Errors (with a message in err): -ENOTDIR/-ENOENT bad path, -EMEDIUMTYPE not a tpdefs backing

@@ -23,6 +23,7 @@ enum {
 struct store {
 	char *path;
 	int dirfd, lockfd;
+	int rdonly;         /* STORE_O_RDONLY */
 	sqlite3 *db;
 	pthread_mutex_t mu; /* guards db, st[] and gone[] */
 	sqlite3_stmt *st[ST_COUNT];

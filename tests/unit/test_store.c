@@ -179,3 +179,39 @@ Test(store, sibling_candidates_and_recover)
 	cr_assert_eq(store_staged_bytes(s, &bytes), 0);
 	cr_assert_eq(bytes, 6);
 }
+
+/* STORE_O_RDONLY: what the store holds reads back, every write is refused with an error, and the
+ * directory gains no file (no -wal/-shm, no LOCK) and keeps every byte. */
+Test(store, rdonly_changes_nothing)
+{
+	uint64_t f = mk(1, "f", S_IFREG | 0644);
+	store_close(s);
+	s = NULL;
+	char err[256], cmd[256];
+	unlink(strcat(strcpy(cmd, dir), "/LOCK"));
+	snprintf(cmd, sizeof(cmd), "cd %s && find . -type f | sort | xargs sha256sum > ../%s.sum",
+		 dir, dir + 5);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(store_open(dir, STORE_O_RDONLY, &s, err, sizeof(err)), 0, "%s", err);
+	store_attr a;
+	cr_assert_eq(store_getattr(s, f, &a), 0);
+	cr_assert(S_ISREG(a.mode));
+	uint64_t ino;
+	cr_assert_eq(store_lookup(s, 1, "f", 1, &a), 0);
+	cr_assert_eq(a.ino, f);
+	cr_assert_lt(store_mknode(s, 1, "g", 1, S_IFREG | 0644, 0, 0, 0, NULL, &a), 0);
+	uint32_t nl;
+	cr_assert_lt(store_unlink(s, 1, "f", 1, 0, &ino, &nl), 0);
+	store_close(s);
+	s = NULL;
+	snprintf(cmd, sizeof(cmd), "cd %s && find . -type f | sort | xargs sha256sum | cmp - ../%s.sum",
+		 dir, dir + 5);
+	cr_assert_eq(system(cmd), 0, "the directory changed under STORE_O_RDONLY");
+	snprintf(cmd, sizeof(cmd), "rm -f /tmp/%s.sum", dir + 5);
+	cr_assert_eq(system(cmd), 0);
+	/* an empty directory is not initialised read-only */
+	snprintf(cmd, sizeof(cmd), "rm -rf %s && mkdir %s", dir, dir);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(store_open(dir, STORE_O_RDONLY, &s, err, sizeof(err)), -EMEDIUMTYPE);
+	cr_assert_eq(store_open(dir, STORE_O_NOWAIT, &s, err, sizeof(err)), 0, "%s", err);
+}
