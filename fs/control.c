@@ -161,7 +161,19 @@ static void serve(ctl *c, int fd)
 	if (!strcmp(line, "PING")) {
 		say(fd, "OK tpdefs " TPDEFS_VERSION "\n");
 	} else if (!strcmp(line, "STATUS") || !strcmp(line, "FLUSH")) {
-		if (!strcmp(line, "FLUSH")) {
+		if (!strcmp(line, "FLUSH") && f->o->ro) {
+			/* nothing to encode: no writes; files a crashed daemon left staged are
+			 * durable in staging and stay there until a read-write mount */
+			store_totals t;
+			store_totals_get(f->st, &t);
+			if (t.staged_files) {
+				snprintf(buf, sizeof(buf), "ERR read-only mount: %" PRIu64 " files left "
+					 "staged by an earlier daemon stay in staging (readable) until a "
+					 "read-write mount encodes them\n", t.staged_files);
+				say(fd, buf);
+				return;
+			}
+		} else if (!strcmp(line, "FLUSH")) {
 			char *rep = NULL;
 			unsigned failed = 0;
 			int r = encq_flush(f->q, &rep, &failed);
@@ -193,7 +205,10 @@ static void serve(ctl *c, int fd)
 			 done, t.unref_objects);
 		say(fd, buf);
 	} else if (!strncmp(line, "GC", 2) && (!line[2] || line[2] == ' ')) {
-		serve_gc(c, fd, line + 2);
+		if (f->o->ro)
+			say(fd, "ERR gc: read-only mount; remount read-write or unmount, then run gc\n");
+		else
+			serve_gc(c, fd, line + 2);
 	} else {
 		say(fd, "ERR unknown command (PING, STATUS, FLUSH, GC)\n");
 	}

@@ -43,7 +43,8 @@ static const char usage[] =
 	"FUSE / kernel options:\n"
 	"  allow_other          let other users access the mount\n"
 	"  default_permissions  let the kernel check permissions from the file modes\n"
-	"  ro, rw               read-only / read-write mount\n"
+	"  ro, rw               read-only / read-write mount (ro: BACKING is left as it is; no\n"
+	"                       recovery, encoding or gc)\n"
 	"  fsname=NAME          source name shown in /proc/mounts (default BACKING)\n"
 	"  subtype=NAME         type suffix shown in /proc/mounts (default tpdefs)\n"
 	"  suid, nosuid, dev, nodev, exec, noexec   passed to the kernel\n"
@@ -276,14 +277,16 @@ int main(int argc, char **argv)
 	memset(&f, 0, sizeof(f));
 	f.o = &o;
 	char err[1024] = "";
-	int r = store_open(o.backing, 0, &f.st, err, sizeof(err));
+	/* ro: the backing directory is left exactly as it is (no recovery, no encoding, no gc);
+	 * files a crashed daemon left staged are served from staging as they are. */
+	int r = store_open(o.backing, o.ro ? STORE_O_RDONLY : 0, &f.st, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "mount.tpdefs: %s\n", err[0] ? err : strerror(-r));
 		return 1;
 	}
 	uint64_t *staged = NULL;
 	size_t nstaged = 0;
-	r = store_recover(f.st, &staged, &nstaged);
+	r = o.ro ? 0 : store_recover(f.st, &staged, &nstaged);
 	if (r < 0) {
 		fprintf(stderr, "mount.tpdefs: %s: recovery failed: %s\n", o.backing, strerror(-r));
 		store_close(f.st);
