@@ -59,10 +59,32 @@ def kill_daemon(m):
     deadline = time.time() + 30
     while not all(fully_dead(p) for p in pids) and time.time() < deadline:
         time.sleep(0.02)
-    assert all(fully_dead(p) for p in pids), f'daemon {pids} survived SIGKILL'
+    assert all(fully_dead(p) for p in pids), \
+        f'daemon {pids} survived SIGKILL; its threads:\n' + '\n'.join(task_states(p) for p in pids)
     detach(m)
     m.pids = []
     return pids
+
+
+def task_states(pid):
+    """State, wait channel and kernel stack of each live thread of pid (why it cannot die)."""
+    out = []
+    try:
+        tasks = os.listdir(f'/proc/{pid}/task')
+    except OSError:
+        return f'{pid}: gone'
+    for t in tasks:
+        d = f'/proc/{pid}/task/{t}'
+        parts = []
+        for name in ('stat', 'wchan', 'stack'):
+            try:
+                with open(f'{d}/{name}') as f:
+                    s = f.read()
+                parts.append(s.rsplit(')', 1)[1].split()[0] if name == 'stat' else s.strip())
+            except OSError as e:
+                parts.append(f'({name}: {e.strerror})')
+        out.append(f'{pid}/{t}: ' + ' | '.join(parts))
+    return '\n'.join(out)
 
 
 def fully_dead(pid):
