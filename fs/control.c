@@ -161,19 +161,8 @@ static void serve(ctl *c, int fd)
 	if (!strcmp(line, "PING")) {
 		say(fd, "OK tpdefs " TPDEFS_VERSION "\n");
 	} else if (!strcmp(line, "STATUS") || !strcmp(line, "FLUSH")) {
-		if (!strcmp(line, "FLUSH") && f->o->ro) {
-			/* nothing to encode: no writes; files a crashed daemon left staged are
-			 * durable in staging and stay there until a read-write mount */
-			store_totals t;
-			store_totals_get(f->st, &t);
-			if (t.staged_files) {
-				snprintf(buf, sizeof(buf), "ERR read-only mount: %" PRIu64 " files left "
-					 "staged by an earlier daemon stay in staging (readable) until a "
-					 "read-write mount encodes them\n", t.staged_files);
-				say(fd, buf);
-				return;
-			}
-		} else if (!strcmp(line, "FLUSH")) {
+		int flush = !strcmp(line, "FLUSH");
+		if (flush && !f->o->ro) {
 			char *rep = NULL;
 			unsigned failed = 0;
 			int r = encq_flush(f->q, &rep, &failed);
@@ -197,6 +186,15 @@ static void serve(ctl *c, int fd)
 		encq_status(f->q, &q, &qb, &done);
 		store_totals t;
 		store_totals_get(f->st, &t);
+		if (flush && f->o->ro && t.staged_files) {
+			/* a ro mount encodes nothing: files a crashed daemon left staged are durable
+			 * in staging and stay there until a read-write mount */
+			snprintf(buf, sizeof(buf), "ERR read-only mount: %" PRIu64 " files left staged "
+				 "by an earlier daemon stay in staging (readable) until a read-write "
+				 "mount encodes them\n", t.staged_files);
+			say(fd, buf);
+			return;
+		}
 		snprintf(buf, sizeof(buf),
 			 "OK files=%" PRIu64 " logical_bytes=%" PRIu64 " objects=%" PRIu64
 			 " stored_bytes=%" PRIu64 " staged_files=%" PRIu64 " queued=%" PRIu64

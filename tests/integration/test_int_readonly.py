@@ -3,14 +3,12 @@ EROFS, gc is refused; files a killed daemon left staged are read from staging as
 next read-write mount encodes them."""
 import errno
 import os
-import signal
 import stat
-import subprocess
-import time
 
 import pytest
 
 import tpdefs_harness as H
+from test_rel_00_util import kill_daemon, read
 
 SAMPLE = os.path.join(H.CORPUS, 'gpt_bf16_st')
 
@@ -22,11 +20,6 @@ def sources(n):
         with open(os.path.join(SAMPLE, f), 'rb') as fh:
             out[f] = fh.read()
     return out
-
-
-def read(path):
-    with open(path, 'rb') as f:
-        return f.read()
 
 
 def snapshot(backing):
@@ -90,17 +83,7 @@ def test_ro_mount_serves_files_a_killed_daemon_left_staged(mounts):
             os.fsync(fd)
         finally:
             os.close(fd)
-    pids = H.daemon_pids(m.mnt)
-    assert pids
-    for pid in pids:
-        os.kill(pid, signal.SIGKILL)
-    deadline = time.time() + 10
-    while any(H.pid_alive(p) for p in pids) and time.time() < deadline:
-        time.sleep(0.05)
-    subprocess.run(['fusermount3', '-u', m.mnt], capture_output=True, timeout=30)
-    if H.mounted_at(m.mnt):
-        subprocess.run(['fusermount3', '-u', '-z', m.mnt], capture_output=True, timeout=30)
-    m.pids = []
+    kill_daemon(m)
     staged = [p for p in snapshot(m.backing) if p.startswith('staging/')]
     assert len(staged) == len(want), staged
     before = snapshot(m.backing)
