@@ -3,7 +3,8 @@
  * the way a FUSE reader does (128 KiB requests), verifying every byte against the original.
  *
  * Build by hand (not part of the meson build; needs a configured build dir for the core library):
- *   cc -O2 -D_GNU_SOURCE -Icore bench/chain_read.c build/core/libtpdefs_core.a \
+ *   cc -O2 -D_GNU_SOURCE -Icore/common -Icore/layout -Icore/codec -Icore/read \
+ *      bench/chain_read.c build/core/libtpdefs_{read,store,codec,layout,common}.a \
  *      -lzstd -lxxhash -lsqlite3 -lpthread -o /tmp/chain_read
  * Usage: chain_read [-c chunk_bytes] [-m cache_MiB] [-t threads] file_v0 file_v1 ... (oldest first)
  * Prints, for the newest version (deepest in the chain) and the oldest, MB/s of wall time and of

@@ -11,8 +11,8 @@ set -euo pipefail
 D=$1; shift
 HERE=$(cd "$(dirname "$0")" && pwd)
 B=${B:-/tmp/codec_micro}
-cc -O2 -D_GNU_SOURCE -I"$HERE/../core" "$HERE/codec_micro.c" "$HERE/../core/codec.c" \
-	"$HERE/../core/planes.c" "$HERE/../core/eliasdelta.c" -lzstd -o "$B"
+cc -O2 -D_GNU_SOURCE -I"$HERE/../core/codec" -I"$HERE/../core/common" "$HERE/codec_micro.c" "$HERE/../core/codec/codec.c" \
+	"$HERE/../core/codec/planes.c" "$HERE/../core/codec/eliasdelta.c" -lzstd -o "$B"
 S=$(mktemp -d)
 trap 'rm -rf "$S"' EXIT
 seg() { local o=$S/$(echo "$1" | tr / _); [ -f "$o" ] || /usr/bin/python3 "$HERE/codec_micro_segs.py" "$1" > "$o"; echo "$o"; }

@@ -19,7 +19,8 @@
 #include <unistd.h>
 
 #include "gc.h"
-#include "store_encode.h"
+#include "chain_store.h"
+#include "ingest.h"
 
 typedef struct job {
 	uint64_t ino;

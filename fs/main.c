@@ -12,7 +12,8 @@
 #include <unistd.h>
 
 #include "objfile.h"
-#include "store_encode.h"
+#include "chain_store.h"
+#include "ingest.h"
 
 static const char usage[] =
 	"usage: mount.tpdefs BACKING MOUNTPOINT [-o OPT[,OPT...]] [-f] [-d]\n"
@@ -328,7 +329,7 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	chain_opts co = {.cache_bytes = (size_t)o.cache_size, .readahead = 4, .max_open = 256,
 			.readahead_bytes = 8u << 20};
-	f.ch = chain_new(&co, store_chain_open, f.st);
+	f.ch = chain_new(&co, chain_store_open, f.st);
 	if (!f.ch || encq_new(&f, &f.q) < 0) {
 		fprintf(stderr, "mount.tpdefs: out of memory\n");
 		goto out_threads;

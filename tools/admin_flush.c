@@ -8,7 +8,8 @@
 
 #include "admin.h"
 #include "chain.h"
-#include "store_encode.h"
+#include "chain_store.h"
+#include "ingest.h"
 
 #define OFFLINE_MAX_CHAIN 8 /* the daemon's default max_chain */
 
@@ -112,7 +113,7 @@ static int flush_offline(const char *dir)
 	r = store_recover(o.s, &inos, &n);
 	chain_opts co = {.cache_bytes = 64u << 20, .max_open = 64};
 	if (r == 0) {
-		o.ch = chain_new(&co, store_chain_open, o.s);
+		o.ch = chain_new(&co, chain_store_open, o.s);
 		if (!o.ch)
 			r = -ENOMEM;
 	}

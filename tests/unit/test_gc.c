@@ -16,6 +16,7 @@
 #include "gc.h"
 #include "stats.h"
 #include "store.h"
+#include "chain_store.h"
 #include "store_admin.h"
 #include "verify.h"
 
@@ -113,7 +114,7 @@ static void check_file(int k)
 {
 	store_attr a;
 	cr_assert_eq(store_getattr(s, ino[k], &a), 0);
-	chain *c = store_admin_chain_new(s, 16u << 20);
+	chain *c = chain_store_new(s, 16u << 20);
 	cr_assert_not_null(c);
 	uint8_t *buf = malloc(VSIZE);
 	cr_assert_not_null(buf);

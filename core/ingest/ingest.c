@@ -1,5 +1,5 @@
 /* store_encode.c - staged file -> installed delta object (see store_encode.h). */
-#include "store_encode.h"
+#include "ingest.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +15,6 @@
 #include "objfile.h"
 #include "pred.h"
 
-#define STORE_PREFETCH_MAX (64u << 20) /* object files read ahead whole on open */
 #define PROBE_CANDS 8                  /* candidates compared by a trial encode */
 #define PROBE_WINDOWS 8                /* sample windows per trial */
 #define PROBE_WINDOW (64u << 10)       /* bytes per sample window */
@@ -263,25 +262,3 @@ int store_encode_staged(store *s, chain *ch, uint64_t ino, int sfd, uint64_t siz
 	return 0;
 }
 
-int store_chain_open(void *ctx, uint64_t obj, obj_reader **r, uint64_t *base_obj)
-{
-	store *s = ctx;
-	store_obj o;
-	int rr = store_obj_get(s, obj, &o);
-	if (rr < 0)
-		return rr;
-	int fd = store_obj_open(s, obj);
-	if (fd < 0)
-		return fd;
-	/* A cold read of a chain decodes every level chunk by chunk, each level waiting for its own
-	 * small synchronous reads: ask for the whole (small) object file at once so the disk reads
-	 * of all levels overlap. Larger objects are left to kernel read-ahead (a 4 KiB read of a
-	 * big file must not pull gigabytes). */
-	if (o.stored <= STORE_PREFETCH_MAX)
-		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
-	rr = obj_reader_open(fd, r);
-	if (rr < 0)
-		return rr == -EBADMSG ? -EIO : rr;
-	*base_obj = o.base;
-	return 0;
-}

@@ -8,9 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chain.h"
-#include "objfile.h"
-#include "store_encode.h"
 
 int store_admin_ids(store *s, const char *sql, uint64_t **ids, size_t *n)
 {
@@ -251,11 +248,6 @@ int store_admin_next_obj(store *s, uint64_t *next)
 	return n ? 0 : -EIO;
 }
 
-chain *store_admin_chain_new(store *s, size_t cache_bytes)
-{
-	chain_opts co = {.cache_bytes = cache_bytes, .readahead = 2, .max_open = 64};
-	return chain_new(&co, store_chain_open, s);
-}
 
 int store_admin_checkpoint(store *s)
 {

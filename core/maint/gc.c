@@ -19,6 +19,7 @@
 #include "layout.h"
 #include "pred.h"
 #include "stats.h"
+#include "chain_store.h"
 #include "store_admin.h"
 
 /* Files younger than this may belong to an encode in flight (online gc leaves them alone). */
@@ -765,7 +766,7 @@ int gc_run(store *s, const gc_opts *o, gc_result *res)
 		clean_files(&g);
 	}
 	if (o->newest_keyframe) {
-		g.ch = o->ch ? o->ch : store_admin_chain_new(s, 128u << 20);
+		g.ch = o->ch ? o->ch : chain_store_new(s, 128u << 20);
 		if (!g.ch)
 			return -ENOMEM;
 		own_chain = !o->ch;
@@ -809,7 +810,7 @@ int gc_run(store *s, const gc_opts *o, gc_result *res)
 	if (!g.ch)
 		g.ch = o->ch;
 	if (!g.ch && nplan) {
-		g.ch = store_admin_chain_new(s, 128u << 20);
+		g.ch = chain_store_new(s, 128u << 20);
 		if (!g.ch) {
 			r = -ENOMEM;
 			goto out;
@@ -821,7 +822,7 @@ int gc_run(store *s, const gc_opts *o, gc_result *res)
 	r = execute(&g, order, nplan, &olds, &nolds, &ocap);
 	if (r == 0 && !cancelled(&g) && !o->layout_only) {
 		if (!g.ch) {
-			g.ch = store_admin_chain_new(s, 128u << 20);
+			g.ch = chain_store_new(s, 128u << 20);
 			if (!g.ch) {
 				r = -ENOMEM;
 				goto out;

@@ -15,6 +15,7 @@
 
 #include "cksum.h"
 #include "objfile.h"
+#include "chain_store.h"
 #include "store_admin.h"
 
 typedef struct vx {
@@ -370,7 +371,7 @@ int verify_run(store *s, const verify_opts *o, verify_result *res)
 	x.ch = o->ch;
 	int own = 0;
 	if (!x.ch) {
-		x.ch = store_admin_chain_new(s, 64u << 20);
+		x.ch = chain_store_new(s, 64u << 20);
 		own = 1;
 	}
 	if (!bad || !x.ch) {

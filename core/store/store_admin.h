@@ -36,11 +36,6 @@ int store_admin_release(store *s, uint64_t obj);
  * 0 when "ok", -EIO with the first message otherwise. */
 int store_admin_quick_check(store *s, char *msg, size_t len);
 
-/* A chain reader over the store's objects (for tools; the daemon has its own). Object blobs
- * that fail validation read as -EIO. NULL on ENOMEM. */
-struct chain;
-struct chain *store_admin_chain_new(store *s, size_t cache_bytes);
-
 /* Fold the SQLite WAL back into the database file (space comes back at once, also while the
  * daemon runs). Best effort: readers in progress may keep part of it. */
 int store_admin_checkpoint(store *s);

@@ -2,8 +2,8 @@
  * check layouts and chain depth, encode (encoder.h) and install the blob durably. Committing it
  * (store_commit_object) is left to the caller, which knows whether the data changed meanwhile.
  * Used by the daemon's encode queue and by `tpdefs-admin flush` without a daemon. */
-#ifndef TPDEFS_STORE_ENCODE_H
-#define TPDEFS_STORE_ENCODE_H
+#ifndef TPDEFS_INGEST_H
+#define TPDEFS_INGEST_H
 
 #include <stdint.h>
 
@@ -29,7 +29,5 @@ typedef struct store_enc_out {
 int store_encode_staged(store *s, chain *ch, uint64_t ino, int sfd, uint64_t size,
 			const store_enc_ctl *c, store_enc_out *out);
 
-/* chain_open_fn over a store (ctx = store *): opens objects/<id>.tpdo. */
-int store_chain_open(void *ctx, uint64_t obj, obj_reader **r, uint64_t *base_obj);
 
 #endif
