@@ -1,11 +1,14 @@
-/* encq.c - the encode queue: one thread turns closed staging files into delta objects, FIFO,
- * after a short debounce (a rename right after close can still name the predecessor).
+/* encq.c - the encode queue: one thread turns closed staging files into stored objects through
+ * core's ingest (ingest.h), FIFO, after a short debounce (a rename right after close can still
+ * name the predecessor).
  *
- * Layout pass (newest_keyframe=1): once the queue has been idle for a debounce period after
- * encodes (at once under a flush), the same thread runs gc's newest_keyframe pass in layout_only
- * mode, so the newest version of each chain becomes its keyframe (two re-encodes per new
- * version, plus a skip delta for a version pushed past max_chain). Being on the encoder's thread,
- * it never races an encode for a base; unmount cancels it between re-encodes. */
+ * With newest_keyframe=1 each ingest codes the new version as its chain's keyframe and re-codes
+ * its predecessor against it, in one job and one transaction; the predecessor's old object is
+ * released after a readers' barrier. Once the queue has been idle for a debounce period (at once
+ * under a flush) the same thread runs gc's layout_only pass, which rebases versions pushed past
+ * max_chain and reverses chains an ingest could not (an older store, a predecessor that changed
+ * meanwhile). Being on the encoder's thread, it never races an ingest
+ * for a base; unmount cancels it between re-encodes. */
 #include "fs.h"
 
 #include <errno.h>
@@ -19,7 +22,6 @@
 #include <unistd.h>
 
 #include "gc.h"
-#include "chain_store.h"
 #include "ingest.h"
 
 typedef struct job {
@@ -147,56 +149,68 @@ static int encode_one(encq *q, uint64_t ino, int depth)
 		return sfd;
 	}
 	struct stat st;
-	store_enc_out eo;
-	memset(&eo, 0, sizeof(eo));
+	ingest_job j;
+	memset(&j, 0, sizeof(j));
 	if (fstat(sfd, &st) < 0) {
 		r = -errno;
 		goto out;
 	}
 	first_ctx fc = {q, depth};
-	store_enc_ctl ec = {f->o->max_chain, &q->stop, encode_first, &fc};
-	r = store_encode_staged(f->st, f->ch, ino, sfd, (uint64_t)st.st_size, &ec, &eo);
+	ingest_opts io = {f->o->max_chain, (int)f->o->newest_keyframe, &q->stop, encode_first,
+			  &fc};
+	r = ingest_prepare(f->st, f->ch, ino, sfd, (uint64_t)st.st_size, &io, &j);
 	if (r < 0)
 		goto out;
 	commit_ctx cc = {n, gen0};
 	pthread_rwlock_wrlock(&n->dlock);
 	pthread_mutex_lock(&n->mu);
-	r = store_commit_object(f->st, ino, &eo.obj, commit_check, &cc);
-	if (r == 0) {
-		if (n->sfd >= 0)
-			close(n->sfd);
-		n->sfd = -1;
-		n->staged = 0;
-		n->obj = eo.obj.id;
-		n->dirty = 0;
-	}
+	r = ingest_commit(f->st, &j, commit_check, &cc);
+	if (r == 0)
+		fs_node_encoded(n, j.obj.id);
 	pthread_mutex_unlock(&n->mu);
 	pthread_rwlock_unlock(&n->dlock);
 	if (r < 0) {
-		store_obj_discard(f->st, eo.obj.id);
 		if (r == -EAGAIN)
 			r = 0; /* changed meanwhile: its next close queues it again */
 		else if (r == -ESTALE)
 			encq_push(q, ino, 0); /* its base was deleted meanwhile: again */
 		goto out;
 	}
+	if (j.retired) {
+		/* the predecessor's files now read its re-coded object; the old one goes once no
+		 * read that started before the switch can still hold its id (at once: a flush of
+		 * many versions must not hold two copies of each until the end) */
+		fs_nodes_repoint(f, j.retired, j.rb.nw.id, j.rb.inos, j.rb.ninos);
+		chain_forget(f->ch, j.retired);
+		for (size_t i = 0; i < j.rb.ndeps; i++)
+			chain_forget(f->ch, j.rb.deps[i]);
+		fs_nodes_barrier(f);
+		store_release_retired(f->st, j.retired);
+	}
 	char raw[STORE_NAME_MAX + 1], name[4 * STORE_NAME_MAX + 1] = "?";
 	uint64_t parent;
 	size_t nlen;
 	if (store_parent(f->st, ino, &parent, raw, &nlen) == 0)
 		store_name_escape(raw, nlen, name);
-	const store_obj *o = &eo.obj;
+	const store_obj *o = &j.obj;
+	char how[160];
+	if (j.retired)
+		snprintf(how, sizeof(how), "base=0 (keyframe) pred=%" PRIu64 " (%s) recoded=%" PRIu64
+			 " (%" PRIu64 " bytes)", j.retired, j.why, j.rb.nw.id, j.rb.nw.stored);
+	else
+		snprintf(how, sizeof(how), "base=%" PRIu64 " (%s)", o->base, j.why);
 	report(q,
 	       "encoded ino=%" PRIu64 " name=%s size=%" PRIu64 " stored=%" PRIu64
-	       " ratio=%.2f base=%" PRIu64 " (%s) depth=%u %.0f ms\n",
+	       " ratio=%.2f %s depth=%u %.0f ms\n",
 	       ino, name, o->size, o->stored, o->stored ? (double)o->size / (double)o->stored : 0.0,
-	       o->base, eo.why, o->depth, (double)(mono_ns() - t0) / 1e6);
+	       how, o->depth, (double)(mono_ns() - t0) / 1e6);
 	if (f->o->newest_keyframe) {
 		pthread_mutex_lock(&q->mu);
-		q->layout_due = 1; /* a new version: its chain's keyframe moves to it */
+		q->layout_due = 1; /* chains may have grown past max_chain */
 		pthread_mutex_unlock(&q->mu);
 	}
 out:
+	ingest_job_done(&j);
 	close(sfd);
 	if (r < 0 && r != -ECANCELED) {
 		report(q, "encode of ino=%" PRIu64 " failed: %s (kept in staging)\n", ino,

@@ -82,6 +82,9 @@ fs_node *fs_node_find(fs *f, uint64_t ino);
 int fs_node_stage(fs *f, fs_node *n, int trunc);
 /* Make the staged size/times durable (fsync staging, commit). Caller holds dlock shared. */
 int fs_node_commit(fs *f, fs_node *n);
+/* The encoder committed the staged data as object obj (caller holds dlock exclusively, and mu):
+ * reads now go to the object, the staging file is gone. */
+void fs_node_encoded(fs_node *n, uint64_t obj);
 /* gc replaced object old by nw for inos: repoint their nodes (waits out reads of old). */
 void fs_nodes_repoint(fs *f, uint64_t old, uint64_t nw, const uint64_t *inos, size_t n);
 /* A barrier on every node: reads that started before the call are over when it returns. */

@@ -37,9 +37,9 @@ static const char usage[] =
 	"  staging_limit=BYTES  writers wait while this many closed bytes await encoding\n"
 	"                       (K/M/G suffixes; default 4G)\n"
 	"  debounce_ms=N        delay between the last close and encoding (default 700)\n"
-	"  newest_keyframe=0|1  1: once encoding is idle, store the newest version of each chain as\n"
-	"                       its keyframe and older ones as deltas against their successors, so\n"
-	"                       the checkpoint a job resumes from reads fastest (default 1)\n"
+	"  newest_keyframe=0|1  1: store each new version as its chain's keyframe and re-code its\n"
+	"                       predecessor as a delta against it, so the checkpoint a job resumes\n"
+	"                       from reads fastest; 0: new versions are deltas (default 1)\n"
 	"  debug                as -d\n"
 	"FUSE / kernel options:\n"
 	"  allow_other          let other users access the mount\n"
@@ -198,10 +198,10 @@ int main(int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	o.cache_size = 256ull << 20;
 	o.workers = 8;
-	o.max_chain = 8;
+	o.max_chain = INGEST_DEFAULT_MAX_CHAIN;
 	o.staging_limit = 4ull << 30;
 	o.debounce_ms = 700;
-	o.newest_keyframe = 1;
+	o.newest_keyframe = INGEST_DEFAULT_NEWEST_KEYFRAME;
 
 	static const struct option lopts[] = {{"help", no_argument, NULL, 'h'},
 					      {"version", no_argument, NULL, 'V'},

@@ -265,6 +265,16 @@ int fs_node_commit(fs *f, fs_node *n)
 	return r;
 }
 
+void fs_node_encoded(fs_node *n, uint64_t obj)
+{
+	if (n->sfd >= 0)
+		close(n->sfd);
+	n->sfd = -1;
+	n->staged = 0;
+	n->obj = obj;
+	n->dirty = 0;
+}
+
 void fs_nodes_repoint(fs *f, uint64_t old, uint64_t nw, const uint64_t *inos, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {

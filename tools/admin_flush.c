@@ -11,8 +11,6 @@
 #include "chain_store.h"
 #include "ingest.h"
 
-#define OFFLINE_MAX_CHAIN 8 /* the daemon's default max_chain */
-
 static int talk(int fd, const char *cmd)
 {
 	if (write(fd, cmd, strlen(cmd)) != (ssize_t)strlen(cmd)) {
@@ -71,15 +69,21 @@ static void encode_offline(offline *o, uint64_t ino, int depth)
 		o->failed++;
 		return;
 	}
-	store_enc_ctl c = {OFFLINE_MAX_CHAIN, NULL, depth ? NULL : first, o};
-	store_enc_out eo;
-	int r = store_encode_staged(o->s, o->ch, ino, sfd, a.size, &c, &eo);
+	/* the daemon's defaults; no reader but us, so a replaced predecessor goes at once */
+	ingest_opts io = {INGEST_DEFAULT_MAX_CHAIN, INGEST_DEFAULT_NEWEST_KEYFRAME, NULL,
+			  depth ? NULL : first, o};
+	ingest_job j;
+	int r = ingest_prepare(o->s, o->ch, ino, sfd, a.size, &io, &j);
 	close(sfd);
-	if (r == 0) {
-		r = store_commit_object(o->s, ino, &eo.obj, NULL, NULL);
-		if (r < 0)
-			store_obj_discard(o->s, eo.obj.id);
+	if (r == 0)
+		r = ingest_commit(o->s, &j, NULL, NULL);
+	if (r == 0 && j.retired) {
+		chain_forget(o->ch, j.retired);
+		for (size_t i = 0; i < j.rb.ndeps; i++)
+			chain_forget(o->ch, j.rb.deps[i]);
+		store_release_retired(o->s, j.retired);
 	}
+	ingest_job_done(&j);
 	if (r < 0) {
 		printf("encode of ino=%llu failed: %s (kept in staging)\n", (unsigned long long)ino,
 		       strerror(-r));
@@ -92,9 +96,9 @@ static void encode_offline(offline *o, uint64_t ino, int depth)
 	if (store_parent(o->s, ino, &parent, raw, &nlen) == 0)
 		store_name_escape(raw, nlen, name);
 	printf("encoded ino=%llu name=%s size=%llu stored=%llu base=%llu (%s) depth=%u\n",
-	       (unsigned long long)ino, name, (unsigned long long)eo.obj.size,
-	       (unsigned long long)eo.obj.stored, (unsigned long long)eo.obj.base, eo.why,
-	       eo.obj.depth);
+	       (unsigned long long)ino, name, (unsigned long long)j.obj.size,
+	       (unsigned long long)j.obj.stored, (unsigned long long)j.obj.base, j.why,
+	       j.obj.depth);
 	o->encoded++;
 }
 

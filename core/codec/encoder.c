@@ -204,11 +204,18 @@ int enc_encode(const enc_opts *o, const io_src *newf, const io_src *base, uint64
 	int run_init = 0;
 	memset(&run, 0, sizeof run);
 
-	if ((rc = layout_parse(newf, &nl)) < 0)
-		goto out;
-	if (base && (rc = layout_parse(base, &bl)) < 0)
-		goto out;
-	if ((rc = layout_align(nl, newf->size, bl, base ? base->size : 0, &segs, &nseg)) < 0)
+	const layout *nlu = o->new_layout, *blu = base ? o->base_layout : NULL;
+	if (!nlu) {
+		if ((rc = layout_parse(newf, &nl)) < 0)
+			goto out;
+		nlu = nl;
+	}
+	if (base && !blu) {
+		if ((rc = layout_parse(base, &bl)) < 0)
+			goto out;
+		blu = bl;
+	}
+	if ((rc = layout_align(nlu, newf->size, blu, base ? base->size : 0, &segs, &nseg)) < 0)
 		goto out;
 	if (!segs_valid(segs, nseg, newf->size, base)) {
 		/* Fall back to one untyped segment paired with the whole base. */
@@ -225,8 +232,8 @@ int enc_encode(const enc_opts *o, const io_src *newf, const io_src *base, uint64
 	}
 	if (st) {
 		memset(st, 0, sizeof *st);
-		st->layout_kind = nl->kind;
-		st->layout_match = bl ? layout_match(nl, bl) : 0;
+		st->layout_kind = nlu->kind;
+		st->layout_match = blu ? layout_match(nlu, blu) : 0;
 		st->in_bytes = newf->size;
 	}
 

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include "codec.h"
 #include "io.h"
+#include "layout.h"
 
 #define ENC_DEFAULT_CHUNK (1u << 20)
 
@@ -13,6 +14,9 @@ typedef struct enc_opts {
 	uint32_t chunk_size; /* 0: ENC_DEFAULT_CHUNK */
 	int zstd_level;      /* 0: default */
 	unsigned threads;    /* 0: one per online CPU */
+	/* Layouts the caller parsed already (borrowed, never freed here), so that a file taken in
+	 * once is parsed once: NULL means parse it here. */
+	const layout *new_layout, *base_layout;
 } enc_opts;
 
 typedef struct enc_stats {

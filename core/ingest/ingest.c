@@ -1,4 +1,4 @@
-/* store_encode.c - staged file -> installed delta object (see store_encode.h). */
+/* ingest.c - a staged file version into the store, one way (see ingest.h). */
 #include "ingest.h"
 
 #include <errno.h>
@@ -10,9 +10,6 @@
 
 #include "codec.h"
 #include "encoder.h"
-#include "io.h"
-#include "layout.h"
-#include "objfile.h"
 #include "pred.h"
 
 #define PROBE_CANDS 8                  /* candidates compared by a trial encode */
@@ -36,26 +33,73 @@ static ssize_t cancel_pread(const io_src *s, void *buf, size_t len, uint64_t off
 	return f.pread(&f, buf, len, off);
 }
 
-/* Does the base look like an earlier version of the new file? When it does, its parsed layout
- * goes to *keep (the caller frees it) so that a trial encode need not parse it again. */
-static int layouts_fit(const layout *nl, uint64_t nsize, const io_src *bsrc, layout **keep)
+static int chain_cancelled(void *ctx)
 {
-	layout *bl = NULL;
-	*keep = NULL;
-	if (layout_parse(bsrc, &bl) < 0)
-		return 0;
-	int ok;
+	const int *cancel = ctx;
+	return cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED);
+}
+
+int ingest_layouts_fit(const layout *nl, uint64_t nsize, const layout *bl, uint64_t bsize)
+{
 	if (nl->kind != LAYOUT_UNKNOWN && bl->kind != LAYOUT_UNKNOWN)
-		ok = layout_match(nl, bl) >= 0.5;
-	else if (nl->kind == LAYOUT_UNKNOWN && bl->kind == LAYOUT_UNKNOWN)
-		ok = nsize <= 2 * bsrc->size && bsrc->size <= 2 * nsize;
-	else
-		ok = 0;
-	if (ok)
-		*keep = bl;
-	else
-		layout_free(bl);
-	return ok;
+		return layout_match(nl, bl) >= 0.5;
+	if (nl->kind == LAYOUT_UNKNOWN && bl->kind == LAYOUT_UNKNOWN)
+		return nsize <= 2 * bsize && bsize <= 2 * nsize;
+	return 0;
+}
+
+int ingest_fit(const io_src *nsrc, const io_src *bsrc, layout **nl, layout **bl)
+{
+	*nl = *bl = NULL;
+	if (layout_parse(nsrc, nl) < 0)
+		return 0;
+	if (layout_parse(bsrc, bl) < 0 ||
+	    !ingest_layouts_fit(*nl, nsrc->size, *bl, bsrc->size)) {
+		layout_free(*nl);
+		layout_free(*bl);
+		*nl = *bl = NULL;
+		return 0;
+	}
+	return 1;
+}
+
+int ingest_encode_blob(store *s, const ingest_src *src, const ingest_src *base, uint64_t base_id,
+		       uint32_t base_depth, uint64_t max_stored, store_obj *out)
+{
+	uint64_t id;
+	int r = store_obj_reserve(s, &id);
+	if (r < 0)
+		return r;
+	char tmp[64];
+	int fd = store_tmp_create(s, tmp, sizeof(tmp));
+	if (fd < 0)
+		return fd;
+	enc_opts eo = {.new_layout = src->lay, .base_layout = base ? base->lay : NULL};
+	enc_stats es;
+	memset(&es, 0, sizeof(es));
+	r = enc_encode(&eo, src->src, base ? base->src : NULL, base ? base->hash : 0, fd, &es);
+	if (r == 0 && src->hash && es.content_hash != src->hash)
+		r = -EIO; /* what we read is not what was stored: never install it */
+	struct stat st;
+	if (r == 0 && fstat(fd, &st) < 0)
+		r = -errno;
+	if (r == 0 && max_stored && (uint64_t)st.st_size > max_stored)
+		r = -EFBIG; /* not worth it */
+	if (r == 0)
+		r = store_obj_install(s, fd, tmp, id);
+	close(fd);
+	if (r < 0) {
+		unlinkat(store_dirfd(s), tmp, 0);
+		return r;
+	}
+	memset(out, 0, sizeof(*out));
+	out->id = id;
+	out->base = base ? base_id : 0;
+	out->depth = base ? base_depth + 1 : 0;
+	out->size = src->src->size;
+	out->stored = (uint64_t)st.st_size;
+	out->hash = es.content_hash;
+	return 0;
 }
 
 /* Trial-encode a sample of the new file against a candidate base: PROBE_WINDOWS windows spread
@@ -116,59 +160,78 @@ out:
 	return cost;
 }
 
-static void choose_base(store *s, chain *ch, uint64_t ino, const io_src *nsrc,
-			const store_enc_ctl *c, store_enc_out *out)
+/* The chosen predecessor: its row and both parsed layouts (kept for the encodes). */
+typedef struct choice {
+	store_obj base;        /* id 0: none */
+	int kind;
+	const char *why;
+	layout *nl, *bl;       /* the new file's layout (NULL if unparsable), the base's */
+} choice;
+
+static void choice_free(choice *c)
 {
-	memset(&out->obj, 0, sizeof(out->obj));
-	out->kind = 0;
+	layout_free(c->nl);
+	layout_free(c->bl);
+	c->nl = c->bl = NULL;
+}
+
+static void choose_base(store *s, chain *ch, uint64_t ino, const io_src *nsrc,
+			const ingest_opts *o, choice *out)
+{
+	memset(out, 0, sizeof(*out));
 	out->why = "no candidate";
+	unsigned max_chain = o->max_chain ? o->max_chain : INGEST_DEFAULT_MAX_CHAIN;
 	pred_cand cand[8];
 	size_t nc = 0;
 	if (pred_candidates(s, ino, cand, 8, &nc) < 0 || nc == 0)
 		return;
-	layout *nl = NULL;
-	if (layout_parse(nsrc, &nl) < 0)
+	if (layout_parse(nsrc, &out->nl) < 0) {
+		out->nl = NULL;
 		return;
+	}
 	store_obj fit[PROBE_CANDS];
 	int fit_kind[PROBE_CANDS];
-	layout *fit_l[PROBE_CANDS]; /* their layouts, for the trial encodes */
+	layout *fit_l[PROBE_CANDS]; /* their layouts, for the trial encodes and the encode */
 	size_t nfit = 0;
 	for (size_t i = 0; i < nc && nfit < PROBE_CANDS; i++) {
 		uint64_t bobj = cand[i].obj;
 		if (!bobj && cand[i].ino) {
-			/* the predecessor is itself waiting: encode it first (only the best-ranked
+			/* the predecessor is itself waiting: ingest it first (only the best-ranked
 			 * one: later candidates are compared only if they are stored already) */
-			if (!c->encode_first || nfit > 0)
+			if (!o->encode_first || nfit > 0)
 				continue;
-			c->encode_first(c->ctx, cand[i].ino);
+			o->encode_first(o->ctx, cand[i].ino);
 			store_attr a;
 			if (store_getattr(s, cand[i].ino, &a) < 0 || a.staged || !a.obj)
 				continue;
 			bobj = a.obj;
 		}
 		store_obj bo;
-		if (store_obj_get(s, bobj, &bo) < 0)
-			continue;
+		if (store_obj_get(s, bobj, &bo) < 0 || bo.unref)
+			continue; /* a retired object is on its way out: never a base */
 		chain_src cs;
 		io_src bsrc;
 		chain_src_init(&bsrc, &cs, ch, bobj, bo.size, NULL, NULL);
-		layout *bl;
-		if (!layouts_fit(nl, nsrc->size, &bsrc, &bl)) {
+		layout *bl = NULL;
+		if (layout_parse(&bsrc, &bl) < 0 ||
+		    !ingest_layouts_fit(out->nl, nsrc->size, bl, bsrc.size)) {
+			layout_free(bl);
 			if (nfit == 0)
 				out->why = "layout mismatch";
 			continue;
 		}
-		if (bo.depth + 1 > c->max_chain) {
+		if (!o->reverse && bo.depth + 1 > max_chain) {
 			/* Depth limit: rather than a keyframe (which costs a whole standalone copy),
 			 * code against the candidate's ancestor at depth <= max_chain / 2: a delta
-			 * spanning a few versions is still far smaller, and depth stays bounded. */
-			layout_free(bl); /* the ancestor is used alone, never compared */
+			 * spanning a few versions is still far smaller, and depth stays bounded. (A
+			 * reverse ingest makes the new version a keyframe: no limit applies here.) */
+			layout_free(bl); /* the ancestor's layout is parsed again when used */
 			if (nfit > 0)
 				break;
-			while (bo.base && bo.depth > c->max_chain / 2 &&
+			while (bo.base && bo.depth > max_chain / 2 &&
 			       store_obj_get(s, bo.base, &bo) == 0)
 				;
-			if (bo.depth + 1 > c->max_chain || bo.depth > c->max_chain / 2) {
+			if (bo.depth + 1 > max_chain || bo.depth > max_chain / 2) {
 				out->why = "chain depth limit: keyframe";
 				break;
 			}
@@ -194,7 +257,7 @@ static void choose_base(store *s, chain *ch, uint64_t ino, const io_src *nsrc,
 				chain_src cs;
 				io_src bsrc;
 				chain_src_init(&bsrc, &cs, ch, fit[i].id, fit[i].size, NULL, NULL);
-				cost[i] = probe_cost(nl, fit_l[i], nsrc, &bsrc, cc, nb, bb, ob);
+				cost[i] = probe_cost(out->nl, fit_l[i], nsrc, &bsrc, cc, nb, bb, ob);
 			}
 			/* the name ranking's first choice keeps its place unless another base
 			 * codes clearly (3%) smaller: a shard of another rank codes no better
@@ -209,56 +272,98 @@ static void choose_base(store *s, chain *ch, uint64_t ino, const io_src *nsrc,
 		codec_ctx_free(cc);
 	}
 	if (nfit > 0) {
-		const store_obj *bo = &fit[best];
-		out->obj.base = bo->id;
-		out->obj.depth = bo->depth + 1;
-		out->obj.hash = bo->hash;       /* base hash until encoded */
-		out->obj.size = bo->size;       /* base size until encoded */
+		out->base = fit[best];
 		out->kind = fit_kind[best];
 		out->why = pred_kind_name(fit_kind[best]);
+		out->bl = fit_l[best];
+		fit_l[best] = NULL;
 	}
 	for (size_t i = 0; i < nfit; i++)
 		layout_free(fit_l[i]);
-	layout_free(nl);
 }
 
-int store_encode_staged(store *s, chain *ch, uint64_t ino, int sfd, uint64_t size,
-			const store_enc_ctl *c, store_enc_out *out)
+/* Reverse: the predecessor p (content unchanged) re-coded against the new version, read from
+ * staging. Skipped (0, nothing made) when nothing but this file's own hint needs p (the commit
+ * then frees it), and when the re-coded blob would not be smaller than p's (incompressible data:
+ * p stays as it is, and no space is spent on a second copy). */
+static int rebase_pred(store *s, chain *ch, ingest_job *j, const choice *c, const io_src *nsrc,
+		       const int *cancel)
 {
-	cancel_src csrc = {sfd, c->cancel};
-	io_src nsrc = {.pread = cancel_pread, .ctx = &csrc, .size = size};
-	choose_base(s, ch, ino, &nsrc, c, out);
+	int need = store_obj_needed(s, c->base.id, j->ino);
+	if (need <= 0)
+		return need;
 	chain_src cs;
-	io_src bsrc;
-	chain_src_init(&bsrc, &cs, ch, out->obj.base, out->obj.size, NULL, NULL);
-	uint64_t base_hash = out->obj.hash;
-	uint64_t id;
-	int r = store_obj_reserve(s, &id);
+	io_src psrc;
+	chain_src_init(&psrc, &cs, ch, c->base.id, c->base.size, chain_cancelled, (void *)cancel);
+	ingest_src p = {&psrc, c->bl, c->base.hash};
+	ingest_src n = {nsrc, c->nl, j->obj.hash};
+	uint64_t bound = c->base.stored > 1 ? c->base.stored - 1 : 1;
+	int r = ingest_encode_blob(s, &p, &n, j->obj.id, j->obj.depth, bound, &j->rb.nw);
+	if (r == -EFBIG)
+		return 0;
 	if (r < 0)
 		return r;
-	char tmp[64];
-	int tfd = store_tmp_create(s, tmp, sizeof(tmp));
-	if (tfd < 0)
-		return tfd;
-	enc_opts eo = {0, 0, 0};
-	enc_stats es;
-	memset(&es, 0, sizeof(es));
-	r = enc_encode(&eo, &nsrc, out->obj.base ? &bsrc : NULL, base_hash, tfd, &es);
-	struct stat ts;
-	if (r == 0 && fstat(tfd, &ts) < 0)
-		r = -errno;
-	if (r == 0)
-		r = store_obj_install(s, tfd, tmp, id);
-	close(tfd);
-	if (r < 0) {
-		unlinkat(store_dirfd(s), tmp, 0);
-		return r;
-	}
-	out->obj.id = id;
-	out->obj.size = size;
-	out->obj.stored = (uint64_t)ts.st_size;
-	out->obj.hash = es.content_hash;
-	out->obj.unref = 0;
+	j->rb.expect = c->base;
+	j->has_rebase = 1;
 	return 0;
 }
 
+int ingest_prepare(store *s, chain *ch, uint64_t ino, int sfd, uint64_t size,
+		   const ingest_opts *o, ingest_job *j)
+{
+	memset(j, 0, sizeof(*j));
+	j->ino = ino;
+	cancel_src csrc = {sfd, o->cancel};
+	io_src nsrc = {.pread = cancel_pread, .ctx = &csrc, .size = size};
+	choice c;
+	choose_base(s, ch, ino, &nsrc, o, &c);
+	j->kind = c.kind;
+	j->why = c.why;
+	j->pred = c.base.id;
+	int r;
+	ingest_src n = {&nsrc, c.nl, 0};
+	if (o->reverse || !c.base.id) {
+		r = ingest_encode_blob(s, &n, NULL, 0, 0, 0, &j->obj);
+		if (r == 0 && c.base.id &&
+		    rebase_pred(s, ch, j, &c, &nsrc, o->cancel) == -ECANCELED) {
+			store_obj_discard(s, j->obj.id);
+			r = -ECANCELED;
+		}
+		/* any other failure to re-code the predecessor (no space, a damaged chain): the new
+		 * version stands alone as a keyframe, the predecessor stays as it was */
+	} else {
+		chain_src cs;
+		io_src bsrc;
+		chain_src_init(&bsrc, &cs, ch, c.base.id, c.base.size, chain_cancelled,
+			       (void *)o->cancel);
+		ingest_src b = {&bsrc, c.bl, c.base.hash};
+		r = ingest_encode_blob(s, &n, &b, c.base.id, c.base.depth, 0, &j->obj);
+	}
+	choice_free(&c);
+	return r;
+}
+
+int ingest_commit(store *s, ingest_job *j, int (*check)(void *ctx), void *ctx)
+{
+	j->retired = 0;
+	int r = store_commit_version(s, j->ino, &j->obj, j->has_rebase ? &j->rb : NULL, check, ctx);
+	if (r < 0) {
+		store_obj_discard(s, j->obj.id);
+		if (j->has_rebase)
+			store_obj_discard(s, j->rb.nw.id);
+		return r;
+	}
+	if (j->has_rebase && !j->rb.switched)
+		store_obj_discard(s, j->rb.nw.id); /* the predecessor changed meanwhile */
+	if (j->has_rebase && j->rb.switched)
+		j->retired = j->rb.expect.id;
+	return 0;
+}
+
+void ingest_job_done(ingest_job *j)
+{
+	free(j->rb.inos);
+	free(j->rb.deps);
+	j->rb.inos = j->rb.deps = NULL;
+	j->rb.ninos = j->rb.ndeps = 0;
+}

@@ -15,11 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "encoder.h"
+#include "chain_store.h"
+#include "ingest.h"
 #include "layout.h"
 #include "pred.h"
 #include "stats.h"
-#include "chain_store.h"
 #include "store_admin.h"
 
 /* Files younger than this may belong to an encode in flight (online gc leaves them alone). */
@@ -131,28 +131,6 @@ static int gc_cancelled(void *ctx)
 	return cancelled(ctx); /* unmount or client gone: stop, the old blob stays in use */
 }
 
-/* Same rule as the daemon's encoder: a base must look like an earlier version of the file. */
-static int layouts_fit(const io_src *nsrc, const io_src *bsrc)
-{
-	layout *nl = NULL, *bl = NULL;
-	if (layout_parse(nsrc, &nl) < 0)
-		return 0;
-	if (layout_parse(bsrc, &bl) < 0) {
-		layout_free(nl);
-		return 0;
-	}
-	int ok;
-	if (nl->kind != LAYOUT_UNKNOWN && bl->kind != LAYOUT_UNKNOWN)
-		ok = layout_match(nl, bl) >= 0.5;
-	else if (nl->kind == LAYOUT_UNKNOWN && bl->kind == LAYOUT_UNKNOWN)
-		ok = nsrc->size <= 2 * bsrc->size && bsrc->size <= 2 * nsrc->size;
-	else
-		ok = 0;
-	layout_free(nl);
-	layout_free(bl);
-	return ok;
-}
-
 /* A short name for messages: one file name using the object, or "-". */
 static void obj_name(gcx *g, uint64_t obj, char *buf, size_t size)
 {
@@ -174,57 +152,27 @@ static void obj_name(gcx *g, uint64_t obj, char *buf, size_t size)
 }
 
 /* Re-encode object d (content unchanged) against base a (NULL: keyframe) into a new durable
- * blob; *nw describes it. */
-static int reencode(gcx *g, const store_obj *d, const store_obj *a, uint64_t max_stored,
-		    store_obj *nw)
+ * blob; *nw describes it. Layouts already parsed by a fit check are passed on (NULL: parse). */
+static int reencode(gcx *g, const store_obj *d, const store_obj *a, const layout *dl,
+		    const layout *al, uint64_t max_stored, store_obj *nw)
 {
 	chain_src nc, bc;
 	io_src nsrc, bsrc;
 	chain_src_init(&nsrc, &nc, g->ch, d->id, d->size, gc_cancelled, g);
 	chain_src_init(&bsrc, &bc, g->ch, a ? a->id : 0, a ? a->size : 0, gc_cancelled, g);
-	uint64_t id;
-	int r = store_obj_reserve(g->s, &id);
-	if (r < 0)
-		return r;
-	char tmp[64];
-	int fd = store_tmp_create(g->s, tmp, sizeof(tmp));
-	if (fd < 0)
-		return fd;
-	enc_opts eo = {0, 0, 0};
-	enc_stats es;
-	memset(&es, 0, sizeof(es));
-	r = enc_encode(&eo, &nsrc, a ? &bsrc : NULL, a ? a->hash : 0, fd, &es);
-	if (r == 0 && es.content_hash != d->hash)
-		r = -EIO; /* what we read is not what was stored: never install it */
-	struct stat st;
-	if (r == 0 && fstat(fd, &st) < 0)
-		r = -errno;
-	if (r == 0 && max_stored && (uint64_t)st.st_size > max_stored)
-		r = -EFBIG; /* not worth it */
-	if (r == 0)
-		r = store_obj_install(g->s, fd, tmp, id);
-	close(fd);
-	if (r < 0) {
-		unlinkat(store_dirfd(g->s), tmp, 0);
-		return r;
-	}
-	memset(nw, 0, sizeof(*nw));
-	nw->id = id;
-	nw->base = a ? a->id : 0;
-	nw->depth = a ? a->depth + 1 : 0;
-	nw->size = d->size;
-	nw->stored = (uint64_t)st.st_size;
-	nw->hash = d->hash;
-	return 0;
+	ingest_src n = {&nsrc, dl, d->hash};
+	ingest_src b = {&bsrc, al, a ? a->hash : 0};
+	return ingest_encode_blob(g->s, &n, a ? &b : NULL, a ? a->id : 0, a ? a->depth : 0,
+				  max_stored, nw);
 }
 
 /* Re-encode d against a (NULL: keyframe) and switch the metadata to the new blob; the daemon is
  * told and readers holding the old id reopen. 0 (*nw describes the new object) or -errno, and
  * then nothing changed. */
-static int replace(gcx *g, const store_obj *d, const store_obj *a, uint64_t max_stored,
-		   store_obj *nw)
+static int replace(gcx *g, const store_obj *d, const store_obj *a, const layout *dl,
+		   const layout *al, uint64_t max_stored, store_obj *nw)
 {
-	int r = reencode(g, d, a, max_stored, nw);
+	int r = reencode(g, d, a, dl, al, max_stored, nw);
 	if (r < 0)
 		return r;
 	uint64_t *inos = NULL, *deps = NULL;
@@ -271,7 +219,7 @@ static int retire(gcx *g, uint64_t old, uint64_t **olds, size_t *nolds, size_t *
 	if (olds_push(olds, nolds, cap, old) < 0)
 		return -ENOMEM;
 	if (!g->o->online) {
-		store_admin_release(g->s, old);
+		store_release_retired(g->s, old);
 		chain_forget(g->ch, old);
 	}
 	return 0;
@@ -415,18 +363,21 @@ static int execute(gcx *g, size_t *order, size_t nplan, uint64_t **olds, size_t 
 		}
 		char nm[STORE_NAME_MAX + 1];
 		obj_name(g, d.id, nm, sizeof(nm));
+		layout *dl = NULL, *al = NULL; /* parsed once, for the fit and the encode */
 		if (ai >= 0) {
 			chain_src nc, bc;
 			io_src nsrc, bsrc;
 			chain_src_init(&nsrc, &nc, g->ch, d.id, d.size, NULL, NULL);
 			chain_src_init(&bsrc, &bc, g->ch, a.id, a.size, NULL, NULL);
-			if (!layouts_fit(&nsrc, &bsrc)) {
+			if (!ingest_fit(&nsrc, &bsrc, &dl, &al)) {
 				ai = -1;
 				x->target = -1;
 				x->depth = 0;
 			}
 		}
 		if (g->o->dry_run) {
+			layout_free(dl);
+			layout_free(al);
 			if (ai >= 0)
 				say(g, "would re-encode object %" PRIu64 " (%s, %" PRIu64
 				    " bytes) against object %" PRIu64 " (depth %u)\n",
@@ -441,7 +392,9 @@ static int execute(gcx *g, size_t *order, size_t nplan, uint64_t **olds, size_t 
 			continue;
 		}
 		store_obj nw;
-		int r = replace(g, &d, ai >= 0 ? &a : NULL, 0, &nw);
+		int r = replace(g, &d, ai >= 0 ? &a : NULL, dl, al, 0, &nw);
+		layout_free(dl);
+		layout_free(al);
 		done++;
 		if (r == -ECANCELED)
 			return 0;
@@ -553,17 +506,22 @@ static int rechain(gcx *g, uint64_t **olds, size_t *nolds, size_t *cap)
 			io_src nsrc, bsrc;
 			chain_src_init(&nsrc, &nc2, g->ch, d.id, d.size, NULL, NULL);
 			chain_src_init(&bsrc, &bc, g->ch, a.id, a.size, NULL, NULL);
-			if (!layouts_fit(&nsrc, &bsrc))
+			layout *dl, *al;
+			if (!ingest_fit(&nsrc, &bsrc, &dl, &al))
 				continue;
 			char nm[STORE_NAME_MAX + 1];
 			obj_name(g, d.id, nm, sizeof(nm));
 			if (g->o->dry_run) {
+				layout_free(dl);
+				layout_free(al);
 				say(g, "would try object %" PRIu64 " (%s, keyframe) as a delta against "
 				    "object %" PRIu64 "\n", d.id, nm, a.id);
 				break;
 			}
 			store_obj nw;
-			int r = replace(g, &d, &a, d.stored - d.stored / 10, &nw);
+			int r = replace(g, &d, &a, dl, al, d.stored - d.stored / 10, &nw);
+			layout_free(dl);
+			layout_free(al);
 			if (r == -EFBIG)
 				break; /* the best candidate does not help: keep the keyframe */
 			if (r == -ECANCELED) {
@@ -627,7 +585,7 @@ static int reverse_path(gcx *g, const store_obj *path, size_t len, uint64_t **ol
 		store_obj d = path[i], nw;
 		char nm[STORE_NAME_MAX + 1];
 		obj_name(g, d.id, nm, sizeof(nm));
-		int r = replace(g, &d, i ? &prev : NULL, 0, &nw);
+		int r = replace(g, &d, i ? &prev : NULL, NULL, NULL, 0, &nw);
 		if (r == -ECANCELED)
 			return 0;
 		if (r < 0) {
@@ -742,7 +700,7 @@ int gc_run(store *s, const gc_opts *o, gc_result *res)
 {
 	memset(res, 0, sizeof(*res));
 	gcx g = {.s = s, .o = o, .res = res,
-		 .max_chain = o->max_chain ? o->max_chain : GC_DEFAULT_MAX_CHAIN};
+		 .max_chain = o->max_chain ? o->max_chain : INGEST_DEFAULT_MAX_CHAIN};
 	store_obj *rows = NULL;
 	size_t n = 0;
 	size_t *order = NULL;
@@ -841,11 +799,11 @@ int gc_run(store *s, const gc_opts *o, gc_result *res)
 		o->hooks.quiesce(o->hooks.ctx);
 	/* free the replaced objects, then whatever chains only they needed (deepest first) */
 	for (size_t i = 0; i < nolds; i++)
-		store_admin_release(s, olds[i]);
+		store_release_retired(s, olds[i]);
 	for (size_t k = n; k-- > 0 && !o->layout_only;) {
 		gobj *x = &g.v[order[k]];
 		if (rows[order[k]].unref && x->o.id == rows[order[k]].id)
-			store_admin_release(s, x->o.id);
+			store_release_retired(s, x->o.id);
 	}
 	free(rows);
 	rows = NULL;

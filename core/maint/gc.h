@@ -13,9 +13,8 @@
 #include <stdint.h>
 
 #include "chain.h"
+#include "ingest.h"
 #include "store.h"
-
-#define GC_DEFAULT_MAX_CHAIN 8
 
 typedef struct gc_hooks {
 	void *ctx;
@@ -33,7 +32,7 @@ typedef struct gc_hooks {
 } gc_hooks;
 
 typedef struct gc_opts {
-	unsigned max_chain;   /* 0: GC_DEFAULT_MAX_CHAIN */
+	unsigned max_chain;   /* 0: INGEST_DEFAULT_MAX_CHAIN */
 	int dry_run;          /* plan and report, change nothing */
 	int online;           /* a daemon is serving the store: leave young tmp/staging/orphan
 			       * files alone (they may be encodes in flight) */

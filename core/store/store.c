@@ -53,6 +53,9 @@ static const char *const sql_text[ST_COUNT] = {
 	[ST_OBJ_USED_INODE] = "SELECT 1 FROM inodes WHERE obj=?1 UNION ALL "
 			      "SELECT 1 FROM inodes WHERE pred_hint=?1 LIMIT 1",
 	[ST_OBJ_HAS_DEP] = "SELECT 1 FROM objects WHERE base=?1 LIMIT 1",
+	[ST_OBJ_NEEDED] = "SELECT 1 FROM inodes WHERE obj=?1 UNION ALL SELECT 1 FROM inodes "
+			  "WHERE pred_hint=?1 AND ino<>?2 UNION ALL SELECT 1 FROM objects "
+			  "WHERE base=?1 LIMIT 1",
 	[ST_OBJ_UNREF] = "UPDATE objects SET unref=1 WHERE id=?1",
 	[ST_OBJ_DEL] = "DELETE FROM objects WHERE id=?1",
 	[ST_OBJ_INS] = "INSERT INTO objects(id,base,depth,size,stored,hash,unref,created) "

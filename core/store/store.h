@@ -141,6 +141,30 @@ int store_obj_install(store *s, int fd, const char *tmp_path, uint64_t id);
  * transaction); otherwise -EAGAIN and the caller deletes the blob. */
 int store_commit_object(store *s, uint64_t ino, const store_obj *o, int (*check)(void *ctx),
 			void *ctx);
+/* A new version's predecessor re-coded against it (reverse delta): committed together with it. */
+typedef struct store_rebase {
+	store_obj expect;      /* the predecessor's row as it was read for re-coding */
+	store_obj nw;          /* its installed re-coded blob, based on the new version */
+	int switched;          /* out: 1 when nw replaced expect (expect is then retired: unref,
+				* row and blob kept until store_release_retired) */
+	uint64_t *inos, *deps; /* out (malloc'd): inodes now using nw, objects now based on it */
+	size_t ninos, ndeps;
+} store_rebase;
+
+/* store_commit_object, and with rb in the same transaction: switch rb->expect to rb->nw (whose
+ * base is o). When rb->expect changed meanwhile the switch is skipped (rb->switched = 0, the
+ * caller discards rb->nw's blob) and o is committed alone. */
+int store_commit_version(store *s, uint64_t ino, const store_obj *o, store_rebase *rb,
+			 int (*check)(void *ctx), void *ctx);
+
+/* 1 when anything but inode ino's predecessor hint needs object id (an inode's data or hint, or
+ * an object based on it), 0 when not, -errno. */
+int store_obj_needed(store *s, uint64_t id, uint64_t ino);
+
+/* Free a retired object (and then its bases) if nothing needs it: blobs unlinked after the
+ * commit, the obj_gone hook told. Call once no reader can still hold its id. */
+int store_release_retired(store *s, uint64_t id);
+
 /* Delete a blob that was never committed. */
 void store_obj_discard(store *s, uint64_t id);
 

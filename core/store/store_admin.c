@@ -115,43 +115,34 @@ static int base_descends(store *s, uint64_t obj, uint64_t anc)
 	return r;
 }
 
-int store_admin_switch(store *s, const store_obj *expect, const store_obj *nw, uint64_t base_hash,
-		       uint64_t **inos, size_t *ninos, uint64_t **deps, size_t *ndeps)
+int store_switch_locked(store *s, const store_obj *expect, const store_obj *nw,
+			uint64_t base_hash, uint64_t **inos, size_t *ninos, uint64_t **deps,
+			size_t *ndeps)
 {
 	*inos = *deps = NULL;
 	*ninos = *ndeps = 0;
-	store_lock(s);
-	int r = store_begin(s);
-	if (r < 0)
-		goto out;
 	/* the chain must be what we re-encoded from (JuiceFS-style compaction check) */
 	store_obj cur;
 	sqlite3_stmt *st = store_stmt(s, ST_OBJ_GET);
-	if (!st) {
-		r = -EIO;
-		goto end;
-	}
+	if (!st)
+		return -EIO;
 	sqlite3_bind_int64(st, 1, (int64_t)expect->id);
 	int rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
 		sqlite3_reset(st);
-		r = rc == SQLITE_DONE ? -EAGAIN : store_sqlerr(s, rc);
-		goto end;
+		return rc == SQLITE_DONE ? -EAGAIN : store_sqlerr(s, rc);
 	}
 	cur.base = (uint64_t)sqlite3_column_int64(st, 1);
 	cur.hash = (uint64_t)sqlite3_column_int64(st, 5);
 	cur.unref = sqlite3_column_int(st, 6);
 	sqlite3_reset(st);
-	if (cur.base != expect->base || cur.hash != expect->hash || cur.unref) {
-		r = -EAGAIN;
-		goto end;
-	}
+	if (cur.base != expect->base || cur.hash != expect->hash || cur.unref)
+		return -EAGAIN;
+	int r;
 	if (nw->base) {
 		st = store_stmt(s, ST_OBJ_GET);
-		if (!st) {
-			r = -EIO;
-			goto end;
-		}
+		if (!st)
+			return -EIO;
 		sqlite3_bind_int64(st, 1, (int64_t)nw->base);
 		rc = sqlite3_step(st);
 		/* a retired base (replaced by another gc step meanwhile) is refused: its row is
@@ -159,18 +150,16 @@ int store_admin_switch(store *s, const store_obj *expect, const store_obj *nw, u
 		int ok = rc == SQLITE_ROW && (uint64_t)sqlite3_column_int64(st, 5) == base_hash &&
 			 !sqlite3_column_int(st, 6);
 		sqlite3_reset(st);
-		if (!ok) {
-			r = rc == SQLITE_ROW || rc == SQLITE_DONE ? -EAGAIN : store_sqlerr(s, rc);
-			goto end;
-		}
+		if (!ok)
+			return rc == SQLITE_ROW || rc == SQLITE_DONE ? -EAGAIN : store_sqlerr(s, rc);
 		/* the new base must not descend from the object it replaces: after the switch its
 		 * descendants point at nw, and nw's chain would be a cycle (unreadable) */
 		r = base_descends(s, nw->base, expect->id);
-		if (r != 0) {
-			r = r > 0 ? -EAGAIN : r;
-			goto end;
-		}
+		if (r != 0)
+			return r > 0 ? -EAGAIN : r;
 	}
+	/* every check is above: from here on a failure is an SQL error and the caller's
+	 * transaction is rolled back whole */
 	r = store_obj_insert_locked(s, nw);
 	if (r >= 0)
 		r = ids_of(s, "SELECT ino FROM inodes WHERE obj=?1 OR pred_hint=?1", expect->id, inos,
@@ -192,10 +181,6 @@ int store_admin_switch(store *s, const store_obj *expect, const store_obj *nw, u
 			  nw->id, 0);
 	if (r >= 0)
 		r = exec2(s, "UPDATE objects SET unref=1 WHERE id=?1 AND ?2=?2", expect->id, 0);
-end:
-	r = store_end(s, r);
-out:
-	store_unlock(s);
 	if (r < 0) {
 		free(*inos);
 		free(*deps);
@@ -205,13 +190,23 @@ out:
 	return r;
 }
 
-int store_admin_release(store *s, uint64_t obj)
+int store_admin_switch(store *s, const store_obj *expect, const store_obj *nw, uint64_t base_hash,
+		       uint64_t **inos, size_t *ninos, uint64_t **deps, size_t *ndeps)
 {
+	*inos = *deps = NULL;
+	*ninos = *ndeps = 0;
 	store_lock(s);
 	int r = store_begin(s);
 	if (r >= 0)
-		r = store_end(s, store_obj_release_locked(s, obj));
-	store_unlock(s); /* unlinks the freed blobs and tells the obj_gone hook */
+		r = store_end(s, store_switch_locked(s, expect, nw, base_hash, inos, ninos, deps,
+						     ndeps));
+	store_unlock(s);
+	if (r < 0) {
+		free(*inos);
+		free(*deps);
+		*inos = *deps = NULL;
+		*ninos = *ndeps = 0;
+	}
 	return r;
 }
 

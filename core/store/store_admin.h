@@ -22,15 +22,11 @@ int store_admin_obj_exists(store *s, uint64_t id);
  * in one transaction, only when old still has base/hash as in *expect and nw->base (if any)
  * still exists with hash base_hash: insert nw, repoint inodes (obj, pred_hint) and dependent
  * objects from old to nw, fix the depths of nw's descendants, and mark old unreferenced (its
- * row and blob stay until store_admin_release). -EAGAIN when something changed meanwhile.
+ * row and blob stay until store_release_retired). -EAGAIN when something changed meanwhile.
  * On success *inos / *deps (malloc'd) list the inodes now using nw and the objects now based
  * on it. */
 int store_admin_switch(store *s, const store_obj *expect, const store_obj *nw, uint64_t base_hash,
 		       uint64_t **inos, size_t *ninos, uint64_t **deps, size_t *ndeps);
-
-/* Free obj (and then its bases) if nothing needs it; blobs unlinked after the commit, the
- * obj_gone hook is told. */
-int store_admin_release(store *s, uint64_t obj);
 
 /* PRAGMA integrity_check (despite the name: quick_check misses index <-> table mismatches):
  * 0 when "ok", -EIO with the first message otherwise. */

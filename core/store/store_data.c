@@ -316,9 +316,14 @@ int store_obj_insert_locked(store *s, const store_obj *o)
 	return store_step_done(s, st);
 }
 
-int store_commit_object(store *s, uint64_t ino, const store_obj *o, int (*check)(void *ctx),
-			void *ctx)
+int store_commit_version(store *s, uint64_t ino, const store_obj *o, store_rebase *rb,
+			 int (*check)(void *ctx), void *ctx)
 {
+	if (rb) {
+		rb->switched = 0;
+		rb->inos = rb->deps = NULL;
+		rb->ninos = rb->ndeps = 0;
+	}
 	store_lock(s);
 	int r = store_begin(s);
 	if (r < 0)
@@ -348,9 +353,23 @@ int store_commit_object(store *s, uint64_t ino, const store_obj *o, int (*check)
 	sqlite3_bind_int64(st, 2, (int64_t)o->id);
 	sqlite3_bind_int64(st, 3, (int64_t)o->size);
 	r = store_step_done(s, st);
-	if (r >= 0 && a.pred_hint)
+	if (r >= 0 && rb) {
+		/* the predecessor re-coded against the new version: switched in the same
+		 * transaction, or (changed meanwhile) left as it was, the new version then standing
+		 * alone as a keyframe */
+		int sr = store_switch_locked(s, &rb->expect, &rb->nw, o->hash, &rb->inos, &rb->ninos,
+					     &rb->deps, &rb->ndeps);
+		if (sr == 0)
+			rb->switched = 1;
+		else if (sr != -EAGAIN)
+			r = sr;
+	}
+	/* a switched predecessor is retired, not freed: readers may still hold its id, and the
+	 * caller releases it once they are done */
+	uint64_t keep = rb && rb->switched ? rb->expect.id : 0;
+	if (r >= 0 && a.pred_hint && a.pred_hint != keep)
 		r = store_obj_release_locked(s, a.pred_hint);
-	if (r >= 0 && a.obj && a.obj != o->id)
+	if (r >= 0 && a.obj && a.obj != o->id && a.obj != keep)
 		r = store_obj_release_locked(s, a.obj);
 end:
 	r = store_end(s, r);
@@ -361,7 +380,46 @@ end:
 	}
 out:
 	store_unlock(s);
+	if (r < 0 && rb) {
+		free(rb->inos);
+		free(rb->deps);
+		rb->inos = rb->deps = NULL;
+		rb->ninos = rb->ndeps = 0;
+		rb->switched = 0;
+	}
 	return r;
+}
+
+int store_obj_needed(store *s, uint64_t id, uint64_t ino)
+{
+	store_lock(s);
+	sqlite3_stmt *st = store_stmt(s, ST_OBJ_NEEDED);
+	int r = -EIO;
+	if (st) {
+		sqlite3_bind_int64(st, 1, (int64_t)id);
+		sqlite3_bind_int64(st, 2, (int64_t)ino);
+		int rc = sqlite3_step(st);
+		r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_sqlerr(s, rc);
+		sqlite3_reset(st);
+	}
+	store_unlock(s);
+	return r;
+}
+
+int store_release_retired(store *s, uint64_t id)
+{
+	store_lock(s);
+	int r = store_begin(s);
+	if (r >= 0)
+		r = store_end(s, store_obj_release_locked(s, id));
+	store_unlock(s); /* unlinks the freed blobs and tells the obj_gone hook */
+	return r;
+}
+
+int store_commit_object(store *s, uint64_t ino, const store_obj *o, int (*check)(void *ctx),
+			void *ctx)
+{
+	return store_commit_version(s, ino, o, NULL, check, ctx);
 }
 
 static int drop_inode_locked(store *s, uint64_t ino)

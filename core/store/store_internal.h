@@ -12,7 +12,7 @@ enum {
 	ST_GETATTR, ST_LOOKUP, ST_DENT_GET, ST_INS_INODE, ST_INS_DENT, ST_DEL_DENT, ST_NLINK_ADD,
 	ST_TOUCH_DIR, ST_HAS_CHILD, ST_MOVE_DENT, ST_SET_DENT_INO, ST_PARENT, ST_READLINK,
 	ST_READDIR, ST_XGET, ST_XSET, ST_XDEL, ST_XLIST, ST_XDEL_ALL, ST_DEL_INODE, ST_SET_PRED,
-	ST_OBJ_GET, ST_OBJ_USED_INODE, ST_OBJ_HAS_DEP, ST_OBJ_UNREF, ST_OBJ_DEL, ST_OBJ_INS,
+	ST_OBJ_GET, ST_OBJ_USED_INODE, ST_OBJ_HAS_DEP, ST_OBJ_NEEDED, ST_OBJ_UNREF, ST_OBJ_DEL, ST_OBJ_INS,
 	ST_OBJ_RESERVE, ST_INODE_SET_OBJ, ST_BEGIN_STAGING, ST_COMMIT_SIZE, ST_LIST_STAGED,
 	ST_STAGED_BYTES, ST_COUNT
 };
@@ -53,6 +53,13 @@ int store_obj_insert_locked(store *s, const store_obj *o);
 /* Collect column 0 of a prepared statement into a malloc'd array (lock held; on error *ids is
  * NULL). The caller resets or finalizes the statement. */
 int store_collect_ids(store *s, sqlite3_stmt *st, uint64_t **ids, size_t *n);
+
+/* The metadata half of replacing object expect by nw (same content, new base; its blob already
+ * installed), lock and transaction held: see store_admin_switch. -EAGAIN (nothing written) when
+ * expect or nw's base changed meanwhile. */
+int store_switch_locked(store *s, const store_obj *expect, const store_obj *nw,
+			uint64_t base_hash, uint64_t **inos, size_t *ninos, uint64_t **deps,
+			size_t *ndeps);
 
 /* Fill o from an objects row selected as (id, base, depth, size, stored, hash, unref). */
 void store_obj_from_row(sqlite3_stmt *st, store_obj *o);

@@ -59,13 +59,31 @@ def objects_listing(backing):
 
 # ---- gc while mounted, with readers --------------------------------------------------------------
 
+def test_deleting_the_oldest_frees_at_once(mounts):
+    """Reverse deltas: the oldest versions are the leaves of their chain, so deleting them (what
+    save_total_limit does) frees their objects at once, with nothing left for gc."""
+    srcs = versions()
+    m = mounts.new('old')
+    write_series(m, srcs)
+    before = m.stats()
+    for s in srcs[:8]:
+        os.unlink(m.p(os.path.basename(s)))
+    st = m.stats()
+    assert st['unreferenced_objects'] == 0, st
+    assert st['objects'] == 2, (before['objects'], [(f['path'], f['object'], f['base_object'], f['depth']) for f in before['files']], [(f['path'], f['object'], f['base_object'], f['depth']) for f in st['files']], st['chains'])
+    for s in srcs[8:]:
+        assert H.sha256_file(m.p(os.path.basename(s))) == H.sha256_file(s)
+    assert admin('verify', m.backing).returncode == 0
+
+
 def test_gc_mounted_with_readers(mounts):
     srcs = versions()
     m = mounts.new('gc')
     write_series(m, srcs)
-    for s in srcs[:8]:
+    # the newest versions: bases of the older ones (reverse deltas), so they stay, hidden
+    for s in srcs[2:]:
         os.unlink(m.p(os.path.basename(s)))
-    survivors = srcs[8:]
+    survivors = srcs[:2]
     want = {s: H.sha256_file(s) for s in survivors}
     logical = sum(os.path.getsize(s) for s in survivors)
     st = m.stats()

@@ -1,6 +1,7 @@
-"""The daemon's layout pass (newest_keyframe, on by default): once encoding is idle, the newest
-version of each chain is stored as its keyframe and older versions as deltas against their
-successors (reverse deltas), so the checkpoint a job resumes from is the cheapest to read."""
+"""Reverse ingest (newest_keyframe, on by default): the newest version of each chain is stored as
+its keyframe and older versions as deltas against their successors (reverse deltas), so the
+checkpoint a job resumes from is the cheapest to read. Each ingest codes the new version once and
+re-codes its predecessor once; the idle layout pass only bounds chain depth."""
 import os
 import threading
 
@@ -40,7 +41,12 @@ def test_newest_is_the_keyframe_after_flush(mounts):
         put(m, s)
     r = m.admin('flush', m.backing)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert 'layout: 1 chains now end in a keyframe' in r.stdout, r.stdout
+    # reverse ingest: each new version is coded once, as the keyframe, and its predecessor once,
+    # against it, in the same job; the idle layout pass has nothing left to re-encode
+    recoded = [l for l in r.stdout.splitlines() if l.startswith('encoded ') and ' recoded=' in l]
+    assert len(recoded) == len(srcs) - 1, r.stdout
+    assert all('base=0 (keyframe)' in l for l in recoded), r.stdout
+    assert 'chains now end in a keyframe' not in r.stdout, r.stdout
     es = entries(m)
     assert base(es, names[-1]) is None and es[names[-1]]['depth'] == 0, es[names[-1]]
     for i in range(len(names) - 1):
@@ -53,8 +59,8 @@ def test_newest_is_the_keyframe_after_flush(mounts):
 
 
 def test_each_new_version_takes_over_the_keyframe(mounts):
-    """Checkpoints arriving one at a time: each flush moves the keyframe to the newest, in two
-    re-encodes, and the earlier reverse deltas stay as they are."""
+    """Checkpoints arriving one at a time: each flush moves the keyframe to the newest (one encode,
+    one re-code of the predecessor), and the earlier reverse deltas stay as they are."""
     srcs = versions()[:4]
     names = [os.path.basename(s) for s in srcs]
     m = mounts.new('nk1')

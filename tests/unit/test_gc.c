@@ -85,7 +85,7 @@ static void put(int k, int base)
 	char tmp[64];
 	int fd = store_tmp_create(s, tmp, sizeof(tmp));
 	cr_assert(fd >= 0);
-	enc_opts eo = {0, 0, 1};
+	enc_opts eo = {.threads = 1};
 	enc_stats es;
 	cr_assert_eq(enc_encode(&eo, &n, base >= 0 ? &b : NULL, bo.hash, fd, &es), 0);
 	struct stat st;
