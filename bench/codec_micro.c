@@ -3,8 +3,9 @@
  * chunks with a fixed element width approximate tensor-aligned chunking.
  *
  * Build by hand (not part of the meson build):
- *   cc -O2 -D_GNU_SOURCE -Icore/codec -Icore/common bench/codec_micro.c core/codec/codec.c core/codec/planes.c \
- *      core/codec/eliasdelta.c -lzstd -o /tmp/codec_micro
+ *   cc -O2 -D_GNU_SOURCE -Icore/codec -Icore/common bench/codec_micro.c core/codec/codec.c \
+ *      core/codec/codec_zstd.c core/codec/codec_planes.c core/codec/codec_sparse.c \
+ *      core/codec/planes.c core/codec/eliasdelta.c -lzstd -o /tmp/codec_micro
  * Usage: codec_micro [-l level] [-c chunk] [-o] W:base:new[:segs] ...  (W = width, 0 = untyped)
  *   segs: optional file of "off len width" lines (tensor regions of new, equal offsets in base);
  *   then tensors are chunked per tensor and the bytes between them coded as untyped with ZREF

@@ -11,8 +11,10 @@ set -euo pipefail
 D=$1; shift
 HERE=$(cd "$(dirname "$0")" && pwd)
 B=${B:-/tmp/codec_micro}
-cc -O2 -D_GNU_SOURCE -I"$HERE/../core/codec" -I"$HERE/../core/common" "$HERE/codec_micro.c" "$HERE/../core/codec/codec.c" \
-	"$HERE/../core/codec/planes.c" "$HERE/../core/codec/eliasdelta.c" -lzstd -o "$B"
+C=$HERE/../core/codec
+cc -O2 -D_GNU_SOURCE -I"$C" -I"$HERE/../core/common" "$HERE/codec_micro.c" "$C/codec.c" \
+	"$C/codec_zstd.c" "$C/codec_planes.c" "$C/codec_sparse.c" "$C/planes.c" "$C/eliasdelta.c" \
+	-lzstd -o "$B"
 S=$(mktemp -d)
 trap 'rm -rf "$S"' EXIT
 seg() { local o=$S/$(echo "$1" | tr / _); [ -f "$o" ] || /usr/bin/python3 "$HERE/codec_micro_segs.py" "$1" > "$o"; echo "$o"; }
