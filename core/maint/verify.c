@@ -223,7 +223,7 @@ static int check_object(vx *x, const store_obj *o, uint8_t **buf, size_t *bufcap
 /* Rows without blobs are found per object; here: blobs without rows. */
 static void check_blob_files(vx *x)
 {
-	int dfd = openat(store_dirfd(x->s), "objects", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dfd = openat(store_dirfd(x->s), STORE_BLOB_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0) {
 		note(x, "objects/ directory missing: %s\n", strerror(errno));
 		x->res->problems++;
@@ -236,11 +236,10 @@ static void check_blob_files(vx *x)
 	}
 	struct dirent *e;
 	while ((e = readdir(d))) {
-		char *end;
+		uint64_t id;
 		if (e->d_name[0] == '.')
 			continue;
-		uint64_t id = strtoull(e->d_name, &end, 16);
-		if (end != e->d_name + 16 || strcmp(end, ".tpdo")) {
+		if (store_blob_name_parse(e->d_name, &id) < 0) {
 			note(x, "objects/%s: not an object blob name (note)\n", e->d_name);
 			continue;
 		}
@@ -339,8 +338,8 @@ static void check_inodes(vx *x)
 	}
 	if (store_list_staged(x->s, &ids, &n) == 0) {
 		for (size_t i = 0; i < n; i++) {
-			char rel[64];
-			snprintf(rel, sizeof(rel), "staging/%016" PRIx64, ids[i]);
+			char rel[STORE_STAGING_NAME_SIZE];
+			store_staging_name(ids[i], rel, sizeof(rel));
 			struct stat st;
 			store_attr a;
 			if (fstatat(store_dirfd(x->s), rel, &st, 0) == 0)

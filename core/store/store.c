@@ -222,8 +222,8 @@ void store_unlock(store *s)
 	s->ngone = 0;
 	pthread_mutex_unlock(&s->mu);
 	for (size_t i = 0; i < n; i++) {
-		char p[64];
-		snprintf(p, sizeof(p), "objects/%016llx.tpdo", (unsigned long long)gone[i]);
+		char p[STORE_BLOB_NAME_SIZE];
+		store_blob_name(gone[i], p, sizeof(p));
 		unlinkat(s->dirfd, p, 0);
 		if (s->gone_fn)
 			s->gone_fn(s->gone_ctx, gone[i]);

@@ -14,44 +14,86 @@
 
 #include "io.h"
 
-static void staging_rel(uint64_t ino, char *buf, size_t size)
+/* 16 lowercase hex digits exactly (what %016 PRIx64 prints): 0, or -EINVAL. A NUL among them
+ * fails the digit test, so short names are safe. */
+static int parse_hex16(const char *p, uint64_t *v)
 {
-	snprintf(buf, size, "staging/%016" PRIx64, ino);
+	uint64_t x = 0;
+	for (int i = 0; i < 16; i++) {
+		char c = p[i];
+		unsigned d;
+		if (c >= '0' && c <= '9')
+			d = (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			d = (unsigned)(c - 'a' + 10);
+		else
+			return -EINVAL;
+		x = x << 4 | d;
+	}
+	*v = x;
+	return 0;
 }
 
-static void obj_rel(uint64_t id, char *buf, size_t size)
+void store_blob_name(uint64_t id, char *buf, size_t size)
 {
-	snprintf(buf, size, "objects/%016" PRIx64 ".tpdo", id);
+	snprintf(buf, size, STORE_BLOB_DIR "/%016" PRIx64 ".tpdo", id);
+}
+
+int store_blob_name_parse(const char *name, uint64_t *id)
+{
+	uint64_t v;
+	if (!name || parse_hex16(name, &v) < 0 || strcmp(name + 16, ".tpdo") != 0)
+		return -EINVAL;
+	*id = v;
+	return 0;
+}
+
+void store_staging_name(uint64_t ino, char *buf, size_t size)
+{
+	snprintf(buf, size, STORE_STAGING_DIR "/%016" PRIx64, ino);
+}
+
+int store_staging_name_parse(const char *name, uint64_t *ino)
+{
+	uint64_t v;
+	if (!name || parse_hex16(name, &v) < 0 || name[16] != 0)
+		return -EINVAL;
+	*ino = v;
+	return 0;
 }
 
 void store_staging_path(const store *s, uint64_t ino, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s/staging/%016" PRIx64, s->path, ino);
+	char rel[STORE_STAGING_NAME_SIZE];
+	store_staging_name(ino, rel, sizeof(rel));
+	snprintf(buf, size, "%s/%s", s->path, rel);
 }
 
 void store_obj_path(const store *s, uint64_t id, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s/objects/%016" PRIx64 ".tpdo", s->path, id);
+	char rel[STORE_BLOB_NAME_SIZE];
+	store_blob_name(id, rel, sizeof(rel));
+	snprintf(buf, size, "%s/%s", s->path, rel);
 }
 
 int store_obj_open(store *s, uint64_t id)
 {
-	char rel[64];
-	obj_rel(id, rel, sizeof(rel));
+	char rel[STORE_BLOB_NAME_SIZE];
+	store_blob_name(id, rel, sizeof(rel));
 	int fd = openat(s->dirfd, rel, O_RDONLY | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 
 int store_staging_open(store *s, uint64_t ino, int create)
 {
-	char rel[64];
-	staging_rel(ino, rel, sizeof(rel));
+	char rel[STORE_STAGING_NAME_SIZE];
+	store_staging_name(ino, rel, sizeof(rel));
 	int fd = openat(s->dirfd, rel, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
 	if (fd < 0)
 		return -errno;
 	if (create) {
 		/* the new name must survive a crash before the inode row says "staged" */
-		int dfd = openat(s->dirfd, "staging", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int dfd = openat(s->dirfd, STORE_STAGING_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd >= 0) {
 			io_fsync_dirfd(dfd);
 			close(dfd);
@@ -240,11 +282,11 @@ int store_obj_install(store *s, int fd, const char *tmp_path, uint64_t id)
 {
 	if (fsync(fd) < 0)
 		return -errno;
-	char rel[64];
-	obj_rel(id, rel, sizeof(rel));
+	char rel[STORE_BLOB_NAME_SIZE];
+	store_blob_name(id, rel, sizeof(rel));
 	if (renameat(s->dirfd, tmp_path, s->dirfd, rel) < 0)
 		return -errno;
-	int dfd = openat(s->dirfd, "objects", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dfd = openat(s->dirfd, STORE_BLOB_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -errno;
 	int r = io_fsync_dirfd(dfd);
@@ -254,8 +296,8 @@ int store_obj_install(store *s, int fd, const char *tmp_path, uint64_t id)
 
 void store_obj_discard(store *s, uint64_t id)
 {
-	char rel[64];
-	obj_rel(id, rel, sizeof(rel));
+	char rel[STORE_BLOB_NAME_SIZE];
+	store_blob_name(id, rel, sizeof(rel));
 	unlinkat(s->dirfd, rel, 0);
 }
 
@@ -355,8 +397,8 @@ int store_commit_object(store *s, uint64_t ino, const store_obj *o, int (*check)
 end:
 	r = store_end(s, r);
 	if (r >= 0) {
-		char rel[64];
-		staging_rel(ino, rel, sizeof(rel));
+		char rel[STORE_STAGING_NAME_SIZE];
+		store_staging_name(ino, rel, sizeof(rel));
 		unlinkat(s->dirfd, rel, 0);
 	}
 out:
@@ -395,8 +437,8 @@ static int drop_inode_locked(store *s, uint64_t ino)
 		r = store_obj_release_locked(s, a.pred_hint);
 	r = store_end(s, r);
 	if (r >= 0) {
-		char rel[64];
-		staging_rel(ino, rel, sizeof(rel));
+		char rel[STORE_STAGING_NAME_SIZE];
+		store_staging_name(ino, rel, sizeof(rel));
 		unlinkat(s->dirfd, rel, 0);
 	}
 	return r;
@@ -438,24 +480,23 @@ static void clean_tmp(store *s, const char *name)
 
 static void clean_blob(store *s, const char *name)
 {
-	char *end;
-	uint64_t id = strtoull(name, &end, 16);
+	uint64_t id;
 	store_obj o;
-	if (end == name + 16 && !strcmp(end, ".tpdo") && obj_get_locked(s, id, &o) == 0)
+	if (store_blob_name_parse(name, &id) == 0 && obj_get_locked(s, id, &o) == 0)
 		return;
 	char rel[300];
-	snprintf(rel, sizeof(rel), "objects/%s", name);
+	snprintf(rel, sizeof(rel), STORE_BLOB_DIR "/%s", name);
 	unlinkat(s->dirfd, rel, 0);
 }
 
 static void clean_staging(store *s, const char *name)
 {
-	char *end;
-	uint64_t ino = strtoull(name, &end, 16);
+	uint64_t ino;
 	store_attr a;
 	char rel[300];
-	snprintf(rel, sizeof(rel), "staging/%s", name);
-	if (end == name + 16 && !*end && store_getattr_locked(s, ino, &a) == 0 && a.staged) {
+	snprintf(rel, sizeof(rel), STORE_STAGING_DIR "/%s", name);
+	if (store_staging_name_parse(name, &ino) == 0 && store_getattr_locked(s, ino, &a) == 0 &&
+	    a.staged) {
 		/* the committed size is what a closed file had; later bytes were never closed */
 		int fd = openat(s->dirfd, rel, O_RDWR | O_CLOEXEC);
 		if (fd >= 0) {
@@ -517,9 +558,9 @@ int store_recover(store *s, uint64_t **staged, size_t *nstaged)
 	store_unlock(s);
 	store_lock(s);
 	if (r >= 0)
-		r = scan_dir(s, "objects", clean_blob);
+		r = scan_dir(s, STORE_BLOB_DIR, clean_blob);
 	if (r >= 0)
-		r = scan_dir(s, "staging", clean_staging);
+		r = scan_dir(s, STORE_STAGING_DIR, clean_staging);
 	store_unlock(s);
 	if (r >= 0)
 		r = store_list_staged(s, staged, nstaged);

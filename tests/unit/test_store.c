@@ -215,3 +215,102 @@ Test(store, rdonly_changes_nothing)
 	cr_assert_eq(store_open(dir, STORE_O_RDONLY, &s, err, sizeof(err)), -EMEDIUMTYPE);
 	cr_assert_eq(store_open(dir, STORE_O_NOWAIT, &s, err, sizeof(err)), 0, "%s", err);
 }
+
+/* ---- blob and staging names ---- */
+
+Test(store, blob_name_round_trip)
+{
+	char buf[STORE_BLOB_NAME_SIZE];
+	store_blob_name(0xab, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "objects/00000000000000ab.tpdo");
+	const uint64_t ids[] = {0, 1, 0xab, 0x0123456789abcdefULL, UINT64_MAX};
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		store_blob_name(ids[i], buf, sizeof(buf));
+		cr_assert_eq(strlen(buf), STORE_BLOB_NAME_SIZE - 1);
+		cr_assert_eq(strncmp(buf, STORE_BLOB_DIR "/", sizeof(STORE_BLOB_DIR)), 0);
+		uint64_t got = 7;
+		cr_assert_eq(store_blob_name_parse(buf + sizeof(STORE_BLOB_DIR), &got), 0, "%s", buf);
+		cr_assert_eq(got, ids[i]);
+	}
+	/* what the store opens is what it names */
+	uint64_t id;
+	cr_assert_eq(store_obj_reserve(s, &id), 0);
+	char tmp[64];
+	int fd = store_tmp_create(s, tmp, sizeof(tmp));
+	cr_assert(fd >= 0);
+	cr_assert_eq(store_obj_install(s, fd, tmp, id), 0);
+	close(fd);
+	store_blob_name(id, buf, sizeof(buf));
+	cr_assert_eq(faccessat(store_dirfd(s), buf, F_OK, 0), 0);
+	char abs[512], want[512];
+	store_obj_path(s, id, abs, sizeof(abs));
+	snprintf(want, sizeof(want), "%s/%s", store_dir(s), buf);
+	cr_assert_str_eq(abs, want);
+	store_obj_discard(s, id);
+	cr_assert_eq(faccessat(store_dirfd(s), buf, F_OK, 0), -1);
+}
+
+Test(store, blob_name_rejects)
+{
+	static const char *const bad[] = {
+		"",
+		"00000000000000ab",                /* no suffix */
+		"0000000000000ab.tpdo",            /* 15 digits */
+		"000000000000000ab.tpdo",          /* 17 digits */
+		"00000000000000AB.tpdo",           /* upper case: never written */
+		"0x000000000000ab.tpdo",           /* strtoull would take the prefix */
+		" 0000000000000ab.tpdo",           /* ... and leading blanks */
+		"-000000000000001.tpdo",           /* ... and a sign */
+		"00000000000000ag.tpdo",           /* not hex */
+		"00000000000000ab.tpd",            /* wrong suffix */
+		"00000000000000ab.TPDO",
+		"00000000000000ab.tpdx",
+		"00000000000000ab.tpdo.tmp",       /* trailing bytes */
+		"00000000000000ab.tpdo~",
+		"objects/00000000000000ab.tpdo",   /* a path, not a name */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint64_t id = 7;
+		cr_assert_eq(store_blob_name_parse(bad[i], &id), -EINVAL, "'%s'", bad[i]);
+		cr_assert_eq(id, 7, "'%s' wrote the id", bad[i]);
+	}
+	uint64_t id;
+	cr_assert_eq(store_blob_name_parse(NULL, &id), -EINVAL);
+	/* a name with a NUL inside the digits ends there */
+	const char cut[] = "00000000\0" "0000000ab.tpdo";
+	cr_assert_eq(store_blob_name_parse(cut, &id), -EINVAL);
+}
+
+Test(store, staging_name_round_trip_and_rejects)
+{
+	char buf[STORE_STAGING_NAME_SIZE];
+	store_staging_name(0xab, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "staging/00000000000000ab");
+	uint64_t ino = 0;
+	cr_assert_eq(store_staging_name_parse(buf + sizeof(STORE_STAGING_DIR), &ino), 0);
+	cr_assert_eq(ino, 0xab);
+	store_staging_name(UINT64_MAX, buf, sizeof(buf));
+	cr_assert_eq(store_staging_name_parse(buf + sizeof(STORE_STAGING_DIR), &ino), 0);
+	cr_assert_eq(ino, UINT64_MAX);
+	static const char *const bad[] = {
+		"", "0000000000000ab", "000000000000000ab", "00000000000000AB", "0x000000000000ab",
+		"00000000000000ag", "00000000000000ab.tpdo", "00000000000000ab~",
+		"staging/00000000000000ab",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ino = 7;
+		cr_assert_eq(store_staging_name_parse(bad[i], &ino), -EINVAL, "'%s'", bad[i]);
+		cr_assert_eq(ino, 7);
+	}
+	/* the file store_staging_open creates is the one named */
+	uint64_t f = mk(1, "f", S_IFREG | 0644);
+	int fd = store_staging_open(s, f, 1);
+	cr_assert(fd >= 0);
+	close(fd);
+	store_staging_name(f, buf, sizeof(buf));
+	cr_assert_eq(faccessat(store_dirfd(s), buf, F_OK, 0), 0);
+	char abs[512], want[512];
+	store_staging_path(s, f, abs, sizeof(abs));
+	snprintf(want, sizeof(want), "%s/%s", store_dir(s), buf);
+	cr_assert_str_eq(abs, want);
+}
