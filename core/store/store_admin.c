@@ -7,21 +7,65 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+
+/* Column 0 of every row of sql, ?1..?nb bound to b[] (lock held). Prepared per call: these
+ * queries are rare. */
+static int ids_bound(store *s, const char *sql, const int64_t *b, int nb, uint64_t **ids,
+		     size_t *n)
+{
+	sqlite3_stmt *st;
+	*ids = NULL;
+	*n = 0;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	for (int i = 0; i < nb; i++)
+		sqlite3_bind_int64(st, i + 1, b[i]);
+	int r = store_collect_ids(s, st, ids, n);
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* ids_bound taking the lock. */
+static int admin_ids(store *s, const char *sql, const int64_t *b, int nb, uint64_t **ids,
+		     size_t *n)
+{
+	store_lock(s);
+	int r = ids_bound(s, sql, b, nb, ids, n);
+	store_unlock(s);
+	return r;
+}
 
 int store_admin_ids(store *s, const char *sql, uint64_t **ids, size_t *n)
 {
-	*ids = NULL;
-	*n = 0;
-	store_lock(s);
-	sqlite3_stmt *st;
-	int r = -EIO;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK) {
-		r = store_collect_ids(s, st, ids, n);
-		sqlite3_finalize(st);
-	}
-	store_unlock(s);
-	return r;
+	return admin_ids(s, sql, NULL, 0, ids, n);
+}
+
+int store_admin_inodes_of_obj(store *s, uint64_t obj, uint64_t **inos, size_t *n)
+{
+	int64_t b[] = {(int64_t)obj};
+	return admin_ids(s, "SELECT ino FROM inodes WHERE obj=?1 ORDER BY ino", b, 1, inos, n);
+}
+
+int store_admin_dangling_obj_refs(store *s, uint64_t **inos, size_t *n)
+{
+	/* objects.id is the primary key (never NULL), so NOT IN means "no such row" */
+	return admin_ids(s, "SELECT ino FROM inodes WHERE obj IS NOT NULL AND obj NOT IN "
+			 "(SELECT id FROM objects) ORDER BY obj, ino", NULL, 0, inos, n);
+}
+
+int store_admin_dangling_pred_hints(store *s, uint64_t **inos, size_t *n)
+{
+	return admin_ids(s, "SELECT ino FROM inodes WHERE pred_hint IS NOT NULL AND pred_hint NOT IN "
+			 "(SELECT id FROM objects) ORDER BY pred_hint, ino", NULL, 0, inos, n);
+}
+
+int store_admin_files_without_data(store *s, uint64_t **inos, size_t *n)
+{
+	int64_t b[] = {S_IFMT, S_IFREG};
+	return admin_ids(s, "SELECT ino FROM inodes WHERE (mode & ?1)=?2 AND size>0 AND staged=0 "
+			 "AND obj IS NULL AND nlink>0 ORDER BY ino", b, 2, inos, n);
 }
 
 int store_admin_objects(store *s, store_obj **objs, size_t *n)
@@ -85,15 +129,8 @@ static int exec2(store *s, const char *sql, uint64_t a, uint64_t b)
 
 static int ids_of(store *s, const char *sql, uint64_t a, uint64_t **ids, size_t *n)
 {
-	sqlite3_stmt *st;
-	*ids = NULL;
-	*n = 0;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, (int64_t)a);
-	int r = store_collect_ids(s, st, ids, n);
-	sqlite3_finalize(st);
-	return r;
+	int64_t b[] = {(int64_t)a};
+	return ids_bound(s, sql, b, 1, ids, n);
 }
 
 /* 1 if obj's chain of bases passes through anc, 0 if not, -errno. Bounded: a damaged table with a
