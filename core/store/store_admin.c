@@ -48,6 +48,28 @@ int store_admin_inodes_of_obj(store *s, uint64_t obj, uint64_t **inos, size_t *n
 	return admin_ids(s, "SELECT ino FROM inodes WHERE obj=?1 ORDER BY ino", b, 1, inos, n);
 }
 
+int store_admin_first_inode_of_obj(store *s, uint64_t obj, uint64_t *ino)
+{
+	int64_t b[] = {(int64_t)obj};
+	uint64_t *v;
+	size_t n;
+	*ino = 0;
+	int r = admin_ids(s, "SELECT ino FROM inodes WHERE obj=?1 ORDER BY ino LIMIT 1", b, 1, &v,
+			  &n);
+	if (r < 0)
+		return r;
+	if (n)
+		*ino = v[0];
+	free(v);
+	return 0;
+}
+
+int store_admin_inode_objs(store *s, uint64_t **objs, size_t *n)
+{
+	return admin_ids(s, "SELECT obj FROM inodes WHERE obj IS NOT NULL AND obj<>0 ORDER BY ino",
+			 NULL, 0, objs, n);
+}
+
 int store_admin_dangling_obj_refs(store *s, uint64_t **inos, size_t *n)
 {
 	/* objects.id is the primary key (never NULL), so NOT IN means "no such row" */
@@ -275,16 +297,25 @@ int store_admin_quick_check(store *s, char *msg, size_t len)
 
 int store_admin_next_obj(store *s, uint64_t *next)
 {
-	uint64_t *ids;
-	size_t n;
-	int r = store_admin_ids(s, "SELECT value FROM meta WHERE key='next_obj'", &ids, &n);
-	if (r < 0)
-		return r;
-	*next = n ? ids[0] : 0;
-	free(ids);
-	return n ? 0 : -EIO;
+	*next = 0;
+	store_lock(s);
+	sqlite3_stmt *st;
+	int r = -EIO;
+	if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key=?1", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_text(st, 1, "next_obj", -1, SQLITE_STATIC);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*next = (uint64_t)sqlite3_column_int64(st, 0);
+			r = 0;
+		} else if (rc != SQLITE_DONE) {
+			r = store_sqlerr(s, rc);
+		}
+		sqlite3_finalize(st); /* SQLITE_DONE: no counter row, a damaged store (-EIO) */
+	}
+	store_unlock(s);
+	return r;
 }
-
 
 int store_admin_checkpoint(store *s)
 {

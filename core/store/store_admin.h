@@ -11,14 +11,23 @@
 /* Every object row, malloc'd (ordered by id). */
 int store_admin_objects(store *s, store_obj **objs, size_t *n);
 
-/* Ids returned by an SQL query whose first column is an integer (malloc'd). For checks such as
- * "inodes whose obj has no row". */
+/* Deprecated, to be removed once gc.c uses the named functions below: ids returned by an SQL
+ * query whose first column is an integer (malloc'd). SQL belongs inside the store (another
+ * metadata engine will implement this interface); nothing else may call it. */
 int store_admin_ids(store *s, const char *sql, uint64_t **ids, size_t *n);
 
 /* Id lists below are malloc'd (NULL when empty), in the order stated, -errno on failure. */
 
 /* Inodes whose data is object obj, ascending (verify: the files a damaged object hurts). */
 int store_admin_inodes_of_obj(store *s, uint64_t obj, uint64_t **inos, size_t *n);
+
+/* The lowest-numbered inode whose data is object obj, *ino = 0 when none (gc: a file name for
+ * messages, a file to find predecessor candidates for). */
+int store_admin_first_inode_of_obj(store *s, uint64_t obj, uint64_t *ino);
+
+/* The obj of every inode that has one, in ascending inode order; an object held by several files
+ * appears once per file (gc: which file holding an object is the newest). */
+int store_admin_inode_objs(store *s, uint64_t **objs, size_t *n);
 
 /* Inodes whose obj names an object that has no row: their data is lost. By obj, then ino. */
 int store_admin_dangling_obj_refs(store *s, uint64_t **inos, size_t *n);

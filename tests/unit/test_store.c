@@ -367,15 +367,20 @@ static void assert_ids(uint64_t *got, size_t n, const uint64_t *want, size_t nw,
 	free(got);
 }
 
-Test(store, admin_inodes_of_obj)
+Test(store, admin_obj_queries)
 {
 	uint64_t f1 = mk(1, "f1", S_IFREG | 0644), f2 = mk(1, "f2", S_IFREG | 0644);
 	uint64_t f3 = mk(1, "f3", S_IFREG | 0644);
 	uint64_t a = put_obj(f1), b = put_obj(f2);
-	uint64_t *v;
+	uint64_t next;
+	cr_assert_eq(store_admin_next_obj(s, &next), 0);
+	cr_assert_eq(next, b + 1);
+	uint64_t *v, ino;
 	size_t n;
 	cr_assert_eq(store_admin_inodes_of_obj(s, a, &v, &n), 0);
 	assert_ids(v, n, (uint64_t[]){f1}, 1, "inodes_of_obj(a)");
+	cr_assert_eq(store_admin_inode_objs(s, &v, &n), 0);
+	assert_ids(v, n, (uint64_t[]){a, b}, 2, "inode_objs");
 	/* two files on one object (what a gc dedup would leave) */
 	damage("UPDATE inodes SET obj=%llu WHERE ino=%llu", (unsigned long long)a,
 	       (unsigned long long)f3);
@@ -385,6 +390,16 @@ Test(store, admin_inodes_of_obj)
 	assert_ids(v, n, (uint64_t[]){f2}, 1, "inodes_of_obj(b)");
 	cr_assert_eq(store_admin_inodes_of_obj(s, 999, &v, &n), 0);
 	assert_ids(v, n, NULL, 0, "inodes_of_obj(999)");
+	cr_assert_eq(store_admin_first_inode_of_obj(s, a, &ino), 0);
+	cr_assert_eq(ino, f1);
+	cr_assert_eq(store_admin_first_inode_of_obj(s, b, &ino), 0);
+	cr_assert_eq(ino, f2);
+	ino = 5;
+	cr_assert_eq(store_admin_first_inode_of_obj(s, 999, &ino), 0);
+	cr_assert_eq(ino, 0);
+	/* ascending inodes, one entry per file */
+	cr_assert_eq(store_admin_inode_objs(s, &v, &n), 0);
+	assert_ids(v, n, (uint64_t[]){a, b, a}, 3, "inode_objs shared");
 }
 
 Test(store, admin_dangling_refs)
