@@ -1,4 +1,5 @@
-/* store_internal.h - shared between store.c and store_data.c only. */
+/* store_internal.h - shared by the store modules (store.c, store_ns.c, store_data.c, store_admin.c)
+ * only: the connection, its statement cache and lock. Nothing outside core/store includes it. */
 #ifndef TPDEFS_STORE_INTERNAL_H
 #define TPDEFS_STORE_INTERNAL_H
 
