@@ -1,7 +1,8 @@
 /* store.c - the backing directory and its connection: open (init, format check, LOCK, integrity
  * check), reopen, close; the SQLite schema, the statement cache, transactions and the lock.
- * Namespace operations are in store_ns.c, objects and staging in store_data.c, maintenance
- * queries in store_admin.c. Layout: docs/FORMAT.md (backing directory). */
+ * Namespace operations are in store_ns.c, objects and staging in store_data.c, mount-time
+ * recovery in store_recover.c, maintenance queries in store_admin.c. Layout: docs/FORMAT.md
+ * (backing directory). */
 #include "store_internal.h"
 
 #include <dirent.h>

@@ -1,15 +1,13 @@
-/* store_data.c - objects, staging files, inode deletion and mount-time recovery.
+/* store_data.c - objects, staging files and inode deletion (recovery: store_recover.c).
  * Blob names are relative to the backing directory fd, so path length never matters. */
 #include "store_internal.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -207,7 +205,7 @@ int store_staged_bytes(store *s, uint64_t *bytes)
 	return r;
 }
 
-static int obj_get_locked(store *s, uint64_t id, store_obj *o)
+int store_obj_get_locked(store *s, uint64_t id, store_obj *o)
 {
 	sqlite3_stmt *st = store_stmt(s, ST_OBJ_GET);
 	if (!st)
@@ -228,7 +226,7 @@ static int obj_get_locked(store *s, uint64_t id, store_obj *o)
 int store_obj_get(store *s, uint64_t id, store_obj *o)
 {
 	store_lock(s);
-	int r = obj_get_locked(s, id, o);
+	int r = store_obj_get_locked(s, id, o);
 	store_unlock(s);
 	return r;
 }
@@ -320,7 +318,7 @@ int store_obj_release_locked(store *s, uint64_t obj)
 		if (r)
 			return r < 0 ? r : 0;
 		store_obj o = {0};
-		r = obj_get_locked(s, obj, &o);
+		r = store_obj_get_locked(s, obj, &o);
 		if (r < 0)
 			return r == -ENOENT ? 0 : r;
 		r = exists_query(s, ST_OBJ_HAS_DEP, obj);
@@ -374,7 +372,7 @@ int store_commit_object(store *s, uint64_t ino, const store_obj *o, int (*check)
 	if (r < 0)
 		goto end;
 	store_obj bo;
-	if (o->base && obj_get_locked(s, o->base, &bo) < 0) {
+	if (o->base && store_obj_get_locked(s, o->base, &bo) < 0) {
 		r = -ESTALE; /* the base was deleted while we encoded against it */
 		goto end;
 	}
@@ -406,7 +404,7 @@ out:
 	return r;
 }
 
-static int drop_inode_locked(store *s, uint64_t ino)
+int store_drop_inode_locked(store *s, uint64_t ino)
 {
 	store_attr a;
 	int r = store_getattr_locked(s, ino, &a);
@@ -447,123 +445,8 @@ static int drop_inode_locked(store *s, uint64_t ino)
 int store_drop_inode(store *s, uint64_t ino)
 {
 	store_lock(s);
-	int r = drop_inode_locked(s, ino);
+	int r = store_drop_inode_locked(s, ino);
 	store_unlock(s);
-	return r;
-}
-
-/* Call fn(name) for each entry of BACKING/sub. */
-static int scan_dir(store *s, const char *sub, void (*fn)(store *s, const char *name))
-{
-	int fd = openat(s->dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			fn(s, e->d_name);
-	closedir(d);
-	return 0;
-}
-
-static void clean_tmp(store *s, const char *name)
-{
-	char rel[300];
-	snprintf(rel, sizeof(rel), "tmp/%s", name);
-	unlinkat(s->dirfd, rel, 0);
-}
-
-static void clean_blob(store *s, const char *name)
-{
-	uint64_t id;
-	store_obj o;
-	if (store_blob_name_parse(name, &id) == 0 && obj_get_locked(s, id, &o) == 0)
-		return;
-	char rel[300];
-	snprintf(rel, sizeof(rel), STORE_BLOB_DIR "/%s", name);
-	unlinkat(s->dirfd, rel, 0);
-}
-
-static void clean_staging(store *s, const char *name)
-{
-	uint64_t ino;
-	store_attr a;
-	char rel[300];
-	snprintf(rel, sizeof(rel), STORE_STAGING_DIR "/%s", name);
-	if (store_staging_name_parse(name, &ino) == 0 && store_getattr_locked(s, ino, &a) == 0 &&
-	    a.staged) {
-		/* the committed size is what a closed file had; later bytes were never closed */
-		int fd = openat(s->dirfd, rel, O_RDWR | O_CLOEXEC);
-		if (fd >= 0) {
-			struct stat st;
-			if (fstat(fd, &st) == 0 && (uint64_t)st.st_size != a.size) {
-				if (ftruncate(fd, (off_t)a.size) == 0)
-					fsync(fd);
-			}
-			close(fd);
-		}
-		return;
-	}
-	unlinkat(s->dirfd, rel, 0);
-}
-
-int store_recover(store *s, uint64_t **staged, size_t *nstaged)
-{
-	*staged = NULL;
-	*nstaged = 0;
-	store_lock(s);
-	int r = scan_dir(s, "tmp", clean_tmp);
-	/* unlinked inodes whose last user went away while we were down */
-	sqlite3_stmt *st;
-	uint64_t *dead = NULL;
-	size_t ndead = 0;
-	if (r >= 0 && sqlite3_prepare_v2(s->db, "SELECT ino FROM inodes WHERE nlink=0", -1, &st,
-					 NULL) == SQLITE_OK) {
-		r = store_collect_ids(s, st, &dead, &ndead);
-		sqlite3_finalize(st);
-	}
-	for (size_t i = 0; r >= 0 && i < ndead; i++) {
-		r = drop_inode_locked(s, dead[i]);
-		if (s->ngone > STORE_GONE_MAX / 2) {
-			store_unlock(s);
-			store_lock(s);
-		}
-	}
-	free(dead);
-	/* objects nobody points at (a crash between commits) */
-	if (r >= 0 && sqlite3_prepare_v2(s->db, "SELECT id FROM objects WHERE id NOT IN "
-					 "(SELECT obj FROM inodes WHERE obj IS NOT NULL UNION "
-					 "SELECT pred_hint FROM inodes WHERE pred_hint IS NOT NULL)",
-					 -1, &st, NULL) == SQLITE_OK) {
-		uint64_t *ids = NULL;
-		size_t n = 0;
-		r = store_collect_ids(s, st, &ids, &n);
-		sqlite3_finalize(st);
-		for (size_t i = 0; r >= 0 && i < n; i++) {
-			r = store_begin(s);
-			if (r >= 0)
-				r = store_end(s, store_obj_release_locked(s, ids[i]));
-			if (s->ngone > STORE_GONE_MAX / 2) {
-				store_unlock(s);
-				store_lock(s);
-			}
-		}
-		free(ids);
-	}
-	store_unlock(s);
-	store_lock(s);
-	if (r >= 0)
-		r = scan_dir(s, STORE_BLOB_DIR, clean_blob);
-	if (r >= 0)
-		r = scan_dir(s, STORE_STAGING_DIR, clean_staging);
-	store_unlock(s);
-	if (r >= 0)
-		r = store_list_staged(s, staged, nstaged);
 	return r;
 }
 
