@@ -135,20 +135,14 @@ static int gc_cancelled(void *ctx)
 static void obj_name(gcx *g, uint64_t obj, char *buf, size_t size)
 {
 	snprintf(buf, size, "-");
-	uint64_t *inos;
-	size_t n;
-	char sql[160];
-	snprintf(sql, sizeof(sql), "SELECT ino FROM inodes WHERE obj=%" PRIu64 " LIMIT 1", obj);
-	if (store_admin_ids(g->s, sql, &inos, &n) < 0)
+	uint64_t ino;
+	if (store_admin_first_inode_of_obj(g->s, obj, &ino) < 0 || !ino)
 		return;
-	if (n) {
-		char name[STORE_NAME_MAX + 1];
-		size_t len;
-		uint64_t parent;
-		if (store_parent(g->s, inos[0], &parent, name, &len) == 0)
-			stats_quote(name, buf, size); /* names are bytes: keep the output one line */
-	}
-	free(inos);
+	char name[STORE_NAME_MAX + 1];
+	size_t len;
+	uint64_t parent;
+	if (store_parent(g->s, ino, &parent, name, &len) == 0)
+		stats_quote(name, buf, size); /* names are bytes: keep the output one line */
 }
 
 /* Re-encode object d (content unchanged) against base a (NULL: keyframe) into a new durable
@@ -291,19 +285,18 @@ static void clean_dir(gcx *g, const char *sub, int doit)
 			continue;
 		int stale = 0;
 		uint64_t *kind = NULL;
-		char *end;
 		if (!strcmp(sub, "tmp")) {
 			stale = 1;
 			kind = &g->res->tmp_files;
 		} else if (!strcmp(sub, "objects")) {
-			uint64_t id = strtoull(nm, &end, 16);
-			if (end != nm + 16 || strcmp(end, ".tpdo"))
+			uint64_t id;
+			if (store_blob_name_parse(nm, &id) < 0)
 				continue; /* not ours: leave it */
 			stale = store_admin_obj_exists(g->s, id) == 0;
 			kind = &g->res->orphan_blobs;
 		} else {
-			uint64_t ino = strtoull(nm, &end, 16);
-			if (end != nm + 16 || *end)
+			uint64_t ino;
+			if (store_staging_name_parse(nm, &ino) < 0)
 				continue;
 			store_attr a;
 			int r = store_getattr(g->s, ino, &a);
@@ -476,15 +469,9 @@ static int rechain(gcx *g, uint64_t **olds, size_t *nolds, size_t *cap)
 		gobj *x = &g->v[i];
 		if (x->o.unref || x->level < 0 || x->base >= 0)
 			continue;
-		char sql[128];
-		snprintf(sql, sizeof(sql), "SELECT ino FROM inodes WHERE obj=%" PRIu64 " LIMIT 1",
-			 x->o.id);
-		uint64_t *inos;
-		size_t ni;
-		if (store_admin_ids(g->s, sql, &inos, &ni) < 0)
+		uint64_t ino;
+		if (store_admin_first_inode_of_obj(g->s, x->o.id, &ino) < 0)
 			continue;
-		uint64_t ino = ni ? inos[0] : 0;
-		free(inos);
 		pred_cand c[8];
 		size_t nc = 0;
 		if (!ino || pred_candidates(g->s, ino, c, 8, &nc) < 0)
@@ -562,8 +549,7 @@ static int newest_file_ranks(gcx *g, const gcx *t, uint64_t *rank)
 {
 	uint64_t *objs;
 	size_t m;
-	int r = store_admin_ids(g->s, "SELECT obj FROM inodes WHERE obj IS NOT NULL AND obj<>0 "
-				      "ORDER BY ino", &objs, &m);
+	int r = store_admin_inode_objs(g->s, &objs, &m);
 	if (r < 0)
 		return r;
 	for (size_t p = 0; p < m; p++) {

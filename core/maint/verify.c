@@ -60,11 +60,9 @@ static void bad_ino(vx *x, uint64_t ino)
 /* Every inode whose data is object obj is damaged. */
 static void bad_obj_users(vx *x, uint64_t obj)
 {
-	char sql[128];
-	snprintf(sql, sizeof(sql), "SELECT ino FROM inodes WHERE obj=%" PRIu64, obj);
 	uint64_t *ids;
 	size_t n;
-	if (store_admin_ids(x->s, sql, &ids, &n) < 0)
+	if (store_admin_inodes_of_obj(x->s, obj, &ids, &n) < 0)
 		return;
 	for (size_t i = 0; i < n; i++)
 		bad_ino(x, ids[i]);
@@ -223,7 +221,7 @@ static int check_object(vx *x, const store_obj *o, uint8_t **buf, size_t *bufcap
 /* Rows without blobs are found per object; here: blobs without rows. */
 static void check_blob_files(vx *x)
 {
-	int dfd = openat(store_dirfd(x->s), "objects", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dfd = openat(store_dirfd(x->s), STORE_BLOB_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0) {
 		note(x, "objects/ directory missing: %s\n", strerror(errno));
 		x->res->problems++;
@@ -236,11 +234,10 @@ static void check_blob_files(vx *x)
 	}
 	struct dirent *e;
 	while ((e = readdir(d))) {
-		char *end;
+		uint64_t id;
 		if (e->d_name[0] == '.')
 			continue;
-		uint64_t id = strtoull(e->d_name, &end, 16);
-		if (end != e->d_name + 16 || strcmp(end, ".tpdo")) {
+		if (store_blob_name_parse(e->d_name, &id) < 0) {
 			note(x, "objects/%s: not an object blob name (note)\n", e->d_name);
 			continue;
 		}
@@ -310,8 +307,7 @@ static void check_inodes(vx *x)
 {
 	uint64_t *ids;
 	size_t n;
-	if (store_admin_ids(x->s, "SELECT ino FROM inodes WHERE obj IS NOT NULL AND obj NOT IN "
-			    "(SELECT id FROM objects)", &ids, &n) == 0) {
+	if (store_admin_dangling_obj_refs(x->s, &ids, &n) == 0) {
 		for (size_t i = 0; i < n; i++) {
 			note(x, "inode %" PRIu64 ": its object does not exist\n", ids[i]);
 			bad_ino(x, ids[i]);
@@ -319,17 +315,14 @@ static void check_inodes(vx *x)
 		}
 		free(ids);
 	}
-	if (store_admin_ids(x->s, "SELECT ino FROM inodes WHERE pred_hint IS NOT NULL AND "
-			    "pred_hint NOT IN (SELECT id FROM objects)", &ids, &n) == 0) {
+	if (store_admin_dangling_pred_hints(x->s, &ids, &n) == 0) {
 		for (size_t i = 0; i < n; i++) {
 			note(x, "inode %" PRIu64 ": predecessor hint names a missing object\n", ids[i]);
 			x->res->problems++;
 		}
 		free(ids);
 	}
-	/* regular files with data but neither an object nor staging */
-	if (store_admin_ids(x->s, "SELECT ino FROM inodes WHERE (mode & 61440)=32768 AND size>0 "
-			    "AND staged=0 AND obj IS NULL AND nlink>0", &ids, &n) == 0) {
+	if (store_admin_files_without_data(x->s, &ids, &n) == 0) {
 		for (size_t i = 0; i < n; i++) {
 			note(x, "inode %" PRIu64 ": has a size but no data\n", ids[i]);
 			bad_ino(x, ids[i]);
@@ -339,8 +332,8 @@ static void check_inodes(vx *x)
 	}
 	if (store_list_staged(x->s, &ids, &n) == 0) {
 		for (size_t i = 0; i < n; i++) {
-			char rel[64];
-			snprintf(rel, sizeof(rel), "staging/%016" PRIx64, ids[i]);
+			char rel[STORE_STAGING_NAME_SIZE];
+			store_staging_name(ids[i], rel, sizeof(rel));
 			struct stat st;
 			store_attr a;
 			if (fstatat(store_dirfd(x->s), rel, &st, 0) == 0)

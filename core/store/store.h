@@ -111,6 +111,22 @@ ssize_t store_getxattr(store *s, uint64_t ino, const char *name, void *buf, size
 ssize_t store_listxattr(store *s, uint64_t ino, char *buf, size_t size);
 int store_removexattr(store *s, uint64_t ino, const char *name);
 
+/* Names under BACKING (docs/FORMAT.md): objects/<id>.tpdo and staging/<ino>, each number as 16
+ * lowercase hex digits. Made and parsed only here so a scan never disagrees with a writer. */
+#define STORE_BLOB_DIR "objects"
+#define STORE_STAGING_DIR "staging"
+#define STORE_BLOB_NAME_SIZE 30    /* "objects/" + 16 hex + ".tpdo" + NUL */
+#define STORE_STAGING_NAME_SIZE 25 /* "staging/" + 16 hex + NUL */
+/* The blob of object id, relative to BACKING ("objects/00000000000000ab.tpdo"). */
+void store_blob_name(uint64_t id, char *buf, size_t size);
+/* A file name as found in objects/ ("00000000000000ab.tpdo"): 0 and *id, or -EINVAL when the
+ * name is not one store_blob_name makes (*id untouched). */
+int store_blob_name_parse(const char *name, uint64_t *id);
+/* The staging file of ino, relative to BACKING ("staging/00000000000000ab"). */
+void store_staging_name(uint64_t ino, char *buf, size_t size);
+/* A file name as found in staging/: 0 and *ino, or -EINVAL (*ino untouched). */
+int store_staging_name_parse(const char *name, uint64_t *ino);
+
 /* Staging. */
 void store_staging_path(const store *s, uint64_t ino, char *buf, size_t size);
 /* Open the staging file of ino (O_RDWR, created empty when create). fd or -errno. */

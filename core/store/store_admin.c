@@ -7,21 +7,82 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 
-int store_admin_ids(store *s, const char *sql, uint64_t **ids, size_t *n)
+/* Column 0 of every row of sql, ?1..?nb bound to b[] (lock held). Prepared per call: these
+ * queries are rare. */
+static int ids_bound(store *s, const char *sql, const int64_t *b, int nb, uint64_t **ids,
+		     size_t *n)
 {
+	sqlite3_stmt *st;
 	*ids = NULL;
 	*n = 0;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	for (int i = 0; i < nb; i++)
+		sqlite3_bind_int64(st, i + 1, b[i]);
+	int r = store_collect_ids(s, st, ids, n);
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* ids_bound taking the lock. */
+static int admin_ids(store *s, const char *sql, const int64_t *b, int nb, uint64_t **ids,
+		     size_t *n)
+{
 	store_lock(s);
-	sqlite3_stmt *st;
-	int r = -EIO;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK) {
-		r = store_collect_ids(s, st, ids, n);
-		sqlite3_finalize(st);
-	}
+	int r = ids_bound(s, sql, b, nb, ids, n);
 	store_unlock(s);
 	return r;
+}
+
+int store_admin_inodes_of_obj(store *s, uint64_t obj, uint64_t **inos, size_t *n)
+{
+	int64_t b[] = {(int64_t)obj};
+	return admin_ids(s, "SELECT ino FROM inodes WHERE obj=?1 ORDER BY ino", b, 1, inos, n);
+}
+
+int store_admin_first_inode_of_obj(store *s, uint64_t obj, uint64_t *ino)
+{
+	int64_t b[] = {(int64_t)obj};
+	uint64_t *v;
+	size_t n;
+	*ino = 0;
+	int r = admin_ids(s, "SELECT ino FROM inodes WHERE obj=?1 ORDER BY ino LIMIT 1", b, 1, &v,
+			  &n);
+	if (r < 0)
+		return r;
+	if (n)
+		*ino = v[0];
+	free(v);
+	return 0;
+}
+
+int store_admin_inode_objs(store *s, uint64_t **objs, size_t *n)
+{
+	return admin_ids(s, "SELECT obj FROM inodes WHERE obj IS NOT NULL AND obj<>0 ORDER BY ino",
+			 NULL, 0, objs, n);
+}
+
+int store_admin_dangling_obj_refs(store *s, uint64_t **inos, size_t *n)
+{
+	/* objects.id is the primary key (never NULL), so NOT IN means "no such row" */
+	return admin_ids(s, "SELECT ino FROM inodes WHERE obj IS NOT NULL AND obj NOT IN "
+			 "(SELECT id FROM objects) ORDER BY obj, ino", NULL, 0, inos, n);
+}
+
+int store_admin_dangling_pred_hints(store *s, uint64_t **inos, size_t *n)
+{
+	return admin_ids(s, "SELECT ino FROM inodes WHERE pred_hint IS NOT NULL AND pred_hint NOT IN "
+			 "(SELECT id FROM objects) ORDER BY pred_hint, ino", NULL, 0, inos, n);
+}
+
+int store_admin_files_without_data(store *s, uint64_t **inos, size_t *n)
+{
+	int64_t b[] = {S_IFMT, S_IFREG};
+	return admin_ids(s, "SELECT ino FROM inodes WHERE (mode & ?1)=?2 AND size>0 AND staged=0 "
+			 "AND obj IS NULL AND nlink>0 ORDER BY ino", b, 2, inos, n);
 }
 
 int store_admin_objects(store *s, store_obj **objs, size_t *n)
@@ -85,15 +146,8 @@ static int exec2(store *s, const char *sql, uint64_t a, uint64_t b)
 
 static int ids_of(store *s, const char *sql, uint64_t a, uint64_t **ids, size_t *n)
 {
-	sqlite3_stmt *st;
-	*ids = NULL;
-	*n = 0;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, (int64_t)a);
-	int r = store_collect_ids(s, st, ids, n);
-	sqlite3_finalize(st);
-	return r;
+	int64_t b[] = {(int64_t)a};
+	return ids_bound(s, sql, b, 1, ids, n);
 }
 
 /* 1 if obj's chain of bases passes through anc, 0 if not, -errno. Bounded: a damaged table with a
@@ -233,16 +287,25 @@ int store_admin_quick_check(store *s, char *msg, size_t len)
 
 int store_admin_next_obj(store *s, uint64_t *next)
 {
-	uint64_t *ids;
-	size_t n;
-	int r = store_admin_ids(s, "SELECT value FROM meta WHERE key='next_obj'", &ids, &n);
-	if (r < 0)
-		return r;
-	*next = n ? ids[0] : 0;
-	free(ids);
-	return n ? 0 : -EIO;
+	*next = 0;
+	store_lock(s);
+	sqlite3_stmt *st;
+	int r = -EIO;
+	if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key=?1", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_text(st, 1, "next_obj", -1, SQLITE_STATIC);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*next = (uint64_t)sqlite3_column_int64(st, 0);
+			r = 0;
+		} else if (rc != SQLITE_DONE) {
+			r = store_sqlerr(s, rc);
+		}
+		sqlite3_finalize(st); /* SQLITE_DONE: no counter row, a damaged store (-EIO) */
+	}
+	store_unlock(s);
+	return r;
 }
-
 
 int store_admin_checkpoint(store *s)
 {

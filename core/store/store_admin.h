@@ -11,9 +11,27 @@
 /* Every object row, malloc'd (ordered by id). */
 int store_admin_objects(store *s, store_obj **objs, size_t *n);
 
-/* Ids returned by an SQL query whose first column is an integer (malloc'd). For checks such as
- * "inodes whose obj has no row". */
-int store_admin_ids(store *s, const char *sql, uint64_t **ids, size_t *n);
+/* Id lists below are malloc'd (NULL when empty), in the order stated, -errno on failure. */
+
+/* Inodes whose data is object obj, ascending (verify: the files a damaged object hurts). */
+int store_admin_inodes_of_obj(store *s, uint64_t obj, uint64_t **inos, size_t *n);
+
+/* The lowest-numbered inode whose data is object obj, *ino = 0 when none (gc: a file name for
+ * messages, a file to find predecessor candidates for). */
+int store_admin_first_inode_of_obj(store *s, uint64_t obj, uint64_t *ino);
+
+/* The obj of every inode that has one, in ascending inode order; an object held by several files
+ * appears once per file (gc: which file holding an object is the newest). */
+int store_admin_inode_objs(store *s, uint64_t **objs, size_t *n);
+
+/* Inodes whose obj names an object that has no row: their data is lost. By obj, then ino. */
+int store_admin_dangling_obj_refs(store *s, uint64_t **inos, size_t *n);
+
+/* Inodes whose predecessor hint names an object that has no row. By pred_hint, then ino. */
+int store_admin_dangling_pred_hints(store *s, uint64_t **inos, size_t *n);
+
+/* Linked regular files with a size but neither an object nor staged data. Ascending. */
+int store_admin_files_without_data(store *s, uint64_t **inos, size_t *n);
 
 /* 1 when an object row `id` exists, 0 when not. */
 int store_admin_obj_exists(store *s, uint64_t id);

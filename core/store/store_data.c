@@ -1,57 +1,97 @@
-/* store_data.c - objects, staging files, inode deletion and mount-time recovery.
+/* store_data.c - objects, staging files and inode deletion (recovery: store_recover.c).
  * Blob names are relative to the backing directory fd, so path length never matters. */
 #include "store_internal.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "io.h"
 
-static void staging_rel(uint64_t ino, char *buf, size_t size)
+/* 16 lowercase hex digits exactly (what %016 PRIx64 prints): 0, or -EINVAL. A NUL among them
+ * fails the digit test, so short names are safe. */
+static int parse_hex16(const char *p, uint64_t *v)
 {
-	snprintf(buf, size, "staging/%016" PRIx64, ino);
+	uint64_t x = 0;
+	for (int i = 0; i < 16; i++) {
+		char c = p[i];
+		unsigned d;
+		if (c >= '0' && c <= '9')
+			d = (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			d = (unsigned)(c - 'a' + 10);
+		else
+			return -EINVAL;
+		x = x << 4 | d;
+	}
+	*v = x;
+	return 0;
 }
 
-static void obj_rel(uint64_t id, char *buf, size_t size)
+void store_blob_name(uint64_t id, char *buf, size_t size)
 {
-	snprintf(buf, size, "objects/%016" PRIx64 ".tpdo", id);
+	snprintf(buf, size, STORE_BLOB_DIR "/%016" PRIx64 ".tpdo", id);
+}
+
+int store_blob_name_parse(const char *name, uint64_t *id)
+{
+	uint64_t v;
+	if (!name || parse_hex16(name, &v) < 0 || strcmp(name + 16, ".tpdo") != 0)
+		return -EINVAL;
+	*id = v;
+	return 0;
+}
+
+void store_staging_name(uint64_t ino, char *buf, size_t size)
+{
+	snprintf(buf, size, STORE_STAGING_DIR "/%016" PRIx64, ino);
+}
+
+int store_staging_name_parse(const char *name, uint64_t *ino)
+{
+	uint64_t v;
+	if (!name || parse_hex16(name, &v) < 0 || name[16] != 0)
+		return -EINVAL;
+	*ino = v;
+	return 0;
 }
 
 void store_staging_path(const store *s, uint64_t ino, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s/staging/%016" PRIx64, s->path, ino);
+	char rel[STORE_STAGING_NAME_SIZE];
+	store_staging_name(ino, rel, sizeof(rel));
+	snprintf(buf, size, "%s/%s", s->path, rel);
 }
 
 void store_obj_path(const store *s, uint64_t id, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s/objects/%016" PRIx64 ".tpdo", s->path, id);
+	char rel[STORE_BLOB_NAME_SIZE];
+	store_blob_name(id, rel, sizeof(rel));
+	snprintf(buf, size, "%s/%s", s->path, rel);
 }
 
 int store_obj_open(store *s, uint64_t id)
 {
-	char rel[64];
-	obj_rel(id, rel, sizeof(rel));
+	char rel[STORE_BLOB_NAME_SIZE];
+	store_blob_name(id, rel, sizeof(rel));
 	int fd = openat(s->dirfd, rel, O_RDONLY | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 
 int store_staging_open(store *s, uint64_t ino, int create)
 {
-	char rel[64];
-	staging_rel(ino, rel, sizeof(rel));
+	char rel[STORE_STAGING_NAME_SIZE];
+	store_staging_name(ino, rel, sizeof(rel));
 	int fd = openat(s->dirfd, rel, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
 	if (fd < 0)
 		return -errno;
 	if (create) {
 		/* the new name must survive a crash before the inode row says "staged" */
-		int dfd = openat(s->dirfd, "staging", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int dfd = openat(s->dirfd, STORE_STAGING_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd >= 0) {
 			io_fsync_dirfd(dfd);
 			close(dfd);
@@ -165,7 +205,7 @@ int store_staged_bytes(store *s, uint64_t *bytes)
 	return r;
 }
 
-static int obj_get_locked(store *s, uint64_t id, store_obj *o)
+int store_obj_get_locked(store *s, uint64_t id, store_obj *o)
 {
 	sqlite3_stmt *st = store_stmt(s, ST_OBJ_GET);
 	if (!st)
@@ -186,7 +226,7 @@ static int obj_get_locked(store *s, uint64_t id, store_obj *o)
 int store_obj_get(store *s, uint64_t id, store_obj *o)
 {
 	store_lock(s);
-	int r = obj_get_locked(s, id, o);
+	int r = store_obj_get_locked(s, id, o);
 	store_unlock(s);
 	return r;
 }
@@ -240,11 +280,11 @@ int store_obj_install(store *s, int fd, const char *tmp_path, uint64_t id)
 {
 	if (fsync(fd) < 0)
 		return -errno;
-	char rel[64];
-	obj_rel(id, rel, sizeof(rel));
+	char rel[STORE_BLOB_NAME_SIZE];
+	store_blob_name(id, rel, sizeof(rel));
 	if (renameat(s->dirfd, tmp_path, s->dirfd, rel) < 0)
 		return -errno;
-	int dfd = openat(s->dirfd, "objects", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dfd = openat(s->dirfd, STORE_BLOB_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -errno;
 	int r = io_fsync_dirfd(dfd);
@@ -254,8 +294,8 @@ int store_obj_install(store *s, int fd, const char *tmp_path, uint64_t id)
 
 void store_obj_discard(store *s, uint64_t id)
 {
-	char rel[64];
-	obj_rel(id, rel, sizeof(rel));
+	char rel[STORE_BLOB_NAME_SIZE];
+	store_blob_name(id, rel, sizeof(rel));
 	unlinkat(s->dirfd, rel, 0);
 }
 
@@ -278,7 +318,7 @@ int store_obj_release_locked(store *s, uint64_t obj)
 		if (r)
 			return r < 0 ? r : 0;
 		store_obj o = {0};
-		r = obj_get_locked(s, obj, &o);
+		r = store_obj_get_locked(s, obj, &o);
 		if (r < 0)
 			return r == -ENOENT ? 0 : r;
 		r = exists_query(s, ST_OBJ_HAS_DEP, obj);
@@ -337,7 +377,7 @@ int store_commit_version(store *s, uint64_t ino, const store_obj *o, store_rebas
 	if (r < 0)
 		goto end;
 	store_obj bo;
-	if (o->base && obj_get_locked(s, o->base, &bo) < 0) {
+	if (o->base && store_obj_get_locked(s, o->base, &bo) < 0) {
 		r = -ESTALE; /* the base was deleted while we encoded against it */
 		goto end;
 	}
@@ -374,8 +414,8 @@ int store_commit_version(store *s, uint64_t ino, const store_obj *o, store_rebas
 end:
 	r = store_end(s, r);
 	if (r >= 0) {
-		char rel[64];
-		staging_rel(ino, rel, sizeof(rel));
+		char rel[STORE_STAGING_NAME_SIZE];
+		store_staging_name(ino, rel, sizeof(rel));
 		unlinkat(s->dirfd, rel, 0);
 	}
 out:
@@ -422,7 +462,7 @@ int store_commit_object(store *s, uint64_t ino, const store_obj *o, int (*check)
 	return store_commit_version(s, ino, o, NULL, check, ctx);
 }
 
-static int drop_inode_locked(store *s, uint64_t ino)
+int store_drop_inode_locked(store *s, uint64_t ino)
 {
 	store_attr a;
 	int r = store_getattr_locked(s, ino, &a);
@@ -453,8 +493,8 @@ static int drop_inode_locked(store *s, uint64_t ino)
 		r = store_obj_release_locked(s, a.pred_hint);
 	r = store_end(s, r);
 	if (r >= 0) {
-		char rel[64];
-		staging_rel(ino, rel, sizeof(rel));
+		char rel[STORE_STAGING_NAME_SIZE];
+		store_staging_name(ino, rel, sizeof(rel));
 		unlinkat(s->dirfd, rel, 0);
 	}
 	return r;
@@ -463,124 +503,8 @@ static int drop_inode_locked(store *s, uint64_t ino)
 int store_drop_inode(store *s, uint64_t ino)
 {
 	store_lock(s);
-	int r = drop_inode_locked(s, ino);
+	int r = store_drop_inode_locked(s, ino);
 	store_unlock(s);
-	return r;
-}
-
-/* Call fn(name) for each entry of BACKING/sub. */
-static int scan_dir(store *s, const char *sub, void (*fn)(store *s, const char *name))
-{
-	int fd = openat(s->dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			fn(s, e->d_name);
-	closedir(d);
-	return 0;
-}
-
-static void clean_tmp(store *s, const char *name)
-{
-	char rel[300];
-	snprintf(rel, sizeof(rel), "tmp/%s", name);
-	unlinkat(s->dirfd, rel, 0);
-}
-
-static void clean_blob(store *s, const char *name)
-{
-	char *end;
-	uint64_t id = strtoull(name, &end, 16);
-	store_obj o;
-	if (end == name + 16 && !strcmp(end, ".tpdo") && obj_get_locked(s, id, &o) == 0)
-		return;
-	char rel[300];
-	snprintf(rel, sizeof(rel), "objects/%s", name);
-	unlinkat(s->dirfd, rel, 0);
-}
-
-static void clean_staging(store *s, const char *name)
-{
-	char *end;
-	uint64_t ino = strtoull(name, &end, 16);
-	store_attr a;
-	char rel[300];
-	snprintf(rel, sizeof(rel), "staging/%s", name);
-	if (end == name + 16 && !*end && store_getattr_locked(s, ino, &a) == 0 && a.staged) {
-		/* the committed size is what a closed file had; later bytes were never closed */
-		int fd = openat(s->dirfd, rel, O_RDWR | O_CLOEXEC);
-		if (fd >= 0) {
-			struct stat st;
-			if (fstat(fd, &st) == 0 && (uint64_t)st.st_size != a.size) {
-				if (ftruncate(fd, (off_t)a.size) == 0)
-					fsync(fd);
-			}
-			close(fd);
-		}
-		return;
-	}
-	unlinkat(s->dirfd, rel, 0);
-}
-
-int store_recover(store *s, uint64_t **staged, size_t *nstaged)
-{
-	*staged = NULL;
-	*nstaged = 0;
-	store_lock(s);
-	int r = scan_dir(s, "tmp", clean_tmp);
-	/* unlinked inodes whose last user went away while we were down */
-	sqlite3_stmt *st;
-	uint64_t *dead = NULL;
-	size_t ndead = 0;
-	if (r >= 0 && sqlite3_prepare_v2(s->db, "SELECT ino FROM inodes WHERE nlink=0", -1, &st,
-					 NULL) == SQLITE_OK) {
-		r = store_collect_ids(s, st, &dead, &ndead);
-		sqlite3_finalize(st);
-	}
-	for (size_t i = 0; r >= 0 && i < ndead; i++) {
-		r = drop_inode_locked(s, dead[i]);
-		if (s->ngone > STORE_GONE_MAX / 2) {
-			store_unlock(s);
-			store_lock(s);
-		}
-	}
-	free(dead);
-	/* objects nobody points at (a crash between commits) */
-	if (r >= 0 && sqlite3_prepare_v2(s->db, "SELECT id FROM objects WHERE id NOT IN "
-					 "(SELECT obj FROM inodes WHERE obj IS NOT NULL UNION "
-					 "SELECT pred_hint FROM inodes WHERE pred_hint IS NOT NULL)",
-					 -1, &st, NULL) == SQLITE_OK) {
-		uint64_t *ids = NULL;
-		size_t n = 0;
-		r = store_collect_ids(s, st, &ids, &n);
-		sqlite3_finalize(st);
-		for (size_t i = 0; r >= 0 && i < n; i++) {
-			r = store_begin(s);
-			if (r >= 0)
-				r = store_end(s, store_obj_release_locked(s, ids[i]));
-			if (s->ngone > STORE_GONE_MAX / 2) {
-				store_unlock(s);
-				store_lock(s);
-			}
-		}
-		free(ids);
-	}
-	store_unlock(s);
-	store_lock(s);
-	if (r >= 0)
-		r = scan_dir(s, "objects", clean_blob);
-	if (r >= 0)
-		r = scan_dir(s, "staging", clean_staging);
-	store_unlock(s);
-	if (r >= 0)
-		r = store_list_staged(s, staged, nstaged);
 	return r;
 }
 

@@ -1,4 +1,5 @@
-/* store_internal.h - shared between store.c and store_data.c only. */
+/* store_internal.h - shared by the store modules (store.c, store_ns.c, store_data.c, store_recover.c,
+ * store_admin.c) only: the connection, its statement cache and lock. Nothing outside core/store includes it. */
 #ifndef TPDEFS_STORE_INTERNAL_H
 #define TPDEFS_STORE_INTERNAL_H
 
@@ -44,6 +45,10 @@ void store_unlock(store *s);
 void store_row_attr(sqlite3_stmt *st, int col, store_attr *a);
 int store_getattr_locked(store *s, uint64_t ino, store_attr *a);
 int store_parent_locked(store *s, uint64_t ino, uint64_t *parent, char *name, size_t *len);
+/* Object row of id (lock held); -ENOENT when none. */
+int store_obj_get_locked(store *s, uint64_t id, store_obj *o);
+/* store_drop_inode with the lock held (its own transaction). */
+int store_drop_inode_locked(store *s, uint64_t ino);
 /* Delete obj (and then its base, ...) if nothing needs it any more; lock + transaction held. */
 int store_obj_release_locked(store *s, uint64_t obj);
 

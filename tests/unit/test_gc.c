@@ -213,7 +213,9 @@ Test(gc, shortens_long_chains)
 Test(gc, orphans_and_tmp_removed)
 {
 	put(0, -1);
-	int fd = openat(store_dirfd(s), "objects/00000000000000ff.tpdo", O_CREAT | O_WRONLY, 0600);
+	char blob[STORE_BLOB_NAME_SIZE];
+	store_blob_name(0xff, blob, sizeof(blob));
+	int fd = openat(store_dirfd(s), blob, O_CREAT | O_WRONLY, 0600);
 	cr_assert(fd >= 0);
 	close(fd);
 	fd = openat(store_dirfd(s), "tmp/leftover", O_CREAT | O_WRONLY, 0600);
@@ -226,7 +228,7 @@ Test(gc, orphans_and_tmp_removed)
 	cr_assert_eq(gc_run(s, &o, &r), 0);
 	cr_assert_eq(r.orphan_blobs, 1);
 	cr_assert_eq(r.tmp_files, 1);
-	cr_assert_eq(faccessat(store_dirfd(s), "objects/00000000000000ff.tpdo", F_OK, 0), -1);
+	cr_assert_eq(faccessat(store_dirfd(s), blob, F_OK, 0), -1);
 	cr_assert_eq(verify_problems(NULL), 0);
 	check_file(0);
 }

@@ -1,6 +1,8 @@
 #include <criterion/criterion.h>
+#include <sqlite3.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 
 #include "pred.h"
 #include "store.h"
+#include "store_admin.h"
 
 static char dir[64];
 static store *s;
@@ -214,4 +217,247 @@ Test(store, rdonly_changes_nothing)
 	cr_assert_eq(system(cmd), 0);
 	cr_assert_eq(store_open(dir, STORE_O_RDONLY, &s, err, sizeof(err)), -EMEDIUMTYPE);
 	cr_assert_eq(store_open(dir, STORE_O_NOWAIT, &s, err, sizeof(err)), 0, "%s", err);
+}
+
+/* ---- blob and staging names ---- */
+
+Test(store, blob_name_round_trip)
+{
+	char buf[STORE_BLOB_NAME_SIZE];
+	store_blob_name(0xab, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "objects/00000000000000ab.tpdo");
+	const uint64_t ids[] = {0, 1, 0xab, 0x0123456789abcdefULL, UINT64_MAX};
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		store_blob_name(ids[i], buf, sizeof(buf));
+		cr_assert_eq(strlen(buf), STORE_BLOB_NAME_SIZE - 1);
+		cr_assert_eq(strncmp(buf, STORE_BLOB_DIR "/", sizeof(STORE_BLOB_DIR)), 0);
+		uint64_t got = 7;
+		cr_assert_eq(store_blob_name_parse(buf + sizeof(STORE_BLOB_DIR), &got), 0, "%s", buf);
+		cr_assert_eq(got, ids[i]);
+	}
+	/* what the store opens is what it names */
+	uint64_t id;
+	cr_assert_eq(store_obj_reserve(s, &id), 0);
+	char tmp[64];
+	int fd = store_tmp_create(s, tmp, sizeof(tmp));
+	cr_assert(fd >= 0);
+	cr_assert_eq(store_obj_install(s, fd, tmp, id), 0);
+	close(fd);
+	store_blob_name(id, buf, sizeof(buf));
+	cr_assert_eq(faccessat(store_dirfd(s), buf, F_OK, 0), 0);
+	char abs[512], want[512];
+	store_obj_path(s, id, abs, sizeof(abs));
+	snprintf(want, sizeof(want), "%s/%s", store_dir(s), buf);
+	cr_assert_str_eq(abs, want);
+	store_obj_discard(s, id);
+	cr_assert_eq(faccessat(store_dirfd(s), buf, F_OK, 0), -1);
+}
+
+Test(store, blob_name_rejects)
+{
+	static const char *const bad[] = {
+		"",
+		"00000000000000ab",                /* no suffix */
+		"0000000000000ab.tpdo",            /* 15 digits */
+		"000000000000000ab.tpdo",          /* 17 digits */
+		"00000000000000AB.tpdo",           /* upper case: never written */
+		"0x000000000000ab.tpdo",           /* strtoull would take the prefix */
+		" 0000000000000ab.tpdo",           /* ... and leading blanks */
+		"-000000000000001.tpdo",           /* ... and a sign */
+		"00000000000000ag.tpdo",           /* not hex */
+		"00000000000000ab.tpd",            /* wrong suffix */
+		"00000000000000ab.TPDO",
+		"00000000000000ab.tpdx",
+		"00000000000000ab.tpdo.tmp",       /* trailing bytes */
+		"00000000000000ab.tpdo~",
+		"objects/00000000000000ab.tpdo",   /* a path, not a name */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint64_t id = 7;
+		cr_assert_eq(store_blob_name_parse(bad[i], &id), -EINVAL, "'%s'", bad[i]);
+		cr_assert_eq(id, 7, "'%s' wrote the id", bad[i]);
+	}
+	uint64_t id;
+	cr_assert_eq(store_blob_name_parse(NULL, &id), -EINVAL);
+	/* a name with a NUL inside the digits ends there */
+	const char cut[] = "00000000\0" "0000000ab.tpdo";
+	cr_assert_eq(store_blob_name_parse(cut, &id), -EINVAL);
+}
+
+Test(store, staging_name_round_trip_and_rejects)
+{
+	char buf[STORE_STAGING_NAME_SIZE];
+	store_staging_name(0xab, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "staging/00000000000000ab");
+	uint64_t ino = 0;
+	cr_assert_eq(store_staging_name_parse(buf + sizeof(STORE_STAGING_DIR), &ino), 0);
+	cr_assert_eq(ino, 0xab);
+	store_staging_name(UINT64_MAX, buf, sizeof(buf));
+	cr_assert_eq(store_staging_name_parse(buf + sizeof(STORE_STAGING_DIR), &ino), 0);
+	cr_assert_eq(ino, UINT64_MAX);
+	static const char *const bad[] = {
+		"", "0000000000000ab", "000000000000000ab", "00000000000000AB", "0x000000000000ab",
+		"00000000000000ag", "00000000000000ab.tpdo", "00000000000000ab~",
+		"staging/00000000000000ab",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ino = 7;
+		cr_assert_eq(store_staging_name_parse(bad[i], &ino), -EINVAL, "'%s'", bad[i]);
+		cr_assert_eq(ino, 7);
+	}
+	/* the file store_staging_open creates is the one named */
+	uint64_t f = mk(1, "f", S_IFREG | 0644);
+	int fd = store_staging_open(s, f, 1);
+	cr_assert(fd >= 0);
+	close(fd);
+	store_staging_name(f, buf, sizeof(buf));
+	cr_assert_eq(faccessat(store_dirfd(s), buf, F_OK, 0), 0);
+	char abs[512], want[512];
+	store_staging_path(s, f, abs, sizeof(abs));
+	snprintf(want, sizeof(want), "%s/%s", store_dir(s), buf);
+	cr_assert_str_eq(abs, want);
+}
+
+/* ---- named maintenance queries (store_admin.h) ---- */
+
+/* Give ino a committed one-byte object; its id. */
+static uint64_t put_obj(uint64_t ino)
+{
+	uint64_t id;
+	cr_assert_eq(store_obj_reserve(s, &id), 0);
+	char tmp[64];
+	int fd = store_tmp_create(s, tmp, sizeof(tmp));
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, "x", 1), 1);
+	cr_assert_eq(store_obj_install(s, fd, tmp, id), 0);
+	close(fd);
+	fd = store_staging_open(s, ino, 1);
+	cr_assert(fd >= 0);
+	close(fd);
+	cr_assert_eq(store_begin_staging(s, ino, 1, 1, 1), 0);
+	store_obj o = {.id = id, .size = 1, .stored = 1, .hash = 42};
+	cr_assert_eq(store_commit_object(s, ino, &o, NULL, NULL), 0);
+	return id;
+}
+
+/* States the store API never makes (damage, or a gc dedup): written around it. */
+static void damage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void damage(const char *fmt, ...)
+{
+	char q[512], p[128];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(q, sizeof(q), fmt, ap);
+	va_end(ap);
+	snprintf(p, sizeof(p), "%s/tpdefs.db", dir);
+	sqlite3 *db;
+	cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 10000);
+	cr_assert_eq(sqlite3_exec(db, q, NULL, NULL, NULL), SQLITE_OK, "%s: %s", q, sqlite3_errmsg(db));
+	sqlite3_close(db);
+}
+
+static void assert_ids(uint64_t *got, size_t n, const uint64_t *want, size_t nw, const char *what)
+{
+	cr_assert_eq(n, nw, "%s: %zu ids, want %zu", what, n, nw);
+	for (size_t i = 0; i < nw; i++)
+		cr_assert_eq(got[i], want[i], "%s[%zu]", what, i);
+	if (!n)
+		cr_assert_null(got, "%s: empty list not NULL", what);
+	free(got);
+}
+
+Test(store, admin_obj_queries)
+{
+	uint64_t f1 = mk(1, "f1", S_IFREG | 0644), f2 = mk(1, "f2", S_IFREG | 0644);
+	uint64_t f3 = mk(1, "f3", S_IFREG | 0644);
+	uint64_t a = put_obj(f1), b = put_obj(f2);
+	uint64_t next;
+	cr_assert_eq(store_admin_next_obj(s, &next), 0);
+	cr_assert_eq(next, b + 1);
+	uint64_t *v, ino;
+	size_t n;
+	cr_assert_eq(store_admin_inodes_of_obj(s, a, &v, &n), 0);
+	assert_ids(v, n, (uint64_t[]){f1}, 1, "inodes_of_obj(a)");
+	cr_assert_eq(store_admin_inode_objs(s, &v, &n), 0);
+	assert_ids(v, n, (uint64_t[]){a, b}, 2, "inode_objs");
+	/* two files on one object (what a gc dedup would leave) */
+	damage("UPDATE inodes SET obj=%llu WHERE ino=%llu", (unsigned long long)a,
+	       (unsigned long long)f3);
+	cr_assert_eq(store_admin_inodes_of_obj(s, a, &v, &n), 0);
+	assert_ids(v, n, (uint64_t[]){f1, f3}, 2, "inodes_of_obj(a) shared");
+	cr_assert_eq(store_admin_inodes_of_obj(s, b, &v, &n), 0);
+	assert_ids(v, n, (uint64_t[]){f2}, 1, "inodes_of_obj(b)");
+	cr_assert_eq(store_admin_inodes_of_obj(s, 999, &v, &n), 0);
+	assert_ids(v, n, NULL, 0, "inodes_of_obj(999)");
+	cr_assert_eq(store_admin_first_inode_of_obj(s, a, &ino), 0);
+	cr_assert_eq(ino, f1);
+	cr_assert_eq(store_admin_first_inode_of_obj(s, b, &ino), 0);
+	cr_assert_eq(ino, f2);
+	ino = 5;
+	cr_assert_eq(store_admin_first_inode_of_obj(s, 999, &ino), 0);
+	cr_assert_eq(ino, 0);
+	/* ascending inodes, one entry per file */
+	cr_assert_eq(store_admin_inode_objs(s, &v, &n), 0);
+	assert_ids(v, n, (uint64_t[]){a, b, a}, 3, "inode_objs shared");
+}
+
+Test(store, admin_dangling_refs)
+{
+	uint64_t f1 = mk(1, "f1", S_IFREG | 0644), f2 = mk(1, "f2", S_IFREG | 0644);
+	uint64_t f3 = mk(1, "f3", S_IFREG | 0644), f4 = mk(1, "f4", S_IFREG | 0644);
+	uint64_t a = put_obj(f1);
+	put_obj(f2);
+	uint64_t *v;
+	size_t n;
+	/* a healthy store has none */
+	cr_assert_eq(store_admin_dangling_obj_refs(s, &v, &n), 0);
+	assert_ids(v, n, NULL, 0, "dangling objs (healthy)");
+	cr_assert_eq(store_admin_dangling_pred_hints(s, &v, &n), 0);
+	assert_ids(v, n, NULL, 0, "dangling hints (healthy)");
+	/* f4 and f2 point at rows that do not exist (ordered by object, then inode); f1's hint
+	 * names a missing object, f3's an existing one */
+	damage("UPDATE inodes SET obj=777 WHERE ino=%llu; UPDATE inodes SET obj=778 WHERE ino=%llu;"
+	       "UPDATE inodes SET pred_hint=888 WHERE ino=%llu;"
+	       "UPDATE inodes SET pred_hint=%llu WHERE ino=%llu", (unsigned long long)f4,
+	       (unsigned long long)f2, (unsigned long long)f1, (unsigned long long)a,
+	       (unsigned long long)f3);
+	cr_assert_eq(store_admin_dangling_obj_refs(s, &v, &n), 0);
+	assert_ids(v, n, (uint64_t[]){f4, f2}, 2, "dangling objs");
+	cr_assert_eq(store_admin_dangling_pred_hints(s, &v, &n), 0);
+	assert_ids(v, n, (uint64_t[]){f1}, 1, "dangling hints");
+}
+
+Test(store, admin_files_without_data)
+{
+	uint64_t *v;
+	size_t n;
+	store_attr a = {.size = 10};
+	uint64_t empty = mk(1, "empty", S_IFREG | 0644);
+	uint64_t lost = mk(1, "lost", S_IFREG | 0644);
+	cr_assert_eq(store_setattr(s, lost, &a, STORE_SET_SIZE), 0);
+	uint64_t stored = mk(1, "stored", S_IFREG | 0644);
+	put_obj(stored);
+	uint64_t staged = mk(1, "staged", S_IFREG | 0644);
+	int fd = store_staging_open(s, staged, 1);
+	cr_assert(fd >= 0);
+	close(fd);
+	cr_assert_eq(store_begin_staging(s, staged, 10, 1, 1), 0);
+	/* sizes without data that are fine: a directory, a symlink (its target), an unlinked file */
+	uint64_t d = mk(1, "d", S_IFDIR | 0755);
+	cr_assert_eq(store_setattr(s, d, &a, STORE_SET_SIZE), 0);
+	store_attr la;
+	cr_assert_eq(store_mknode(s, 1, "l", 1, S_IFLNK | 0777, 0, 0, 0, "target", &la), 0);
+	cr_assert_eq(la.size, 6);
+	uint64_t gone = mk(1, "gone", S_IFREG | 0644);
+	cr_assert_eq(store_setattr(s, gone, &a, STORE_SET_SIZE), 0);
+	uint64_t ino;
+	uint32_t nl;
+	cr_assert_eq(store_unlink(s, 1, "gone", 4, 0, &ino, &nl), 0);
+	cr_assert_eq(nl, 0);
+	uint64_t lost2 = mk(1, "lost2", S_IFREG | 0644);
+	cr_assert_eq(store_setattr(s, lost2, &a, STORE_SET_SIZE), 0);
+	cr_assert_eq(store_admin_files_without_data(s, &v, &n), 0);
+	assert_ids(v, n, (uint64_t[]){lost, lost2}, 2, "files without data");
+	(void)empty;
 }
