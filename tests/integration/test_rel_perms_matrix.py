@@ -1,4 +1,5 @@
-"""Permissions whatever the mount options (issue 16), with real non-root users.
+"""Permissions whatever the mount options and the control socket (issue 16), with real non-root
+users.
 
 Users made here: tpdmx-a (supplementary group tpdmx-g) and tpdmx-b (not in it). Each option
 combination -- allow_other alone, with default_permissions, ro, `mount -t tpdefs`, an fstab line --
@@ -10,6 +11,7 @@ import json
 import os
 import pwd
 import grp
+import socket
 import stat
 import subprocess
 import sys
@@ -361,3 +363,67 @@ def test_permission_checks_cannot_be_turned_off(mounts):
     rc, out = m.run_mount()
     assert rc != 0 and 'cannot be turned off' in out, (rc, out)
     assert not H.mounted_at(m.mnt)
+
+
+# ---- the control socket and tpdefs-admin ---------------------------------------------------------
+
+def root_status(backing):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(os.path.join(backing, 'control.sock'))
+    s.sendall(b'STATUS\n')
+    out = b''
+    while not out.endswith(b'\n'):
+        b = s.recv(4096)
+        if not b:
+            break
+        out += b
+    s.close()
+    text = out.decode()
+    assert text.startswith('OK '), text
+    return dict(kv.split('=') for kv in text.split()[1:])
+
+
+def test_control_socket_and_admin_refuse_other_users(mounts, users):
+    ua, ub, gid = users
+    os.chmod(mounts.base, 0o711)
+    # no debounce encode: only a flush could encode the file
+    m = mounts.new('ctl', opts=['allow_other', 'debounce_ms=600000'])
+    with open(m.p('secret-name.bin'), 'wb') as f:
+        f.write(os.urandom(1 << 16))
+    sock = os.path.join(m.backing, 'control.sock')
+    st = os.stat(sock)
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == 0
+    assert root_status(m.backing)['staged_files'] == '1'
+    # tpdefs-admin as a user who cannot read BACKING: a clear error, no information
+    for cmd in (['flush'], ['gc'], ['stats'], ['stats', '--json'], ['verify']):
+        r = subprocess.run(setpriv(ub, H.ADMIN_BIN, cmd[0], m.backing, *cmd[1:]),
+                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert r.returncode != 0, (cmd, r.stdout, r.stderr)
+        assert 'Permission denied' in r.stderr, (cmd, r.stderr)
+        assert 'secret-name' not in r.stdout + r.stderr, (cmd, r.stdout, r.stderr)
+        assert 'Traceback' not in r.stderr and 'Segmentation' not in r.stderr
+    # the socket directly, as another user: unreachable inside the 0700 BACKING ...
+    got = as_user(ub, [('status', 'connect', [sock, 'STATUS\n'])])
+    assert got == {'status': 'EACCES'}, got
+    # ... and refused by the daemon itself when an administrator opened the modes up
+    os.chmod(m.backing, 0o711)
+    os.chmod(sock, 0o666)
+    try:
+        cmds = [('ping', 'PING\n'), ('status', 'STATUS\n'), ('flush', 'FLUSH\n'),
+                ('gc', 'GC\n'), ('gc dry', 'GC dry_run=1\n')]
+        for u in (ua, ub):
+            got = as_user(u, [(k, 'connect', [sock, c]) for k, c in cmds])
+            for k, _ in cmds:
+                assert got[k].startswith('reply:ERR') and 'permission denied' in got[k], (u, k, got)
+                assert 'files=' not in got[k] and 'secret-name' not in got[k], (u, k, got)
+    finally:
+        os.chmod(m.backing, 0o700)
+        os.chmod(sock, 0o600)
+    # nothing happened: the file is still staged, no object was written
+    stat_after = root_status(m.backing)
+    assert stat_after['staged_files'] == '1' and stat_after['objects'] == '0', stat_after
+    assert os.listdir(os.path.join(m.backing, 'objects')) == []
+    # root still may
+    m.flush()
+    assert root_status(m.backing)['staged_files'] == '0'
