@@ -101,6 +101,26 @@ static void reply_entry(fuse_req_t req, const store_attr *a)
 	fs_node_put(f, n);
 }
 
+/* ---- what FUSE leaves to the filesystem (as ext4) ---- */
+
+/* Owner of a new entry (inode_init_owner): in a setgid directory it takes the directory's
+ * group and a subdirectory stays setgid. (The kernel already dropped S_ISGID from the mode of
+ * a group-executable file whose creator is not in that group.) */
+static int new_owner(fuse_req_t req, fuse_ino_t parent, uint32_t *mode, uint32_t *gid)
+{
+	store_attr pa;
+	int r = store_getattr(FS(req)->st, parent, &pa);
+	if (r < 0)
+		return r;
+	*gid = fuse_req_ctx(req)->gid;
+	if (S_ISDIR(pa.mode) && (pa.mode & S_ISGID)) {
+		*gid = pa.gid;
+		if (S_ISDIR(*mode))
+			*mode |= S_ISGID;
+	}
+	return 0;
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
@@ -288,10 +308,12 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 static void make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      dev_t rdev, const char *target)
 {
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	uint32_t m = mode, gid;
 	store_attr a;
-	int r = store_mknode(FS(req)->st, parent, name, strlen(name), mode, ctx->uid, ctx->gid,
-			     rdev, target, &a);
+	int r = new_owner(req, parent, &m, &gid);
+	if (r == 0)
+		r = store_mknode(FS(req)->st, parent, name, strlen(name), m, fuse_req_ctx(req)->uid,
+				 gid, rdev, target, &a);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -432,10 +454,12 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		      struct fuse_file_info *fi)
 {
 	fs *f = FS(req);
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	uint32_t m = S_IFREG | (mode & 07777), gid;
 	store_attr a;
-	int r = store_mknode(f->st, parent, name, strlen(name), S_IFREG | (mode & 07777), ctx->uid,
-			     ctx->gid, 0, NULL, &a);
+	int r = new_owner(req, parent, &m, &gid);
+	if (r == 0)
+		r = store_mknode(f->st, parent, name, strlen(name), m, fuse_req_ctx(req)->uid, gid, 0,
+				 NULL, &a);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;

@@ -81,6 +81,12 @@ def run(op, a):
                 os.pwrite(fd, b'x', 0)
         finally:
             os.close(fd)
+    elif op == 'poke':                            # write-only, the byte already there
+        fd = os.open(a[0], os.O_WRONLY)
+        try:
+            os.pwrite(fd, bytes([a[1]]), 0)
+        finally:
+            os.close(fd)
     elif op == 'late_write':                      # open write-only, wait for stdin, then write
         fd = os.open(a[0], os.O_WRONLY)
         print('opened', flush=True)
@@ -363,6 +369,44 @@ def test_permission_checks_cannot_be_turned_off(mounts):
     rc, out = m.run_mount()
     assert rc != 0 and 'cannot be turned off' in out, (rc, out)
     assert not H.mounted_at(m.mnt)
+
+
+# ---- setgid directories ------------------------------------------------------------------------
+
+def test_setgid_directory_as_on_the_host_fs(mounts, users):
+    """New entries in a setgid directory take its group, new subdirectories inherit S_ISGID, and a
+    creator outside the group cannot make a setgid-executable file there."""
+    ua, ub, gid = users
+    os.chmod(mounts.base, 0o711)
+    m = mounts.new('sgid', opts=['allow_other'])
+    os.chmod(m.mnt, 0o755)
+    ref = mounts.localdir('sgid-ref')
+    os.chmod(ref, 0o755)
+    results = {}
+    for d in (m.mnt, ref):
+        sg = os.path.join(d, 'sg')
+        os.mkdir(sg)
+        os.chown(sg, 0, gid)
+        os.chmod(sg, 0o2777)
+        q = lambda *n: os.path.join(sg, *n)  # noqa: E731
+        got = as_user(ub, [('f', 'create', [q('b-file'), 0o644]),
+                           ('x', 'create', [q('b-sgid-exec'), 0o2755]),
+                           ('d', 'mkdir', [q('b-dir'), 0o755]),
+                           ('f2', 'create', [q('b-dir', 'nested'), 0o644]),
+                           ('l', 'symlink', [q('b-link')])])
+        got.update(as_user(ua, [('x2', 'create', [q('a-sgid-exec'), 0o2755])]))
+        assert set(got.values()) == {'ok'}, (d, got)
+        results[d] = {}
+        for n in ('b-file', 'b-sgid-exec', 'b-dir', os.path.join('b-dir', 'nested'), 'b-link',
+                  'a-sgid-exec'):
+            st = os.lstat(q(n))
+            results[d][n] = (st.st_uid, st.st_gid, oct(st.st_mode))
+    got, want = results[m.mnt], results[ref]
+    assert got == want, f'tpdefs {got}\nhost fs {want}'
+    assert got['b-file'][:2] == (ub.pw_uid, gid)
+    assert int(got['b-dir'][2], 8) & stat.S_ISGID
+    m.remount()
+    assert os.stat(m.p('sg', 'b-dir', 'nested')).st_gid == gid
 
 
 # ---- the control socket and tpdefs-admin ---------------------------------------------------------
