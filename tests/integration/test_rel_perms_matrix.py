@@ -1,12 +1,14 @@
-"""Permissions whatever the mount options and the control socket (issue 16), with real non-root
-users.
+"""Permissions whatever the mount options, setgid directories and the control socket (issue 16),
+S_ISUID/S_ISGID clearing on every write path (issue 14), with real non-root users.
 
 Users made here: tpdmx-a (supplementary group tpdmx-g) and tpdmx-b (not in it). Each option
 combination -- allow_other alone, with default_permissions, ro, `mount -t tpdefs`, an fstab line --
 gets the same tree and the same checks: another user's 0600 file is neither readable nor writable,
 a root-owned 0755 directory refuses create, mkdir, unlink and rename, a 0640 file is readable by a
 member of its group and not by others, chmod/chown/utimes/xattrs follow POSIX, and the owner can
-still do what it may."""
+still do what it may. Mode and ownership results of the setgid and S_ISUID/S_ISGID tests are
+compared with the same operations on a directory of the host filesystem (ext4 on the test
+machine), not only with fixed values."""
 import json
 import os
 import pwd
@@ -371,7 +373,122 @@ def test_permission_checks_cannot_be_turned_off(mounts):
     assert not H.mounted_at(m.mnt)
 
 
-# ---- setgid directories ------------------------------------------------------------------------
+# ---- S_ISUID / S_ISGID after writes and truncating opens -----------------------------------------
+
+def test_writes_clear_suid_sgid_as_on_the_host_fs(mounts, users):
+    """Every write path, by a non-root user (owner or not) and by root, compared with a
+    directory of the host filesystem: write-only handles (which bypass the page cache), read-write
+    handles, open(O_TRUNC), S_ISGID with and without group-exec, and a suid bit set after the
+    writer opened the file."""
+    ua, ub, gid = users
+    os.chmod(mounts.base, 0o711)
+    m = mounts.new('suid', opts=['allow_other'])
+    os.chmod(m.mnt, 0o755)
+    ref = mounts.localdir('suid-ref')
+    os.chmod(ref, 0o755)
+    # name: (owner uid, group, mode, who writes, op)
+    cases = {
+        'suid-wo': (0, 0, 0o6777, ua, 'write_wo'),
+        'suid-rw': (0, 0, 0o6777, ua, 'write_rw'),
+        'suid-trunc-wo': (0, 0, 0o6777, ua, 'trunc_wo'),
+        'suid-trunc-rw': (0, 0, 0o6777, ua, 'trunc_rw'),
+        'sgid-exec-wo': (0, 0, 0o2777, ua, 'write_wo'),
+        'sgid-noexec-wo': (0, 0, 0o2666, ua, 'write_wo'),
+        'sgid-noexec-rw': (0, 0, 0o2666, ua, 'write_rw'),
+        'sgid-noexec-member-wo': (0, gid, 0o2666, ua, 'write_wo'),
+        'suid-own-wo': (ua.pw_uid, ua.pw_gid, 0o6777, ua, 'write_wo'),
+        'suid-own-trunc': (ua.pw_uid, ua.pw_gid, 0o6777, ua, 'trunc_wo'),
+        'suid-root-wo': (0, 0, 0o6777, None, 'write_wo'),
+        'suid-root-trunc': (0, 0, 0o6777, None, 'trunc_wo'),
+    }
+    results = {}
+    for d in (m.mnt, ref):
+        for name, (uid, g, mode, _, _) in cases.items():
+            path = os.path.join(d, name)
+            with open(path, 'wb') as f:
+                f.write(b'data')
+            os.chown(path, uid, g)
+            os.chmod(path, mode)
+            assert stat.S_IMODE(os.stat(path).st_mode) == mode, (path, oct(mode))
+        for u in (ua, ub):
+            mine = [(n, op, [os.path.join(d, n)]) for n, (_, _, _, who, op) in cases.items()
+                    if who is u]
+            if mine:
+                got = as_user(u, mine)
+                assert set(got.values()) == {'ok'}, (d, got)
+        for n, (_, _, _, who, op) in cases.items():
+            if who is None:   # root: CAP_FSETID keeps the bits
+                fl = os.O_WRONLY | (os.O_TRUNC if op.startswith('trunc') else 0)
+                fd = os.open(os.path.join(d, n), fl)
+                if not op.startswith('trunc'):
+                    os.pwrite(fd, b'x', 0)
+                os.close(fd)
+        # the mode must be right at once (no stale attribute cache: exec would trust it)
+        results[d] = {n: stat.S_IMODE(os.stat(os.path.join(d, n)).st_mode) for n in cases}
+
+    # a suid bit set while a write-only handle was already open: the next write clears it
+    for d in (m.mnt, ref):
+        path = os.path.join(d, 'late')
+        with open(path, 'wb') as f:
+            f.write(b'data')
+        os.chmod(path, 0o666)
+        proc = subprocess.Popen(setpriv(ua, sys.executable, '-c', PROBE,
+                                        json.dumps([['late', 'late_write', [path]]])),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd='/')
+        try:
+            assert proc.stdout.readline().strip() == 'opened'
+            os.chmod(path, 0o6777)
+            proc.stdin.write('go\n')
+            proc.stdin.flush()
+            out = json.loads(proc.stdout.readline())
+            assert out == {'late': 'ok'}, out
+        finally:
+            proc.stdin.close()
+            proc.wait(timeout=60)
+        results[d]['late'] = stat.S_IMODE(os.stat(path).st_mode)
+
+    got, want = results[m.mnt], results[ref]
+    diff = {n: (oct(got[n]), oct(want[n])) for n in want if got[n] != want[n]}
+    assert not diff, f'(tpdefs, host fs): {diff}'
+    # and what the host filesystem did is the rule we mean (guards against an odd host fs)
+    for n in ('suid-wo', 'suid-rw', 'suid-trunc-wo', 'suid-trunc-rw', 'suid-own-wo',
+              'suid-own-trunc', 'late'):
+        assert got[n] == 0o777, (n, oct(got[n]))
+    assert got['sgid-exec-wo'] == 0o777
+    assert got['suid-root-wo'] == got['suid-root-trunc'] == 0o6777
+    assert got['sgid-noexec-member-wo'] == 0o2666
+    # the writes themselves went through
+    with open(m.p('suid-wo'), 'rb') as f:
+        assert f.read() == b'xata'
+    with open(m.p('late'), 'rb') as f:
+        assert f.read() == b'late'
+    assert os.stat(m.p('suid-trunc-wo')).st_size == 0
+    m.remount()   # what the daemon stored, not only what the kernel cached
+    again = {n: stat.S_IMODE(os.stat(m.p(n)).st_mode) for n in got}
+    assert again == got
+
+
+def test_exec_right_after_a_clearing_write_is_not_suid(mounts, users):
+    """The kernel caches attributes (10 s) and exec trusts the cached S_ISUID: after a write
+    through a write-only handle cleared it, running the file must not give root's uid."""
+    ua, ub, gid = users
+    os.chmod(mounts.base, 0o711)
+    m = mounts.new('exec', opts=['allow_other', 'suid'])
+    os.chmod(m.mnt, 0o755)
+    idbin = '/usr/bin/id'
+    with open(idbin, 'rb') as f, open(m.p('id'), 'wb') as g:
+        data = f.read()
+        g.write(data)
+    os.chmod(m.p('id'), 0o4777)
+    run = lambda: subprocess.run(setpriv(ua, m.p('id'), '-u'), capture_output=True,  # noqa: E731
+                                 text=True, timeout=60, cwd='/').stdout.strip()
+    assert run() == '0'               # suid root works on this mount
+    got = as_user(ua, [('poke', 'poke', [m.p('id'), data[0]])])
+    assert got == {'poke': 'ok'}, got
+    assert run() == str(ua.pw_uid)    # no stat in between: the kernel's cache was dropped
+    assert stat.S_IMODE(os.stat(m.p('id')).st_mode) == 0o777
+    assert H.sha256_file(m.p('id')) == H.sha256_bytes(data)
+
 
 def test_setgid_directory_as_on_the_host_fs(mounts, users):
     """New entries in a setgid directory take its group, new subdirectories inherit S_ISGID, and a
