@@ -970,15 +970,30 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
+/* The name spaces ext4 stores. The kernel checks user.* and trusted.* access and leaves
+ * system.* and unknown prefixes to the filesystem: ext4 refuses them (EOPNOTSUPP), and so must
+ * we, or anyone could attach them to files they cannot write. (POSIX ACL names never get here:
+ * the kernel handles them.) */
+static int xattr_name_ok(const char *name)
+{
+	return !strncmp(name, "user.", 5) || !strncmp(name, "trusted.", 8) ||
+	       !strncmp(name, "security.", 9);
+}
+
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	int r = store_setxattr(FS(req)->st, ino, name, value, size, flags);
+	int r = xattr_name_ok(name) ? store_setxattr(FS(req)->st, ino, name, value, size, flags)
+				    : -EOPNOTSUPP;
 	fuse_reply_err(req, -r);
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+	if (!xattr_name_ok(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
 	char *buf = size ? malloc(size) : NULL;
 	if (size && !buf) {
 		fuse_reply_err(req, ENOMEM);
@@ -1013,7 +1028,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	int r = store_removexattr(FS(req)->st, ino, name);
+	int r = xattr_name_ok(name) ? store_removexattr(FS(req)->st, ino, name) : -EOPNOTSUPP;
 	fuse_reply_err(req, -r);
 }
 

@@ -290,6 +290,7 @@ def test_permissions_whatever_the_options(mounts, users, kind, request):
     w = DENY_W + (('EROFS',) if t.ro else ())
     perm = DENY_P + (('EROFS',) if t.ro else ())
     okw = ('EROFS',) if t.ro else ('ok',)
+    nsup = ('ENOTSUP',) + (('EROFS',) if t.ro else ())
     other = [  # user b: neither owner nor in the group
         ('read secret', 'read', [p('secret')], ('EACCES',)),
         ('append secret', 'append', [p('secret')], w),
@@ -303,6 +304,10 @@ def test_permissions_whatever_the_options(mounts, users, kind, request):
         ('setxattr secret', 'setxattr', [p('secret'), 'user.s'], w),
         ('getxattr secret', 'getxattr', [p('secret'), 'user.s'], ('EACCES',)),
         ('removexattr secret', 'removexattr', [p('secret'), 'user.s'], w),
+        # name spaces the kernel leaves to the filesystem: refused as on ext4
+        ('setxattr system.* secret', 'setxattr', [p('secret'), 'system.x'], nsup),
+        ('setxattr no prefix secret', 'setxattr', [p('secret'), 'x'], w + nsup),
+        ('setxattr system.* rootfile', 'setxattr', [p('rootdir', 'rootfile'), 'system.x'], nsup),
         ('read a-private', 'read', [p('a-private')], ('EACCES',)),
         ('overwrite a-private', 'overwrite', [p('a-private')], w),
         ('getxattr a-private', 'getxattr', [p('a-private'), 'user.x'], ('EACCES',)),
@@ -354,6 +359,7 @@ def test_permissions_whatever_the_options(mounts, users, kind, request):
     # nothing was changed by what was refused
     assert H.sha256_file(p('secret')) == H.sha256_bytes(b'secret')
     assert os.getxattr(p('secret'), 'user.s') == b'hidden'
+    assert os.listxattr(p('secret')) == ['user.s']
     st = os.stat(p('secret'))
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o600)
     assert sorted(os.listdir(p())) == ['a-home', 'a-private', 'grp', 'rootdir', 'secret']
