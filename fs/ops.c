@@ -183,7 +183,10 @@ static uint32_t privs_to_clear(fuse_req_t req, const store_attr *a)
 	return bits && !caller_has_fsetid(req) ? bits : 0;
 }
 
-/* Clear what privs_to_clear says, before the write or truncation that asks for it. The kernel's
+#define XATTR_CAPS "security.capability"
+
+/* Clear what privs_to_clear says, and file capabilities (which any write removes, whoever
+ * writes: cap_inode_killpriv), before the write or truncation that asks for it. The kernel's
  * cached attributes are dropped (exec would trust a stale S_ISUID). 1: S_ISUID/S_ISGID remain
  * (the caller may keep them), 0: none remain, or -errno. */
 static int clear_privs(fuse_req_t req, fuse_ino_t ino)
@@ -198,6 +201,10 @@ static int clear_privs(fuse_req_t req, fuse_ino_t ino)
 		a.ctime = store_now_ns();
 		r = store_setattr(f->st, ino, &a, STORE_SET_MODE | STORE_SET_CTIME);
 		atomic_fetch_add(&attr_epoch, 1);
+	}
+	if (r == 0 && S_ISREG(a.mode) && store_getxattr(f->st, ino, XATTR_CAPS, NULL, 0) >= 0) {
+		r = store_removexattr(f->st, ino, XATTR_CAPS);
+		r = r == -ENODATA ? 0 : r;
 	}
 	pthread_mutex_unlock(&modemu);
 	if (r < 0)
@@ -985,6 +992,8 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 {
 	int r = xattr_name_ok(name) ? store_setxattr(FS(req)->st, ino, name, value, size, flags)
 				    : -EOPNOTSUPP;
+	if (r == 0 && !strcmp(name, XATTR_CAPS))
+		atomic_fetch_add(&attr_epoch, 1); /* open write-only handles must look again */
 	fuse_reply_err(req, -r);
 }
 

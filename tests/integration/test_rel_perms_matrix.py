@@ -474,6 +474,56 @@ def test_writes_clear_suid_sgid_as_on_the_host_fs(mounts, users):
     assert again == got
 
 
+def file_caps():
+    """security.capability value (VFS_CAP_REVISION_2, effective): cap_net_raw permitted."""
+    import struct
+    return struct.pack('<5I', 0x02000000 | 1, 1 << 13, 0, 0, 0)
+
+
+def test_writes_remove_file_capabilities_as_on_the_host_fs(mounts, users):
+    """Any write or truncation removes security.capability (cap_inode_killpriv), also through a
+    write-only handle, also by root, also when set while a writer had the file open."""
+    ua, ub, gid = users
+    os.chmod(mounts.base, 0o711)
+    m = mounts.new('caps', opts=['allow_other'])
+    os.chmod(m.mnt, 0o755)
+    ref = mounts.localdir('caps-ref')
+    os.chmod(ref, 0o755)
+    cases = {'wo': (ua, 'write_wo'), 'rw': (ua, 'write_rw'), 'trunc': (ua, 'trunc_wo'),
+             'root-wo': (None, 'write_wo'), 'late': (ua, 'late_write')}
+    results = {}
+    for d in (m.mnt, ref):
+        for name in cases:
+            path = os.path.join(d, name)
+            with open(path, 'wb') as f:
+                f.write(b'data')
+            os.chmod(path, 0o666)
+            if name != 'late':
+                os.setxattr(path, 'security.capability', file_caps())
+        got = as_user(ua, [(n, op, [os.path.join(d, n)]) for n, (who, op) in cases.items()
+                           if who is ua and op != 'late_write'])
+        assert set(got.values()) == {'ok'}, (d, got)
+        fd = os.open(os.path.join(d, 'root-wo'), os.O_WRONLY)
+        os.pwrite(fd, b'x', 0)
+        os.close(fd)
+        path = os.path.join(d, 'late')
+        proc = subprocess.Popen(setpriv(ua, sys.executable, '-c', PROBE,
+                                        json.dumps([['late', 'late_write', [path]]])),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd='/')
+        try:
+            assert proc.stdout.readline().strip() == 'opened'
+            os.setxattr(path, 'security.capability', file_caps())
+            proc.stdin.write('go\n')
+            proc.stdin.flush()
+            assert json.loads(proc.stdout.readline()) == {'late': 'ok'}
+        finally:
+            proc.stdin.close()
+            proc.wait(timeout=60)
+        results[d] = {n: 'security.capability' in os.listxattr(os.path.join(d, n)) for n in cases}
+    assert results[m.mnt] == results[ref], f'tpdefs {results[m.mnt]}, host fs {results[ref]}'
+    assert not any(results[m.mnt].values()), results[m.mnt]
+
+
 def test_exec_right_after_a_clearing_write_is_not_suid(mounts, users):
     """The kernel caches attributes (10 s) and exec trusts the cached S_ISUID: after a write
     through a write-only handle cleared it, running the file must not give root's uid."""
