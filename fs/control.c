@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -136,18 +137,18 @@ static void serve_gc(ctl *c, int fd, const char *args)
 	gc_say(&g, buf);
 }
 
-static void serve(ctl *c, int fd)
+/* The command line into line (without its newline); -1 if none came. A client that never
+ * sends a full line does not block the daemon for long. */
+static int read_cmd(int fd, char *line, size_t size)
 {
-	char line[256];
 	size_t n = 0;
-	/* a client that never sends a full line does not block the daemon for long */
-	while (n < sizeof(line) - 1) {
+	while (n < size - 1) {
 		struct pollfd p = {fd, POLLIN, 0};
 		if (poll(&p, 1, 5000) <= 0)
-			return;
-		ssize_t k = read(fd, line + n, sizeof(line) - 1 - n);
+			return -1;
+		ssize_t k = read(fd, line + n, size - 1 - n);
 		if (k <= 0)
-			return;
+			return -1;
 		n += (size_t)k;
 		if (memchr(line, '\n', n))
 			break;
@@ -156,6 +157,11 @@ static void serve(ctl *c, int fd)
 	char *nl = strpbrk(line, "\r\n");
 	if (nl)
 		*nl = 0;
+	return 0;
+}
+
+static void serve(ctl *c, int fd, char *line)
+{
 	fs *f = c->f;
 	char buf[512];
 	if (!strcmp(line, "PING")) {
@@ -212,6 +218,18 @@ static void serve(ctl *c, int fd)
 	}
 }
 
+/* Only root and the user the daemon runs as (who mounted the store) may flush, gc or read the
+ * store's totals. BACKING (0700) and the socket's mode (0600) keep others out already; this
+ * still holds when an administrator opened those up. */
+static int peer_allowed(int fd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 || len != sizeof(cr))
+		return 0;
+	return cr.uid == 0 || cr.uid == geteuid();
+}
+
 static void *loop(void *arg)
 {
 	ctl *c = arg;
@@ -229,7 +247,16 @@ static void *loop(void *arg)
 		int fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		serve(c, fd);
+		/* the command is read either way: closing with it unread would reset the
+		 * connection before the client reads the answer */
+		char line[256];
+		if (read_cmd(fd, line, sizeof(line)) == 0) {
+			if (peer_allowed(fd))
+				serve(c, fd, line);
+			else
+				say(fd, "ERR permission denied: only root and the user that mounted "
+					"this store may use its control socket\n");
+		}
 		close(fd);
 	}
 	return NULL;
@@ -248,7 +275,10 @@ int ctl_start(fs *f, ctl **out)
 		goto fail;
 	unlinkat(store_dirfd(f->st), STORE_SOCK_NAME, 0);
 	c->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->lfd < 0 || bind(c->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	/* bind creates the socket file with the socket inode's mode (less the umask): 0600 from
+	 * the start, not only after the fchmodat below */
+	if (c->lfd < 0 || fchmod(c->lfd, 0600) < 0 ||
+	    bind(c->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 	    listen(c->lfd, 8) < 0 || pipe2(c->wake, O_CLOEXEC) < 0) {
 		r = -errno;
 		goto fail;

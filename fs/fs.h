@@ -20,7 +20,7 @@ typedef struct fs_opts {
 	unsigned debounce_ms;     /* delay between last close and encoding */
 	unsigned newest_keyframe; /* 1: once encoding is idle, the newest version of each chain
 				   * becomes its keyframe (reverse deltas, see gc.h) */
-	int allow_other, default_permissions, ro, debug, foreground;
+	int allow_other, ro, debug, foreground;
 	char fsname[256], subtype[64];
 	char kopts[512];          /* kernel mount flags passed through (nosuid, noexec, ...) */
 } fs_opts;

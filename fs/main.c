@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,8 +43,10 @@ static const char usage[] =
 	"                       from reads fastest; 0: new versions are deltas (default 1)\n"
 	"  debug                as -d\n"
 	"FUSE / kernel options:\n"
-	"  allow_other          let other users access the mount\n"
-	"  default_permissions  let the kernel check permissions from the file modes\n"
+	"  allow_other          let other users access the mount (their permissions are checked)\n"
+	"  default_permissions  always on, whatever the options: the kernel checks every access\n"
+	"                       against the file modes, owners and groups as on a local\n"
+	"                       filesystem (accepted for old fstab lines; cannot be turned off)\n"
 	"  ro, rw               read-only / read-write mount (ro: BACKING is left as it is; no\n"
 	"                       recovery, encoding or gc)\n"
 	"  fsname=NAME          source name shown in /proc/mounts (default BACKING)\n"
@@ -144,8 +147,12 @@ static int one_opt(fs_opts *o, char *opt)
 	if (!strcmp(opt, "allow_other"))
 		o->allow_other = 1;
 	else if (!strcmp(opt, "default_permissions"))
-		o->default_permissions = 1;
-	else if (!strcmp(opt, "ro"))
+		return 0; /* always on (see main) */
+	else if (!strcmp(opt, "nodefault_permissions") || !strcmp(opt, "no_default_permissions")) {
+		fprintf(stderr, "mount.tpdefs: permission checks cannot be turned off "
+			"(default_permissions is always on)\n");
+		return -1;
+	} else if (!strcmp(opt, "ro"))
 		o->ro = 1;
 	else if (!strcmp(opt, "debug"))
 		o->debug = o->foreground = 1;
@@ -183,6 +190,63 @@ static int parse_opts(fs_opts *o, const char *list)
 	}
 	free(copy);
 	return 0;
+}
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo: unescape in place. */
+static void unescape_octal(char *s)
+{
+	char *w = s;
+	for (char *p = s; *p; p++) {
+		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
+		    p[3] >= '0' && p[3] <= '7') {
+			*w++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+			p += 3;
+		} else {
+			*w++ = *p;
+		}
+	}
+	*w = 0;
+}
+
+/* Defence in depth for the mount just made: the daemon does not check permissions itself, so
+ * it must not serve a mount whose kernel superblock lacks default_permissions (whatever built
+ * the options). The topmost FUSE mount on mnt in /proc/self/mountinfo decides. 1: present,
+ * 0: absent, -errno: cannot tell (refused too). */
+static int mount_checks_permissions(const char *mnt)
+{
+	FILE *mi = fopen("/proc/self/mountinfo", "re");
+	if (!mi)
+		return -errno;
+	char *line = NULL;
+	size_t cap = 0;
+	int found = -ENOENT;
+	while (getline(&line, &cap, mi) > 0) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS */
+		char *save = NULL, *f[5], *t;
+		int n = 0;
+		for (t = strtok_r(line, " \n", &save); t && n < 5; t = strtok_r(NULL, " \n", &save))
+			f[n++] = t;
+		if (n < 5) /* t: the field after MOUNTPOINT */
+			continue;
+		unescape_octal(f[4]);
+		if (strcmp(f[4], mnt))
+			continue;
+		while (t && strcmp(t, "-"))
+			t = strtok_r(NULL, " \n", &save);
+		char *fstype = t ? strtok_r(NULL, " \n", &save) : NULL;
+		char *source = fstype ? strtok_r(NULL, " \n", &save) : NULL;
+		char *super = source ? strtok_r(NULL, " \n", &save) : NULL;
+		if (!super || strncmp(fstype, "fuse", 4))
+			continue;
+		found = 0; /* a later line is a mount on top: it decides */
+		char *s2 = NULL;
+		for (char *o = strtok_r(super, ",", &s2); o; o = strtok_r(NULL, ",", &s2))
+			if (!strcmp(o, "default_permissions"))
+				found = 1;
+	}
+	free(line);
+	fclose(mi);
+	return found;
 }
 
 static void obj_gone(void *ctx, uint64_t obj)
@@ -261,6 +325,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mount.tpdefs: mountpoint %s: not a directory\n", o.mountpoint);
 		return 1;
 	}
+	/* resolved now: once mounted, resolving the path would wait for this daemon */
+	char mnt_real[PATH_MAX];
+	if (!realpath(o.mountpoint, mnt_real)) {
+		fprintf(stderr, "mount.tpdefs: mountpoint %s: %s\n", o.mountpoint, strerror(errno));
+		return 1;
+	}
 	if (!o.fsname[0])
 		snprintf(o.fsname, sizeof(o.fsname), "%s", o.backing);
 	if (strchr(o.fsname, ','))
@@ -268,6 +338,9 @@ int main(int argc, char **argv)
 	if (!o.subtype[0])
 		strcpy(o.subtype, "tpdefs");
 
+	/* Everything this process creates is in BACKING (metadata, staging, objects, the control
+	 * socket): private to the mounting user whatever umask it inherited. */
+	umask(077);
 	/* one staging fd per file being written, plus object readers: lift the soft limit */
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -300,10 +373,13 @@ int main(int argc, char **argv)
 	}
 	pthread_mutex_init(&f.gcmu, NULL);
 
+	/* default_permissions unconditionally: the daemon serves every request the kernel sends
+	 * (it checks no modes itself), so the kernel's checks are what keeps users out of files
+	 * the modes deny, with allow_other or, for processes without CAP_DAC_OVERRIDE, without. */
 	char fopts[1024];
-	snprintf(fopts, sizeof(fopts), "fsname=%s,subtype=%s%s%s%s%s%s", o.fsname, o.subtype,
-		 o.allow_other ? ",allow_other" : "", o.default_permissions ? ",default_permissions" : "",
-		 o.ro ? ",ro" : "", o.kopts[0] ? "," : "", o.kopts);
+	snprintf(fopts, sizeof(fopts), "fsname=%s,subtype=%s,default_permissions%s%s%s%s", o.fsname,
+		 o.subtype, o.allow_other ? ",allow_other" : "", o.ro ? ",ro" : "",
+		 o.kopts[0] ? "," : "", o.kopts);
 	char *fargv[] = {argv[0], "-o", fopts, o.debug ? "-d" : NULL, NULL};
 	struct fuse_args args = FUSE_ARGS_INIT(o.debug ? 4 : 3, fargv);
 	int ret = 1;
@@ -319,6 +395,14 @@ int main(int argc, char **argv)
 	if (fuse_session_mount(f.se, o.mountpoint) != 0) {
 		fprintf(stderr, "mount.tpdefs: cannot mount %s on %s\n", o.backing, o.mountpoint);
 		goto out_signals;
+	}
+	r = mount_checks_permissions(mnt_real);
+	if (r != 1) {
+		fprintf(stderr, "mount.tpdefs: %s: %s; not serving it\n", o.mountpoint,
+			r == 0 ? "the kernel mount lacks default_permissions"
+			       : "cannot confirm in /proc/self/mountinfo that the kernel checks "
+				 "permissions");
+		goto out_unmount;
 	}
 	/* Fork only now: every error so far was reported with exit status 1. */
 	if (fuse_daemonize(o.foreground) != 0) {

@@ -3,6 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,7 +24,21 @@ typedef struct fs_fh {
 	fs_node *n;
 	int writer;
 	int flushed;
+	int direct;            /* write-only: FOPEN_DIRECT_IO, writes bypass the page cache */
+	/* S_ISUID/S_ISGID as last checked for this handle's writes (direct only; n->mu): */
+	uint64_t priv_epoch;   /* attr_epoch then (PRIV_UNKNOWN: not yet) */
+	int priv_left;         /* bits remained: kept by priv_pid's CAP_FSETID */
+	int priv_pid;
 } fs_fh;
+
+#define PRIV_UNKNOWN UINT64_MAX
+
+/* Bumped after every change of a mode, owner or group: a direct handle checks S_ISUID/S_ISGID
+ * again at its next write (write_privs). */
+static atomic_uint_fast64_t attr_epoch;
+/* Mode changes of chmod and of the daemon's own S_ISUID/S_ISGID clearing (a read, then a write
+ * of the mode) one at a time, so that neither undoes the other. */
+static pthread_mutex_t modemu = PTHREAD_MUTEX_INITIALIZER;
 
 static fs *FS(fuse_req_t req)
 {
@@ -99,6 +116,144 @@ static void reply_entry(fuse_req_t req, const store_attr *a)
 	if (fuse_reply_entry(req, &e) != 0)
 		fs_node_forget(f, a->ino, 1);
 	fs_node_put(f, n);
+}
+
+/* ---- what FUSE leaves to the filesystem (as ext4) ---- */
+
+/* CAP_FSETID as the kernel's capable() sees it: in the effective set, in the initial user
+ * namespace (here: the daemon's; one the caller made for itself gives no rights over files).
+ * Read from /proc: FUSE requests carry no capabilities. Cannot tell: no (the safe side). */
+static int caller_has_fsetid(fuse_req_t req)
+{
+	int pid = (int)fuse_req_ctx(req)->pid;
+	if (pid <= 0)
+		return 0;
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	FILE *fp = fopen(path, "re");
+	if (!fp)
+		return 0;
+	char line[256];
+	unsigned long long eff = 0;
+	int got = 0;
+	while (!got && fgets(line, sizeof(line), fp))
+		got = sscanf(line, "CapEff: %llx", &eff) == 1;
+	fclose(fp);
+	if (!got || !(eff & (1ull << CAP_FSETID)))
+		return 0;
+	struct stat mine, theirs;
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", pid);
+	if (stat("/proc/self/ns/user", &mine) < 0 || stat(path, &theirs) < 0)
+		return 0;
+	return mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev;
+}
+
+/* The caller's fsgid or one of its supplementary groups is gid. Cannot tell: no. */
+static int caller_in_group(fuse_req_t req, uint32_t gid)
+{
+	if (fuse_req_ctx(req)->gid == gid)
+		return 1;
+	gid_t small[64], *list = small;
+	int n = fuse_req_getgroups(req, 64, small);
+	if (n > 64) {
+		list = malloc((size_t)n * sizeof(*list));
+		if (!list)
+			return 0;
+		int m = fuse_req_getgroups(req, n, list);
+		n = m <= n ? m : -1; /* grew meanwhile: give up */
+	}
+	int in = 0;
+	for (int i = 0; i < n && !in; i++)
+		in = list[i] == gid;
+	if (list != small)
+		free(list);
+	return in;
+}
+
+/* The bits a write or truncation by the caller clears (the VFS's setattr_should_drop_suidgid,
+ * as on ext4): without CAP_FSETID, S_ISUID, and S_ISGID if the file is group-executable or the
+ * caller is not in its group. */
+static uint32_t privs_to_clear(fuse_req_t req, const store_attr *a)
+{
+	if (!S_ISREG(a->mode))
+		return 0;
+	uint32_t bits = a->mode & S_ISUID;
+	if ((a->mode & S_ISGID) && ((a->mode & S_IXGRP) || !caller_in_group(req, a->gid)))
+		bits |= S_ISGID;
+	return bits && !caller_has_fsetid(req) ? bits : 0;
+}
+
+#define XATTR_CAPS "security.capability"
+
+/* Clear what privs_to_clear says, and file capabilities (which any write removes, whoever
+ * writes: cap_inode_killpriv), before the write or truncation that asks for it. The kernel's
+ * cached attributes are dropped (exec would trust a stale S_ISUID). 1: S_ISUID/S_ISGID remain
+ * (the caller may keep them), 0: none remain, or -errno. */
+static int clear_privs(fuse_req_t req, fuse_ino_t ino)
+{
+	fs *f = FS(req);
+	store_attr a;
+	pthread_mutex_lock(&modemu);
+	int r = store_getattr(f->st, ino, &a);
+	uint32_t bits = r == 0 ? privs_to_clear(req, &a) : 0;
+	if (bits) {
+		a.mode &= ~bits;
+		a.ctime = store_now_ns();
+		r = store_setattr(f->st, ino, &a, STORE_SET_MODE | STORE_SET_CTIME);
+		atomic_fetch_add(&attr_epoch, 1);
+	}
+	if (r == 0 && S_ISREG(a.mode) && store_getxattr(f->st, ino, XATTR_CAPS, NULL, 0) >= 0) {
+		r = store_removexattr(f->st, ino, XATTR_CAPS);
+		r = r == -ENODATA ? 0 : r;
+	}
+	pthread_mutex_unlock(&modemu);
+	if (r < 0)
+		return r;
+	if (bits)
+		fuse_lowlevel_notify_inval_inode(f->se, ino, -1, 0);
+	return (a.mode & (S_ISUID | S_ISGID)) ? 1 : 0;
+}
+
+/* Before a write through a direct handle: the kernel clears S_ISUID/S_ISGID before writes
+ * through the page cache (a SETATTR), not before these. Checked again only after a mode or
+ * owner change, or for another writer while bits remain: the checkpoint path pays nothing. */
+static int write_privs(fuse_req_t req, fs_fh *h)
+{
+	fs_node *n = h->n;
+	int pid = (int)fuse_req_ctx(req)->pid;
+	uint64_t e = atomic_load(&attr_epoch);
+	pthread_mutex_lock(&n->mu);
+	int known = h->priv_epoch == e && (!h->priv_left || h->priv_pid == pid);
+	pthread_mutex_unlock(&n->mu);
+	if (known)
+		return 0;
+	int r = clear_privs(req, n->ino);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&n->mu);
+	h->priv_epoch = e; /* e, not the value after a clear: the next write looks once more */
+	h->priv_left = r;
+	h->priv_pid = pid;
+	pthread_mutex_unlock(&n->mu);
+	return 0;
+}
+
+/* Owner of a new entry (inode_init_owner): in a setgid directory it takes the directory's
+ * group and a subdirectory stays setgid. (The kernel already dropped S_ISGID from the mode of
+ * a group-executable file whose creator is not in that group.) */
+static int new_owner(fuse_req_t req, fuse_ino_t parent, uint32_t *mode, uint32_t *gid)
+{
+	store_attr pa;
+	int r = store_getattr(FS(req)->st, parent, &pa);
+	if (r < 0)
+		return r;
+	*gid = fuse_req_ctx(req)->gid;
+	if (S_ISDIR(pa.mode) && (pa.mode & S_ISGID)) {
+		*gid = pa.gid;
+		if (S_ISDIR(*mode))
+			*mode |= S_ISGID;
+	}
+	return 0;
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -182,6 +337,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	unsigned mask = STORE_SET_CTIME;
 	store_attr na = a;
 	na.ctime = now;
+	/* A truncation, or the empty SETATTR the kernel sends to drop privileges before a write
+	 * through the page cache (and for chown(-1, -1)): the kernel's FUSE code sends the mode
+	 * only for S_ISUID and group-executable S_ISGID; ext4 also drops S_ISGID for a caller
+	 * outside the file's group. */
+	uint32_t drop = 0;
+	if (!to_set || (to_set & FUSE_SET_ATTR_SIZE))
+		drop = privs_to_clear(req, &a);
 	if (to_set & FUSE_SET_ATTR_MODE) {
 		na.mode = (a.mode & S_IFMT) | (attr->st_mode & 07777);
 		mask |= STORE_SET_MODE;
@@ -264,7 +426,18 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		na.mtime = mtime;
 		mask |= STORE_SET_MTIME;
 	}
+	if (drop) {
+		na.mode &= ~drop;
+		mask |= STORE_SET_MODE;
+	}
+	int owner = mask & (STORE_SET_MODE | STORE_SET_UID | STORE_SET_GID);
+	if (owner)
+		pthread_mutex_lock(&modemu);
 	r = store_setattr(f->st, ino, &na, mask);
+	if (owner) {
+		atomic_fetch_add(&attr_epoch, 1);
+		pthread_mutex_unlock(&modemu);
+	}
 	if (r < 0)
 		goto err;
 	op_getattr(req, ino, NULL);
@@ -288,10 +461,12 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 static void make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      dev_t rdev, const char *target)
 {
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	uint32_t m = mode, gid;
 	store_attr a;
-	int r = store_mknode(FS(req)->st, parent, name, strlen(name), mode, ctx->uid, ctx->gid,
-			     rdev, target, &a);
+	int r = new_owner(req, parent, &m, &gid);
+	if (r == 0)
+		r = store_mknode(FS(req)->st, parent, name, strlen(name), m, fuse_req_ctx(req)->uid,
+				 gid, rdev, target, &a);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -390,6 +565,8 @@ static int open_handle(fs *f, fuse_ino_t ino, struct fuse_file_info *fi, fs_fh *
 	h->n = n;
 	int acc = fi->flags & O_ACCMODE;
 	h->writer = acc == O_WRONLY || acc == O_RDWR;
+	h->direct = acc == O_WRONLY;
+	h->priv_epoch = PRIV_UNKNOWN;
 	if (h->writer) {
 		r = fs_node_stage(f, n, !!(fi->flags & O_TRUNC));
 		if (r < 0) {
@@ -408,7 +585,7 @@ static int open_handle(fs *f, fuse_ino_t ino, struct fuse_file_info *fi, fs_fh *
 	/* A write-only handle can neither read nor be mmapped, so its writes can bypass the
 	 * mount's page cache (the kernel still invalidates cached pages they overwrite): the
 	 * request carries the writer's buffer instead of a copy made in the page cache. */
-	fi->direct_io = acc == O_WRONLY;
+	fi->direct_io = h->direct;
 	n->seen_gen = n->gen;
 	pthread_mutex_unlock(&n->mu);
 	fi->fh = (uint64_t)(uintptr_t)h;
@@ -419,6 +596,16 @@ static int open_handle(fs *f, fuse_ino_t ino, struct fuse_file_info *fi, fs_fh *
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	fs_fh *h;
+	int acc = fi->flags & O_ACCMODE;
+	if ((fi->flags & O_TRUNC) && (acc == O_WRONLY || acc == O_RDWR)) {
+		/* the truncation is done here (atomic O_TRUNC); the kernel's own S_ISUID/S_ISGID
+		 * clearing for it is skipped with that capability */
+		int r = clear_privs(req, ino);
+		if (r < 0) {
+			fuse_reply_err(req, -r);
+			return;
+		}
+	}
 	int r = open_handle(FS(req), ino, fi, &h);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
@@ -432,10 +619,13 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		      struct fuse_file_info *fi)
 {
 	fs *f = FS(req);
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	uint32_t m = S_IFREG | (mode & 07777), gid;
+	uint64_t epoch = atomic_load(&attr_epoch);
 	store_attr a;
-	int r = store_mknode(f->st, parent, name, strlen(name), S_IFREG | (mode & 07777), ctx->uid,
-			     ctx->gid, 0, NULL, &a);
+	int r = new_owner(req, parent, &m, &gid);
+	if (r == 0)
+		r = store_mknode(f->st, parent, name, strlen(name), m, fuse_req_ctx(req)->uid, gid, 0,
+				 NULL, &a);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -445,6 +635,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
+	}
+	if (!(a.mode & (S_ISUID | S_ISGID))) {
+		pthread_mutex_lock(&h->n->mu);
+		h->priv_epoch = epoch; /* nothing to clear: writes need not look */
+		pthread_mutex_unlock(&h->n->mu);
 	}
 	fs_node_lookup_inc(f, h->n);
 	struct fuse_entry_param e;
@@ -556,6 +751,13 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	fs *f = FS(req);
 	fs_fh *h = (fs_fh *)(uintptr_t)fi->fh;
 	fs_node *n = h->n;
+	if (h->direct) {
+		int r = write_privs(req, h);
+		if (r < 0) {
+			fuse_reply_err(req, -r);
+			return;
+		}
+	}
 	encq_throttle(f->q);
 	for (;;) {
 		pthread_rwlock_rdlock(&n->dlock);
@@ -775,15 +977,32 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
+/* The name spaces ext4 stores. The kernel checks user.* and trusted.* access and leaves
+ * system.* and unknown prefixes to the filesystem: ext4 refuses them (EOPNOTSUPP), and so must
+ * we, or anyone could attach them to files they cannot write. (POSIX ACL names never get here:
+ * the kernel handles them.) */
+static int xattr_name_ok(const char *name)
+{
+	return !strncmp(name, "user.", 5) || !strncmp(name, "trusted.", 8) ||
+	       !strncmp(name, "security.", 9);
+}
+
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	int r = store_setxattr(FS(req)->st, ino, name, value, size, flags);
+	int r = xattr_name_ok(name) ? store_setxattr(FS(req)->st, ino, name, value, size, flags)
+				    : -EOPNOTSUPP;
+	if (r == 0 && !strcmp(name, XATTR_CAPS))
+		atomic_fetch_add(&attr_epoch, 1); /* open write-only handles must look again */
 	fuse_reply_err(req, -r);
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+	if (!xattr_name_ok(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
 	char *buf = size ? malloc(size) : NULL;
 	if (size && !buf) {
 		fuse_reply_err(req, ENOMEM);
@@ -818,7 +1037,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	int r = store_removexattr(FS(req)->st, ino, name);
+	int r = xattr_name_ok(name) ? store_removexattr(FS(req)->st, ino, name) : -EOPNOTSUPP;
 	fuse_reply_err(req, -r);
 }
 
