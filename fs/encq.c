@@ -23,11 +23,17 @@
 
 #include "gc.h"
 #include "ingest.h"
+#include "pred.h"
 
 typedef struct job {
 	uint64_t ino;
 	uint64_t bytes;
 	int64_t ready_ns;
+	/* the file's series (directory + name with its numbers), for taking a batch of versions
+	 * in newest first; as named when queued */
+	int series;
+	uint64_t parent;
+	pred_name pn;
 	struct job *next;
 } job;
 
@@ -298,6 +304,37 @@ static void wait_until(encq *q, int64_t at_ns)
 	pthread_cond_timedwait(&q->cv, &q->mu, &ts);
 }
 
+/* Reverse ingest takes a batch of versions of one series (ckpt_001 ... ckpt_009 closed before
+ * the first was encoded) newest first: the newest becomes the keyframe and each older one is coded
+ * once, forward, against its stored successor, where oldest-first would code each version twice
+ * (as the keyframe, then again against the next). Returns the job to run instead of j: the
+ * highest-numbered queued version of j's series. Holds q->mu. */
+static job *newest_of_series(encq *q, job *j)
+{
+	if (!q->f->o->newest_keyframe || !j->series)
+		return j;
+	job *best = j;
+	for (job *k = q->head; k; k = k->next)
+		if (k->series && k->parent == j->parent && pred_same_series(&k->pn, &best->pn) &&
+		    pred_num_cmp(&k->pn, &best->pn) > 0)
+			best = k;
+	return best;
+}
+
+static void unlink_job(encq *q, job *j)
+{
+	job **pp = &q->head, *prev = NULL;
+	while (*pp && *pp != j) {
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	if (!*pp)
+		return;
+	*pp = j->next;
+	if (q->tail == j)
+		q->tail = prev;
+}
+
 static void *worker(void *arg)
 {
 	encq *q = arg;
@@ -332,14 +369,13 @@ static void *worker(void *arg)
 			pthread_cond_wait(&q->cv, &q->mu);
 			continue;
 		}
+		j = newest_of_series(q, j);
 		int64_t now = mono_ns();
 		if (!q->flushers && j->ready_ns > now) {
 			wait_until(q, j->ready_ns);
 			continue;
 		}
-		q->head = j->next;
-		if (!q->head)
-			q->tail = NULL;
+		unlink_job(q, j);
 		q->running = j->ino;
 		pthread_mutex_unlock(&q->mu);
 		encode_one(q, j->ino, 0);
@@ -408,11 +444,21 @@ void encq_push(encq *q, uint64_t ino, int now)
 {
 	store_attr a;
 	uint64_t bytes = store_getattr(q->f->st, ino, &a) == 0 ? a.size : 0;
+	char name[STORE_NAME_MAX + 1];
+	size_t len;
+	uint64_t parent = 0;
+	pred_name pn;
+	memset(&pn, 0, sizeof(pn));
+	int series = store_parent(q->f->st, ino, &parent, name, &len) == 0 &&
+		     pred_name_parse(name, len, &pn) == 0;
 	pthread_mutex_lock(&q->mu);
 	for (job *j = q->head; j; j = j->next) {
 		if (j->ino == ino) {
-			/* already waiting: restart its debounce, keep its place */
+			/* already waiting: restart its debounce, keep its place, take its new name */
 			j->ready_ns = now ? 0 : mono_ns() + (int64_t)q->f->o->debounce_ms * 1000000LL;
+			j->series = series;
+			j->parent = parent;
+			j->pn = pn;
 			pthread_mutex_unlock(&q->mu);
 			return;
 		}
@@ -422,6 +468,9 @@ void encq_push(encq *q, uint64_t ino, int now)
 		pthread_mutex_unlock(&q->mu);
 		return; /* stays staged; the next mount or flush picks it up */
 	}
+	j->series = series;
+	j->parent = parent;
+	j->pn = pn;
 	j->ino = ino;
 	j->bytes = bytes;
 	j->ready_ns = now ? 0 : mono_ns() + (int64_t)q->f->o->debounce_ms * 1000000LL;

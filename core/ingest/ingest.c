@@ -163,6 +163,7 @@ out:
 /* The chosen predecessor: its row and both parsed layouts (kept for the encodes). */
 typedef struct choice {
 	store_obj base;        /* id 0: none */
+	int newer;             /* base is a later version, stored already: code forward against it */
 	int kind;
 	const char *why;
 	layout *nl, *bl;       /* the new file's layout (NULL if unparsable), the base's */
@@ -185,20 +186,34 @@ static void choose_base(store *s, chain *ch, uint64_t ino, const io_src *nsrc,
 	size_t nc = 0;
 	if (pred_candidates(s, ino, cand, 8, &nc) < 0 || nc == 0)
 		return;
+	if (o->reverse) {
+		/* A later version is stored already (a batch is taken in newest first): this one is
+		 * coded once, forward, against it, and the chain's keyframe stays where it is. Those
+		 * candidates go first, in their ranked order. */
+		pred_cand tmp[8];
+		size_t k = 0;
+		for (int pass = 1; pass >= 0; pass--)
+			for (size_t i = 0; i < nc; i++)
+				if ((cand[i].newer != 0) == pass)
+					tmp[k++] = cand[i];
+		memcpy(cand, tmp, nc * sizeof(*cand));
+	}
 	if (layout_parse(nsrc, &out->nl) < 0) {
 		out->nl = NULL;
 		return;
 	}
 	store_obj fit[PROBE_CANDS];
-	int fit_kind[PROBE_CANDS];
+	int fit_kind[PROBE_CANDS], fit_newer[PROBE_CANDS];
 	layout *fit_l[PROBE_CANDS]; /* their layouts, for the trial encodes and the encode */
 	size_t nfit = 0;
 	for (size_t i = 0; i < nc && nfit < PROBE_CANDS; i++) {
 		uint64_t bobj = cand[i].obj;
 		if (!bobj && cand[i].ino) {
 			/* the predecessor is itself waiting: ingest it first (only the best-ranked
-			 * one: later candidates are compared only if they are stored already) */
-			if (!o->encode_first || nfit > 0)
+			 * one: later candidates are compared only if they are stored already).
+			 * Reverse ingest never does: the waiting older version is coded against
+			 * this one once it is stored. */
+			if (o->reverse || !o->encode_first || nfit > 0)
 				continue;
 			o->encode_first(o->ctx, cand[i].ino);
 			store_attr a;
@@ -220,7 +235,7 @@ static void choose_base(store *s, chain *ch, uint64_t ino, const io_src *nsrc,
 				out->why = "layout mismatch";
 			continue;
 		}
-		if (!o->reverse && bo.depth + 1 > max_chain) {
+		if ((!o->reverse || cand[i].newer) && bo.depth + 1 > max_chain) {
 			/* Depth limit: rather than a keyframe (which costs a whole standalone copy),
 			 * code against the candidate's ancestor at depth <= max_chain / 2: a delta
 			 * spanning a few versions is still far smaller, and depth stays bounded. (A
@@ -237,12 +252,14 @@ static void choose_base(store *s, chain *ch, uint64_t ino, const io_src *nsrc,
 			}
 			fit[nfit] = bo;
 			fit_kind[nfit] = cand[i].kind;
+			fit_newer[nfit] = cand[i].newer;
 			fit_l[nfit] = NULL;
 			nfit++;
 			break;
 		}
 		fit[nfit] = bo;
 		fit_kind[nfit] = cand[i].kind;
+		fit_newer[nfit] = cand[i].newer;
 		fit_l[nfit] = bl;
 		nfit++;
 	}
@@ -273,6 +290,7 @@ static void choose_base(store *s, chain *ch, uint64_t ino, const io_src *nsrc,
 	}
 	if (nfit > 0) {
 		out->base = fit[best];
+		out->newer = fit_newer[best];
 		out->kind = fit_kind[best];
 		out->why = pred_kind_name(fit_kind[best]);
 		out->bl = fit_l[best];
@@ -322,7 +340,7 @@ int ingest_prepare(store *s, chain *ch, uint64_t ino, int sfd, uint64_t size,
 	j->pred = c.base.id;
 	int r;
 	ingest_src n = {&nsrc, c.nl, 0};
-	if (o->reverse || !c.base.id) {
+	if ((o->reverse && !c.newer) || !c.base.id) {
 		r = ingest_encode_blob(s, &n, NULL, 0, 0, 0, &j->obj);
 		if (r == 0 && c.base.id &&
 		    rebase_pred(s, ch, j, &c, &nsrc, o->cancel) == -ECANCELED) {

@@ -4,8 +4,9 @@
  *
  * Reverse ingest (newest_keyframe, the default): the new version is coded once, as its chain's
  * keyframe, and its predecessor once, against it; one transaction switches both. A resumed job
- * reads the newest version, which is then never a delta. Forward ingest: the new version is coded
- * once, as a delta against its predecessor.
+ * reads the newest version, which is then never a delta. A version older than one stored already
+ * (a batch taken in newest first) is coded once, forward, against its stored successor. Forward
+ * ingest: the new version is coded once, as a delta against its predecessor.
  *
  * Crash safety: blobs are durable before the transaction that names them; the predecessor that
  * was replaced is retired (row and blob kept) until no reader can hold its id, and a crash before

@@ -184,7 +184,8 @@ static void listing_free(listing *l)
 	free(l->a);
 }
 
-static int add_cand(pred_cand *out, size_t max, size_t *n, int kind, uint64_t obj, uint64_t ino)
+static int add_cand(pred_cand *out, size_t max, size_t *n, int kind, uint64_t obj, uint64_t ino,
+		    int newer)
 {
 	for (size_t i = 0; i < *n; i++)
 		if ((obj && out[i].obj == obj) || (ino && out[i].ino == ino))
@@ -194,6 +195,7 @@ static int add_cand(pred_cand *out, size_t max, size_t *n, int kind, uint64_t ob
 	out[*n].kind = kind;
 	out[*n].obj = obj;
 	out[*n].ino = ino;
+	out[*n].newer = newer;
 	(*n)++;
 	return 0;
 }
@@ -205,7 +207,7 @@ int pred_candidates(store *s, uint64_t ino, pred_cand *out, size_t max, size_t *
 	int r = store_getattr(s, ino, &me);
 	if (r < 0)
 		return r;
-	if (me.pred_hint && add_cand(out, max, n, PRED_HINT, me.pred_hint, 0))
+	if (me.pred_hint && add_cand(out, max, n, PRED_HINT, me.pred_hint, 0, 0))
 		return 0;
 	uint64_t parent;
 	char name[STORE_NAME_MAX + 1];
@@ -219,11 +221,20 @@ int pred_candidates(store *s, uint64_t ino, pred_cand *out, size_t max, size_t *
 		r = l.err;
 	if (r >= 0) {
 		size_t k = pred_rank(name, len, l.e, l.n, idx, 16);
+		pred_name mine, other;
+		int parsed = pred_name_parse(name, len, &mine) == 0, pending = 0;
 		for (size_t i = 0; i < k; i++) {
 			const store_attr *a = &l.a[idx[i]];
 			if (a->ino == ino)
 				continue;
-			if (add_cand(out, max, n, PRED_SIBLING, a->staged ? 0 : a->obj, a->ino))
+			/* only the nearest waiting version can serve (ingested first); the others
+			 * would crowd out stored candidates, later versions among them */
+			if (a->staged && pending++)
+				continue;
+			int newer = parsed && !a->staged &&
+				    pred_name_parse(l.e[idx[i]].name, l.e[idx[i]].len, &other) == 0 &&
+				    pred_num_cmp(&other, &mine) > 0;
+			if (add_cand(out, max, n, PRED_SIBLING, a->staged ? 0 : a->obj, a->ino, newer))
 				break;
 		}
 	}
@@ -253,11 +264,12 @@ int pred_candidates(store *s, uint64_t ino, pred_cand *out, size_t max, size_t *
 			if (!S_ISREG(a.mode) || !(a.obj || a.staged) || a.ino == ino)
 				continue;
 			pred_name pn, dn;
-			if (a.staged && pred_name_parse(pname, plen, &pn) == 0 &&
-			    pred_name_parse(d.e[idx[i]].name, d.e[idx[i]].len, &dn) == 0 &&
-			    pred_num_cmp(&dn, &pn) > 0)
+			int later = pred_name_parse(pname, plen, &pn) == 0 &&
+				    pred_name_parse(d.e[idx[i]].name, d.e[idx[i]].len, &dn) == 0 &&
+				    pred_num_cmp(&dn, &pn) > 0;
+			if (a.staged && later)
 				continue; /* a later directory's file still being written */
-			if (add_cand(out, max, n, PRED_SIBDIR, a.staged ? 0 : a.obj, a.ino))
+			if (add_cand(out, max, n, PRED_SIBDIR, a.staged ? 0 : a.obj, a.ino, later))
 				break;
 		}
 	}

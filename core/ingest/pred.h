@@ -50,6 +50,7 @@ typedef struct pred_cand {
 	int kind;
 	uint64_t obj;   /* object to use; 0 when the candidate's data is still staged */
 	uint64_t ino;   /* inode holding it (0 for a pred_hint object) */
+	int newer;      /* a later version of the series (higher number), already stored */
 } pred_cand;
 
 /* Candidates for inode ino, best first. *n gets the count (<= max). */
