@@ -82,6 +82,23 @@ fs_node *fs_node_find(fs *f, uint64_t ino);
 int fs_node_stage(fs *f, fs_node *n, int trunc);
 /* Make the staged size/times durable (fsync staging, commit). Caller holds dlock shared. */
 int fs_node_commit(fs *f, fs_node *n);
+/* Named transitions of the node state: the only places that change staged, obj, gen, dirty,
+ * nwriters, unflushed, inflight and seen_gen besides loading. All but fs_node_stage/commit are
+ * called with n->mu held. */
+/* truncate(2) of staged data to size. */
+void fs_node_truncated(fs_node *n, uint64_t size, int64_t mtime, int64_t ctime);
+/* A handle was opened (writer: with write access). Returns 1 when the kernel may keep its
+ * cached pages (nothing changed since the previous open). */
+int fs_node_opened(fs_node *n, int writer);
+/* A write through a handle starts / ended (ok: the bytes up to end are staged). handle_flushed
+ * is the handle's own "flushed since its last write" flag. */
+void fs_node_write_begin(fs_node *n, int *handle_flushed);
+void fs_node_write_end(fs_node *n, int ok, uint64_t end, int64_t now);
+/* close(2) of a writer handle made the data durable. */
+void fs_node_handle_flushed(fs_node *n, int *handle_flushed);
+/* The last close of a writer handle; returns 1 when no writer is left and the data waits in
+ * staging (time to queue it for encoding). */
+int fs_node_writer_closed(fs_node *n, int handle_flushed);
 /* The encoder committed the staged data as object obj (caller holds dlock exclusively, and mu):
  * reads now go to the object, the staging file is gone. */
 void fs_node_encoded(fs_node *n, uint64_t obj);

@@ -265,6 +265,68 @@ int fs_node_commit(fs *f, fs_node *n)
 	return r;
 }
 
+/* ---- transitions of the node state (caller holds n->mu) ---- */
+
+void fs_node_truncated(fs_node *n, uint64_t size, int64_t mtime, int64_t ctime)
+{
+	n->size = size;
+	n->mtime = mtime;
+	n->ctime = ctime;
+	n->gen++;
+	n->dirty = 1;
+}
+
+int fs_node_opened(fs_node *n, int writer)
+{
+	if (writer) {
+		n->nwriters++;
+		n->unflushed++;
+		n->gen++; /* an encode running now must not commit */
+	}
+	/* the kernel's cached pages are still good when nothing changed since the last open */
+	int keep_cache = !writer && n->gen == n->seen_gen;
+	n->seen_gen = n->gen;
+	return keep_cache;
+}
+
+void fs_node_write_begin(fs_node *n, int *handle_flushed)
+{
+	n->gen++;
+	n->inflight++;
+	if (*handle_flushed) {
+		*handle_flushed = 0;
+		n->unflushed++;
+	}
+}
+
+void fs_node_write_end(fs_node *n, int ok, uint64_t end, int64_t now)
+{
+	n->inflight--;
+	if (ok) {
+		if (end > n->size)
+			n->size = end;
+		n->mtime = n->ctime = now;
+		n->dirty = 1;
+	}
+}
+
+void fs_node_handle_flushed(fs_node *n, int *handle_flushed)
+{
+	if (!*handle_flushed) {
+		*handle_flushed = 1;
+		n->unflushed--;
+	}
+}
+
+int fs_node_writer_closed(fs_node *n, int handle_flushed)
+{
+	n->nwriters--;
+	if (!handle_flushed)
+		n->unflushed--;
+	n->seen_gen = n->gen; /* the kernel's page cache saw every write */
+	return n->nwriters == 0 && n->staged;
+}
+
 void fs_node_encoded(fs_node *n, uint64_t obj)
 {
 	if (n->sfd >= 0)

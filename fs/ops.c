@@ -395,13 +395,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			}
 			if (r == 0 && ftruncate(n->sfd, (off_t)size) < 0)
 				r = -errno;
-			if (r == 0) {
-				n->size = size;
-				n->mtime = set_mtime ? mtime : now;
-				n->ctime = now;
-				n->gen++;
-				n->dirty = 1;
-			}
+			if (r == 0)
+				fs_node_truncated(n, size, set_mtime ? mtime : now, now);
 			unsigned writers = n->nwriters;
 			pthread_mutex_unlock(&n->mu);
 			if (r == 0)
@@ -576,17 +571,11 @@ static int open_handle(fs *f, fuse_ino_t ino, struct fuse_file_info *fi, fs_fh *
 		}
 	}
 	pthread_mutex_lock(&n->mu);
-	if (h->writer) {
-		n->nwriters++;
-		n->unflushed++;
-		n->gen++; /* an encode running now must not commit */
-	}
-	fi->keep_cache = !h->writer && n->gen == n->seen_gen;
+	fi->keep_cache = fs_node_opened(n, h->writer);
 	/* A write-only handle can neither read nor be mmapped, so its writes can bypass the
 	 * mount's page cache (the kernel still invalidates cached pages they overwrite): the
 	 * request carries the writer's buffer instead of a copy made in the page cache. */
 	fi->direct_io = h->direct;
-	n->seen_gen = n->gen;
 	pthread_mutex_unlock(&n->mu);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	*out = h;
@@ -774,12 +763,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 			return;
 		}
 	}
-	n->gen++;
-	n->inflight++;
-	if (h->flushed) {
-		h->flushed = 0;
-		n->unflushed++;
-	}
+	fs_node_write_begin(n, &h->flushed);
 	int sfd = n->sfd;
 	pthread_mutex_unlock(&n->mu);
 	int r = stage_write(sfd, in, size, off);
@@ -792,13 +776,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 					SYNC_FILE_RANGE_WRITE);
 	}
 	pthread_mutex_lock(&n->mu);
-	n->inflight--;
-	if (r == 0) {
-		if ((uint64_t)off + size > n->size)
-			n->size = (uint64_t)off + size;
-		n->mtime = n->ctime = store_now_ns();
-		n->dirty = 1;
-	}
+	fs_node_write_end(n, r == 0, (uint64_t)off + size, store_now_ns());
 	pthread_mutex_unlock(&n->mu);
 	pthread_rwlock_unlock(&n->dlock);
 	if (r < 0)
@@ -818,10 +796,7 @@ static int flush_handle(fs *f, fs_fh *h)
 	pthread_rwlock_unlock(&n->dlock);
 	if (r == 0) {
 		pthread_mutex_lock(&n->mu);
-		if (!h->flushed) {
-			h->flushed = 1;
-			n->unflushed--;
-		}
+		fs_node_handle_flushed(n, &h->flushed);
 		pthread_mutex_unlock(&n->mu);
 	}
 	return r;
@@ -842,11 +817,7 @@ static void drop_handle(fs *f, fs_fh *h)
 	int enqueue = 0;
 	if (h->writer) {
 		pthread_mutex_lock(&n->mu);
-		n->nwriters--;
-		if (!h->flushed)
-			n->unflushed--;
-		enqueue = n->nwriters == 0 && n->staged;
-		n->seen_gen = n->gen; /* the kernel's page cache saw every write */
+		enqueue = fs_node_writer_closed(n, h->flushed);
 		pthread_mutex_unlock(&n->mu);
 	}
 	if (enqueue)
