@@ -4,7 +4,8 @@
 set -euo pipefail
 pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev
       libfuse3-dev fuse3 libzstd-dev zstd libsqlite3-dev sqlite3 libxxhash-dev libcriterion-dev
-      xdelta3 attr python3-torch python3-numpy python3-pytest python3-pytest-timeout libopenblas0-pthread)
+      xdelta3 attr python3-torch python3-numpy python3-pytest python3-pytest-timeout libopenblas0-pthread
+      libpq-dev postgresql-15)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -15,3 +16,5 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The test suite starts its own throwaway PostgreSQL servers (initdb into a temporary directory,
+# Unix socket only): the cluster Debian's package may have created and started is not used.
