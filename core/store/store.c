@@ -32,8 +32,9 @@ static const char *const sql_text[ST_COUNT] = {
 		      "WHERE d.parent=?1 AND d.name=?2",
 	[ST_DENT_GET] = "SELECT d.id, d.ino, i.mode FROM dentries d JOIN inodes i ON i.ino=d.ino "
 			"WHERE d.parent=?1 AND d.name=?2",
+	/* ?8 the target's length: bound from C, no engine-specific length() of a parameter */
 	[ST_INS_INODE] = "INSERT INTO inodes(mode,uid,gid,nlink,size,atime,mtime,ctime,rdev,target)"
-			 " VALUES(?1,?2,?3,?4,COALESCE(length(?7),0),?5,?5,?5,?6,?7) RETURNING ino",
+			 " VALUES(?1,?2,?3,?4,?8,?5,?5,?5,?6,?7) RETURNING ino",
 	[ST_INS_DENT] = "INSERT INTO dentries(parent,name,ino) VALUES(?1,?2,?3)",
 	[ST_DEL_DENT] = "DELETE FROM dentries WHERE id=?1",
 	[ST_NLINK_ADD] = "UPDATE inodes SET nlink=nlink+?2, ctime=?3 WHERE ino=?1",
@@ -46,7 +47,8 @@ static const char *const sql_text[ST_COUNT] = {
 	[ST_READDIR] = "SELECT d.id, d.name, " ICOLS " FROM dentries d JOIN inodes i ON i.ino=d.ino"
 		       " WHERE d.parent=?1 AND d.id>?2 ORDER BY d.id",
 	[ST_XGET] = "SELECT value FROM xattrs WHERE ino=?1 AND name=?2",
-	[ST_XSET] = "INSERT OR REPLACE INTO xattrs(ino,name,value) VALUES(?1,?2,?3)",
+	[ST_XSET] = "INSERT INTO xattrs(ino,name,value) VALUES(?1,?2,?3) "
+		    "ON CONFLICT(ino, name) DO UPDATE SET value=excluded.value",
 	[ST_XDEL] = "DELETE FROM xattrs WHERE ino=?1 AND name=?2 RETURNING ino",
 	[ST_XLIST] = "SELECT name FROM xattrs WHERE ino=?1 ORDER BY name",
 	[ST_XDEL_ALL] = "DELETE FROM xattrs WHERE ino=?1",
@@ -63,7 +65,10 @@ static const char *const sql_text[ST_COUNT] = {
 	[ST_OBJ_DEL] = "DELETE FROM objects WHERE id=?1",
 	[ST_OBJ_INS] = "INSERT INTO objects(id,base,depth,size,stored,hash,unref,created) "
 		       "VALUES(?1,?2,?3,?4,?5,?6,0,?7)",
-	[ST_OBJ_RESERVE] = "UPDATE meta SET value=value+1 WHERE key='next_obj' RETURNING value-1",
+	/* meta.value has no type in SQLite (an integer here) and is TEXT elsewhere: the CAST reads
+	 * both; SQLite stores the sum as the integer it always was */
+	[ST_OBJ_RESERVE] = "UPDATE meta SET value=CAST(value AS BIGINT)+1 WHERE key='next_obj' "
+			   "RETURNING CAST(value AS BIGINT)-1",
 	[ST_INODE_SET_OBJ] = "UPDATE inodes SET obj=?2, staged=0, pred_hint=NULL, size=?3 WHERE ino=?1",
 	[ST_BEGIN_STAGING] = "UPDATE inodes SET staged=1, pred_hint=COALESCE(pred_hint,obj), obj=NULL,"
 			     " size=?2, mtime=?3, ctime=?4 WHERE ino=?1",

@@ -284,7 +284,8 @@ int store_admin_next_obj(store *s, uint64_t *next)
 	store_lock(s);
 	db_stmt *st;
 	int r = -EIO;
-	if (db_prepare(s->db, "SELECT value FROM meta WHERE key=?1", 0, &st) == 0) {
+	/* the CAST: meta.value is typeless in SQLite (an integer here), TEXT in other dialects */
+	if (db_prepare(s->db, "SELECT CAST(value AS BIGINT) FROM meta WHERE key=?1", 0, &st) == 0) {
 		db_bind_text(st, 1, "next_obj");
 		int rc = db_step(st);
 		if (rc == DB_ROW) {

@@ -205,6 +205,7 @@ int store_mknode(store *s, uint64_t parent, const char *name, size_t len, uint32
 		goto end;
 	}
 	int isdir = S_ISDIR(mode);
+	size_t tlen = target ? strlen(target) : 0;
 	db_bind_i64(st, 1, mode);
 	db_bind_i64(st, 2, uid);
 	db_bind_i64(st, 3, gid);
@@ -212,9 +213,10 @@ int store_mknode(store *s, uint64_t parent, const char *name, size_t len, uint32
 	db_bind_i64(st, 5, now);
 	db_bind_i64(st, 6, (int64_t)rdev);
 	if (target)
-		db_bind_blob(st, 7, target, strlen(target));
+		db_bind_blob(st, 7, target, tlen);
 	else
 		db_bind_null(st, 7);
+	db_bind_i64(st, 8, (int64_t)tlen); /* size: a symlink's is its target's length */
 	/* the new inode number comes back through RETURNING (no engine's last-insert-id) */
 	int rc = db_step(st);
 	uint64_t ino = rc == DB_ROW ? (uint64_t)db_col_i64(st, 0) : 0;
