@@ -1,5 +1,6 @@
 /* store.c - the backing directory and its connection: open (init, format check, LOCK, integrity
- * check), reopen, close; the SQLite schema, the statement cache, transactions and the lock.
+ * check), reopen, close; the statement cache, transactions and the lock. The schema is in
+ * store_schema.c; every statement goes through the SQL driver (db.h, db_sqlite.c).
  * Namespace operations are in store_ns.c, objects and staging in store_data.c, mount-time
  * recovery in store_recover.c, maintenance queries in store_admin.c. Layout: docs/FORMAT.md
  * (backing directory). */
@@ -31,8 +32,9 @@ static const char *const sql_text[ST_COUNT] = {
 		      "WHERE d.parent=?1 AND d.name=?2",
 	[ST_DENT_GET] = "SELECT d.id, d.ino, i.mode FROM dentries d JOIN inodes i ON i.ino=d.ino "
 			"WHERE d.parent=?1 AND d.name=?2",
+	/* ?8 the target's length: bound from C, no engine-specific length() of a parameter */
 	[ST_INS_INODE] = "INSERT INTO inodes(mode,uid,gid,nlink,size,atime,mtime,ctime,rdev,target)"
-			 " VALUES(?1,?2,?3,?4,COALESCE(length(?7),0),?5,?5,?5,?6,?7)",
+			 " VALUES(?1,?2,?3,?4,?8,?5,?5,?5,?6,?7) RETURNING ino",
 	[ST_INS_DENT] = "INSERT INTO dentries(parent,name,ino) VALUES(?1,?2,?3)",
 	[ST_DEL_DENT] = "DELETE FROM dentries WHERE id=?1",
 	[ST_NLINK_ADD] = "UPDATE inodes SET nlink=nlink+?2, ctime=?3 WHERE ino=?1",
@@ -45,8 +47,9 @@ static const char *const sql_text[ST_COUNT] = {
 	[ST_READDIR] = "SELECT d.id, d.name, " ICOLS " FROM dentries d JOIN inodes i ON i.ino=d.ino"
 		       " WHERE d.parent=?1 AND d.id>?2 ORDER BY d.id",
 	[ST_XGET] = "SELECT value FROM xattrs WHERE ino=?1 AND name=?2",
-	[ST_XSET] = "INSERT OR REPLACE INTO xattrs(ino,name,value) VALUES(?1,?2,?3)",
-	[ST_XDEL] = "DELETE FROM xattrs WHERE ino=?1 AND name=?2",
+	[ST_XSET] = "INSERT INTO xattrs(ino,name,value) VALUES(?1,?2,?3) "
+		    "ON CONFLICT(ino, name) DO UPDATE SET value=excluded.value",
+	[ST_XDEL] = "DELETE FROM xattrs WHERE ino=?1 AND name=?2 RETURNING ino",
 	[ST_XLIST] = "SELECT name FROM xattrs WHERE ino=?1 ORDER BY name",
 	[ST_XDEL_ALL] = "DELETE FROM xattrs WHERE ino=?1",
 	[ST_DEL_INODE] = "DELETE FROM inodes WHERE ino=?1",
@@ -62,7 +65,10 @@ static const char *const sql_text[ST_COUNT] = {
 	[ST_OBJ_DEL] = "DELETE FROM objects WHERE id=?1",
 	[ST_OBJ_INS] = "INSERT INTO objects(id,base,depth,size,stored,hash,unref,created) "
 		       "VALUES(?1,?2,?3,?4,?5,?6,0,?7)",
-	[ST_OBJ_RESERVE] = "UPDATE meta SET value=value+1 WHERE key='next_obj' RETURNING value-1",
+	/* meta.value has no type in SQLite (an integer here) and is TEXT elsewhere: the CAST reads
+	 * both; SQLite stores the sum as the integer it always was */
+	[ST_OBJ_RESERVE] = "UPDATE meta SET value=CAST(value AS BIGINT)+1 WHERE key='next_obj' "
+			   "RETURNING CAST(value AS BIGINT)-1",
 	[ST_INODE_SET_OBJ] = "UPDATE inodes SET obj=?2, staged=0, pred_hint=NULL, size=?3 WHERE ino=?1",
 	[ST_BEGIN_STAGING] = "UPDATE inodes SET staged=1, pred_hint=COALESCE(pred_hint,obj), obj=NULL,"
 			     " size=?2, mtime=?3, ctime=?4 WHERE ino=?1",
@@ -70,27 +76,6 @@ static const char *const sql_text[ST_COUNT] = {
 	[ST_LIST_STAGED] = "SELECT ino FROM inodes WHERE staged=1 AND nlink>0 ORDER BY mtime, ino",
 	[ST_STAGED_BYTES] = "SELECT COALESCE(SUM(size),0) FROM inodes WHERE staged=1",
 };
-
-static const char schema_v1[] =
-	"CREATE TABLE meta(key TEXT PRIMARY KEY, value NOT NULL);"
-	"CREATE TABLE inodes(ino INTEGER PRIMARY KEY AUTOINCREMENT, mode INTEGER NOT NULL,"
-	" uid INTEGER NOT NULL, gid INTEGER NOT NULL, nlink INTEGER NOT NULL,"
-	" size INTEGER NOT NULL DEFAULT 0, atime INTEGER NOT NULL, mtime INTEGER NOT NULL,"
-	" ctime INTEGER NOT NULL, rdev INTEGER NOT NULL DEFAULT 0, obj INTEGER, pred_hint INTEGER,"
-	" staged INTEGER NOT NULL DEFAULT 0, target BLOB);"
-	"CREATE INDEX inodes_obj ON inodes(obj) WHERE obj IS NOT NULL;"
-	"CREATE INDEX inodes_pred ON inodes(pred_hint) WHERE pred_hint IS NOT NULL;"
-	"CREATE INDEX inodes_staged ON inodes(staged) WHERE staged=1;"
-	"CREATE INDEX inodes_nlink0 ON inodes(nlink) WHERE nlink=0;"
-	"CREATE TABLE dentries(id INTEGER PRIMARY KEY AUTOINCREMENT, parent INTEGER NOT NULL,"
-	" name BLOB NOT NULL, ino INTEGER NOT NULL, UNIQUE(parent, name));"
-	"CREATE INDEX dentries_ino ON dentries(ino);"
-	"CREATE TABLE xattrs(ino INTEGER NOT NULL, name BLOB NOT NULL, value BLOB NOT NULL,"
-	" PRIMARY KEY(ino, name)) WITHOUT ROWID;"
-	"CREATE TABLE objects(id INTEGER PRIMARY KEY, base INTEGER, depth INTEGER NOT NULL,"
-	" size INTEGER NOT NULL, stored INTEGER NOT NULL, hash INTEGER NOT NULL,"
-	" unref INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL);"
-	"CREATE INDEX objects_base ON objects(base) WHERE base IS NOT NULL;";
 
 int64_t store_now_ns(void)
 {
@@ -126,86 +111,67 @@ static void seterr(char *err, size_t n, const char *fmt, ...)
 	va_end(ap);
 }
 
-int store_sqlerr(store *s, int rc)
+/* The engine's name for messages. */
+static const char *db_name(const store *s)
 {
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_ROW:
-	case SQLITE_DONE:
-		return 0;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_CONSTRAINT:
-		return -EEXIST;
-	case SQLITE_READONLY:
-		return -EROFS;
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-		return -EIO;
-	default:
-		(void)s;
-		return -EIO;
-	}
+	return db_dialect(s->db) == DB_SQLITE ? "sqlite" : "postgresql";
 }
 
-sqlite3_stmt *store_stmt(store *s, int id)
+db_stmt *store_stmt(store *s, int id)
 {
 	if (!s->st[id]) {
-		if (sqlite3_prepare_v3(s->db, sql_text[id], -1, SQLITE_PREPARE_PERSISTENT, &s->st[id],
-				       NULL) != SQLITE_OK) {
-			fprintf(stderr, "tpdefs: sqlite prepare failed: %s\n", sqlite3_errmsg(s->db));
+		if (db_prepare(s->db, sql_text[id], DB_PREPARE_PERSISTENT, &s->st[id]) < 0) {
+			fprintf(stderr, "tpdefs: %s prepare failed: %s\n", db_name(s),
+				db_errmsg(s->db));
 			return NULL;
 		}
 	}
-	sqlite3_reset(s->st[id]);
-	sqlite3_clear_bindings(s->st[id]);
+	db_reset(s->st[id]);
 	return s->st[id];
 }
 
 /* Run a statement that returns no rows (or ignores them). */
-int store_step_done(store *s, sqlite3_stmt *st)
+int store_step_done(store *s, db_stmt *st)
 {
-	int rc = sqlite3_step(st);
-	while (rc == SQLITE_ROW)
-		rc = sqlite3_step(st);
-	int r = rc == SQLITE_DONE ? 0 : store_sqlerr(s, rc);
-	sqlite3_reset(st);
-	return r;
+	int rc;
+	while ((rc = db_step(st)) == DB_ROW)
+		;
+	db_reset(st);
+	return rc; /* DB_DONE (0) or -errno */
 }
 
-int store_exec(store *s, const char *sql)
+int store_step_count(store *s, db_stmt *st)
 {
-	char *msg = NULL;
-	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
-	if (rc != SQLITE_OK) {
-		if (msg)
-			fprintf(stderr, "tpdefs: sqlite: %s (%s)\n", msg, sql);
-		sqlite3_free(msg);
-		return store_sqlerr(s, rc) ? store_sqlerr(s, rc) : -EIO;
-	}
-	return 0;
+	int rc, n = 0;
+	while ((rc = db_step(st)) == DB_ROW)
+		n++;
+	db_reset(st);
+	return rc < 0 ? rc : n;
+}
+
+/* A failed transaction statement is logged: the caller only sees an errno. */
+static int txn_result(store *s, int r, const char *what)
+{
+	if (r < 0)
+		fprintf(stderr, "tpdefs: %s: %s (%s)\n", db_name(s), db_errmsg(s->db), what);
+	return r;
 }
 
 int store_begin(store *s)
 {
-	return store_exec(s, "BEGIN IMMEDIATE");
+	return txn_result(s, db_begin(s->db), "BEGIN");
 }
 
 int store_end(store *s, int r)
 {
 	if (r < 0) {
-		store_exec(s, "ROLLBACK");
+		txn_result(s, db_rollback(s->db), "ROLLBACK");
 		s->ngone = 0; /* those rows are back */
 		return r;
 	}
-	int c = store_exec(s, "COMMIT");
+	int c = txn_result(s, db_commit(s->db), "COMMIT");
 	if (c < 0) {
-		store_exec(s, "ROLLBACK");
+		txn_result(s, db_rollback(s->db), "ROLLBACK");
 		s->ngone = 0;
 		return c;
 	}
@@ -235,40 +201,40 @@ void store_unlock(store *s)
 	}
 }
 
-void store_row_attr(sqlite3_stmt *st, int c, store_attr *a)
+void store_row_attr(db_stmt *st, int c, store_attr *a)
 {
 	memset(a, 0, sizeof(*a));
-	a->ino = (uint64_t)sqlite3_column_int64(st, c + 0);
-	a->mode = (uint32_t)sqlite3_column_int64(st, c + 1);
-	a->uid = (uint32_t)sqlite3_column_int64(st, c + 2);
-	a->gid = (uint32_t)sqlite3_column_int64(st, c + 3);
-	a->nlink = (uint32_t)sqlite3_column_int64(st, c + 4);
-	a->size = (uint64_t)sqlite3_column_int64(st, c + 5);
-	a->atime = sqlite3_column_int64(st, c + 6);
-	a->mtime = sqlite3_column_int64(st, c + 7);
-	a->ctime = sqlite3_column_int64(st, c + 8);
-	a->rdev = (uint64_t)sqlite3_column_int64(st, c + 9);
-	a->obj = (uint64_t)sqlite3_column_int64(st, c + 10);
-	a->pred_hint = (uint64_t)sqlite3_column_int64(st, c + 11);
-	a->staged = sqlite3_column_int(st, c + 12);
-	a->stored_bytes = (uint64_t)sqlite3_column_int64(st, c + 13);
+	a->ino = (uint64_t)db_col_i64(st, c + 0);
+	a->mode = (uint32_t)db_col_i64(st, c + 1);
+	a->uid = (uint32_t)db_col_i64(st, c + 2);
+	a->gid = (uint32_t)db_col_i64(st, c + 3);
+	a->nlink = (uint32_t)db_col_i64(st, c + 4);
+	a->size = (uint64_t)db_col_i64(st, c + 5);
+	a->atime = db_col_i64(st, c + 6);
+	a->mtime = db_col_i64(st, c + 7);
+	a->ctime = db_col_i64(st, c + 8);
+	a->rdev = (uint64_t)db_col_i64(st, c + 9);
+	a->obj = (uint64_t)db_col_i64(st, c + 10);
+	a->pred_hint = (uint64_t)db_col_i64(st, c + 11);
+	a->staged = (int)db_col_i64(st, c + 12);
+	a->stored_bytes = (uint64_t)db_col_i64(st, c + 13);
 }
 
 /* ---- open / init ---- */
 
-static int meta_get(sqlite3 *db, const char *key, char *buf, size_t n)
+static int meta_get(db *d, const char *key, char *buf, size_t n)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key=?1", -1, &st, NULL) != SQLITE_OK)
+	db_stmt *st;
+	if (db_prepare(d, "SELECT value FROM meta WHERE key=?1", 0, &st) < 0)
 		return -EMEDIUMTYPE;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	db_bind_text(st, 1, key);
 	int r = -ENOENT;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		const unsigned char *v = sqlite3_column_text(st, 0);
-		snprintf(buf, n, "%s", v ? (const char *)v : "");
+	if (db_step(st) == DB_ROW) {
+		const char *v = db_col_text(st, 0);
+		snprintf(buf, n, "%s", v ? v : "");
 		r = 0;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
@@ -315,33 +281,25 @@ static int init_db(store *s, char *err, size_t errlen)
 	char p[PATH_MAX];
 	snprintf(p, sizeof(p), "%s/tpdefs.db.init", s->path);
 	unlink(p);
-	sqlite3 *db = NULL;
-	int rc = sqlite3_open_v2(p, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-	if (rc != SQLITE_OK) {
-		seterr(err, errlen, "cannot create %s: %s", p, db ? sqlite3_errmsg(db) : "no memory");
-		sqlite3_close(db);
+	db *d = NULL;
+	char msg[256];
+	int r = db_open_sqlite(p, DB_OPEN_CREATE, &d, msg, sizeof(msg));
+	if (r < 0) {
+		seterr(err, errlen, "cannot create %s: %s", p, msg);
 		return -EIO;
 	}
-	char sql[4096];
 	int64_t now = store_now_ns();
-	snprintf(sql, sizeof(sql),
-		 "PRAGMA synchronous=FULL; BEGIN; %s"
-		 "INSERT INTO meta VALUES('format','" STORE_FORMAT_NAME "');"
-		 "INSERT INTO meta VALUES('version',%d);"
-		 "INSERT INTO meta VALUES('next_obj',1);"
-		 "INSERT INTO inodes(ino,mode,uid,gid,nlink,atime,mtime,ctime) "
-		 "VALUES(1,%u,%u,%u,2,%lld,%lld,%lld); COMMIT;",
-		 schema_v1, STORE_FORMAT_VERSION, (unsigned)(S_IFDIR | 0755), (unsigned)getuid(),
-		 (unsigned)getgid(), (long long)now, (long long)now, (long long)now);
-	char *msg = NULL;
-	rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-	if (rc != SQLITE_OK) {
-		seterr(err, errlen, "cannot initialise %s: %s", p, msg ? msg : "?");
-		sqlite3_free(msg);
-		sqlite3_close(db);
+	r = db_begin(d);
+	if (r == 0)
+		r = store_schema_create(d, now, S_IFDIR | 0755, (uint32_t)getuid(), (uint32_t)getgid());
+	if (r == 0)
+		r = db_commit(d);
+	if (r < 0) {
+		seterr(err, errlen, "cannot initialise %s: %s", p, db_errmsg(d));
+		db_close(d); /* rolls back */
 		return -EIO;
 	}
-	sqlite3_close(db);
+	db_close(d);
 	char q[PATH_MAX];
 	snprintf(q, sizeof(q), "%s/tpdefs.db", s->path);
 	if (rename(p, q) < 0) {
@@ -352,43 +310,16 @@ static int init_db(store *s, char *err, size_t errlen)
 	return io_fsync_dirfd(s->dirfd);
 }
 
-/* Read-only opening that leaves BACKING as it is: SQLite creates tpdefs.db-wal and -shm for any
- * WAL reader. With no WAL content (a clean unmount folds it back) the database is opened
- * immutable: no file is created. With WAL content (a daemon died) the committed frames must be
- * read: a read-only connection uses the -wal and -shm the daemon left (-shm is SQLite's index
- * of the WAL, rebuilt from it; no stored data changes). */
-static int open_db_rdonly(store *s, const char *p)
-{
-	struct stat st;
-	int wal = fstatat(s->dirfd, "tpdefs.db-wal", &st, 0) == 0 && st.st_size > 0;
-	if (wal)
-		return sqlite3_open_v2(p, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
-	char uri[3 * PATH_MAX + 32], *u = uri;
-	u += sprintf(u, "file:");
-	for (const char *c = p; *c; c++) /* percent-encode all but unreserved and '/' */
-		if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-		    strchr("/-._~", *c))
-			*u++ = *c;
-		else
-			u += sprintf(u, "%%%02X", (unsigned char)*c);
-	strcpy(u, "?mode=ro&immutable=1");
-	return sqlite3_open_v2(uri, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI |
-					   SQLITE_OPEN_NOMUTEX, NULL);
-}
-
+/* Read-only (a ro mount) opening leaves BACKING as it is: no -wal/-shm is created unless a
+ * daemon died and left WAL content to read (db_open_sqlite, DB_OPEN_RO). */
 static int open_db(store *s, char *err, size_t errlen)
 {
-	char p[PATH_MAX];
+	char p[PATH_MAX], msg[256];
 	snprintf(p, sizeof(p), "%s/tpdefs.db", s->path);
-	int rc = s->rdonly ? open_db_rdonly(s, p)
-			   : sqlite3_open_v2(p, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-					     NULL);
-	if (rc != SQLITE_OK) {
-		seterr(err, errlen, "%s: cannot open database: %s", s->path,
-		       s->db ? sqlite3_errmsg(s->db) : "no memory");
+	if (db_open_sqlite(p, s->rdonly ? DB_OPEN_RO : DB_OPEN_RW, &s->db, msg, sizeof(msg)) < 0) {
+		seterr(err, errlen, "%s: cannot open database: %s", s->path, msg);
 		return -EIO;
 	}
-	sqlite3_busy_timeout(s->db, 10000);
 	char v[128];
 	if (meta_get(s->db, "format", v, sizeof(v)) < 0 || strcmp(v, STORE_FORMAT_NAME) != 0) {
 		seterr(err, errlen, "%s: not a tpdefs backing directory (tpdefs.db has no tpdefs "
@@ -409,17 +340,10 @@ static int open_db(store *s, char *err, size_t errlen)
 		seterr(err, errlen, "%s: invalid backing format version '%s'", s->path, v);
 		return -EMEDIUMTYPE;
 	}
-	/* WAL: readers never block the writer; FULL: a committed close survives power loss. A
-	 * read-only connection changes nothing (the store is in WAL mode since its creation). */
-	char *msg = NULL;
-	if (!s->rdonly &&
-	    sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-			 "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16384;"
-			 /* keep the WAL small: du on BACKING should show stored data */
-			 "PRAGMA wal_autocheckpoint=256; PRAGMA journal_size_limit=1048576;",
-			 NULL, NULL, &msg) != SQLITE_OK) {
-		seterr(err, errlen, "%s: cannot configure database: %s", s->path, msg ? msg : "?");
-		sqlite3_free(msg);
+	/* WAL, synchronous=FULL (db_setup) only now that the file is known to be ours. A read-only
+	 * connection changes nothing (the store is in WAL mode since its creation). */
+	if (!s->rdonly && db_setup(s->db) < 0) {
+		seterr(err, errlen, "%s: cannot configure database: %s", s->path, db_errmsg(s->db));
 		return -EIO;
 	}
 	return 0;
@@ -456,25 +380,14 @@ static int sock_alive(const store *s)
 static int check_integrity(store *s, char *err, size_t errlen)
 {
 	for (int pass = 0; pass < 2; pass++) {
-		sqlite3_stmt *st = NULL;
 		char msg[200] = "";
-		int ok = 0;
-		if (sqlite3_prepare_v2(s->db, "PRAGMA integrity_check(1)", -1, &st, NULL) == SQLITE_OK &&
-		    sqlite3_step(st) == SQLITE_ROW) {
-			const char *res = (const char *)sqlite3_column_text(st, 0);
-			ok = res && !strcmp(res, "ok");
-			snprintf(msg, sizeof(msg), "%s", res ? res : "?");
-		} else {
-			snprintf(msg, sizeof(msg), "%s", sqlite3_errmsg(s->db));
-		}
-		sqlite3_finalize(st);
-		if (ok) {
+		if (db_check(s->db, 1, msg, sizeof(msg)) == 0) {
 			if (pass)
 				fprintf(stderr, "tpdefs: %s: damaged database indexes rebuilt from the tables\n",
 					s->path);
 			return 0;
 		}
-		if (pass == 0 && sqlite3_exec(s->db, "REINDEX;", NULL, NULL, NULL) == SQLITE_OK)
+		if (pass == 0 && db_reindex(s->db) == 0)
 			continue;
 		seterr(err, errlen, "%s: the metadata database is damaged (%s); refusing to serve it "
 		       "(tpdefs-admin verify %s lists what is affected)", s->path, msg, s->path);
@@ -599,15 +512,14 @@ fail:
 static void close_db(store *s)
 {
 	for (int i = 0; i < ST_COUNT; i++) {
-		if (s->st[i])
-			sqlite3_finalize(s->st[i]);
+		db_finalize(s->st[i]);
 		s->st[i] = NULL;
 	}
 	if (s->db) {
 		/* The owner folds the WAL back so the directory is self-contained at rest. */
 		if (s->lockfd >= 0 && !s->rdonly)
-			sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
-		sqlite3_close(s->db);
+			db_checkpoint(s->db);
+		db_close(s->db);
 		s->db = NULL;
 	}
 }
@@ -615,9 +527,9 @@ static void close_db(store *s)
 int store_checkpoint(store *s)
 {
 	store_lock(s);
-	int r = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	int r = db_checkpoint(s->db);
 	store_unlock(s);
-	return r == SQLITE_OK ? 0 : -EBUSY;
+	return r == 0 ? 0 : -EBUSY;
 }
 
 int store_reopen(store *s)

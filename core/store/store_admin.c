@@ -15,15 +15,15 @@
 static int ids_bound(store *s, const char *sql, const int64_t *b, int nb, uint64_t **ids,
 		     size_t *n)
 {
-	sqlite3_stmt *st;
+	db_stmt *st;
 	*ids = NULL;
 	*n = 0;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (db_prepare(s->db, sql, 0, &st) < 0)
 		return -EIO;
 	for (int i = 0; i < nb; i++)
-		sqlite3_bind_int64(st, i + 1, b[i]);
+		db_bind_i64(st, i + 1, b[i]);
 	int r = store_collect_ids(s, st, ids, n);
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
@@ -90,14 +90,14 @@ int store_admin_objects(store *s, store_obj **objs, size_t *n)
 	*objs = NULL;
 	*n = 0;
 	store_lock(s);
-	sqlite3_stmt *st;
+	db_stmt *st;
 	int r = -EIO;
-	if (sqlite3_prepare_v2(s->db, "SELECT id, base, depth, size, stored, hash, unref FROM "
-			       "objects ORDER BY id", -1, &st, NULL) == SQLITE_OK) {
+	if (db_prepare(s->db, "SELECT id, base, depth, size, stored, hash, unref FROM objects "
+		       "ORDER BY id", 0, &st) == 0) {
 		size_t cap = 0;
 		int rc;
 		r = 0;
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		while ((rc = db_step(st)) == DB_ROW) {
 			if (*n == cap) {
 				size_t c = cap ? cap * 2 : 64;
 				store_obj *p = realloc(*objs, c * sizeof(*p));
@@ -111,9 +111,9 @@ int store_admin_objects(store *s, store_obj **objs, size_t *n)
 			store_obj *o = &(*objs)[(*n)++];
 			store_obj_from_row(st, o);
 		}
-		if (r == 0 && rc != SQLITE_DONE)
-			r = store_sqlerr(s, rc);
-		sqlite3_finalize(st);
+		if (r == 0 && rc != DB_DONE)
+			r = rc;
+		db_finalize(st);
 	}
 	store_unlock(s);
 	if (r < 0) {
@@ -134,13 +134,13 @@ int store_admin_obj_exists(store *s, uint64_t id)
 /* Run sql with ?1 = a, ?2 = b (lock held). */
 static int exec2(store *s, const char *sql, uint64_t a, uint64_t b)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+	db_stmt *st;
+	if (db_prepare(s->db, sql, 0, &st) < 0)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, (int64_t)a);
-	sqlite3_bind_int64(st, 2, (int64_t)b);
+	db_bind_i64(st, 1, (int64_t)a);
+	db_bind_i64(st, 2, (int64_t)b);
 	int r = store_step_done(s, st);
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
@@ -154,18 +154,18 @@ static int ids_of(store *s, const char *sql, uint64_t a, uint64_t **ids, size_t 
  * cycle ends the walk instead of looping. */
 static int base_descends(store *s, uint64_t obj, uint64_t anc)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db,
-			       "WITH RECURSIVE a(id, n) AS (SELECT ?1, 0 UNION ALL SELECT o.base, a.n+1 "
-			       "FROM objects o JOIN a ON o.id=a.id WHERE o.base IS NOT NULL AND "
-			       "o.base<>0 AND a.n < 100000) SELECT 1 FROM a WHERE id=?2 LIMIT 1",
-			       -1, &st, NULL) != SQLITE_OK)
+	db_stmt *st;
+	if (db_prepare(s->db,
+		       "WITH RECURSIVE a(id, n) AS (SELECT ?1, 0 UNION ALL SELECT o.base, a.n+1 "
+		       "FROM objects o JOIN a ON o.id=a.id WHERE o.base IS NOT NULL AND "
+		       "o.base<>0 AND a.n < 100000) SELECT 1 FROM a WHERE id=?2 LIMIT 1",
+		       0, &st) < 0)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, (int64_t)obj);
-	sqlite3_bind_int64(st, 2, (int64_t)anc);
-	int rc = sqlite3_step(st);
-	int r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_sqlerr(s, rc);
-	sqlite3_finalize(st);
+	db_bind_i64(st, 1, (int64_t)obj);
+	db_bind_i64(st, 2, (int64_t)anc);
+	int rc = db_step(st);
+	int r = rc == DB_ROW ? 1 : rc == DB_DONE ? 0 : rc;
+	db_finalize(st);
 	return r;
 }
 
@@ -177,19 +177,19 @@ int store_switch_locked(store *s, const store_obj *expect, const store_obj *nw,
 	*ninos = *ndeps = 0;
 	/* the chain must be what we re-encoded from (JuiceFS-style compaction check) */
 	store_obj cur;
-	sqlite3_stmt *st = store_stmt(s, ST_OBJ_GET);
+	db_stmt *st = store_stmt(s, ST_OBJ_GET);
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, (int64_t)expect->id);
-	int rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(st);
-		return rc == SQLITE_DONE ? -EAGAIN : store_sqlerr(s, rc);
+	db_bind_i64(st, 1, (int64_t)expect->id);
+	int rc = db_step(st);
+	if (rc != DB_ROW) {
+		db_reset(st);
+		return rc == DB_DONE ? -EAGAIN : rc;
 	}
-	cur.base = (uint64_t)sqlite3_column_int64(st, 1);
-	cur.hash = (uint64_t)sqlite3_column_int64(st, 5);
-	cur.unref = sqlite3_column_int(st, 6);
-	sqlite3_reset(st);
+	cur.base = (uint64_t)db_col_i64(st, 1);
+	cur.hash = (uint64_t)db_col_i64(st, 5);
+	cur.unref = (int)db_col_i64(st, 6);
+	db_reset(st);
 	if (cur.base != expect->base || cur.hash != expect->hash || cur.unref)
 		return -EAGAIN;
 	int r;
@@ -197,15 +197,15 @@ int store_switch_locked(store *s, const store_obj *expect, const store_obj *nw,
 		st = store_stmt(s, ST_OBJ_GET);
 		if (!st)
 			return -EIO;
-		sqlite3_bind_int64(st, 1, (int64_t)nw->base);
-		rc = sqlite3_step(st);
+		db_bind_i64(st, 1, (int64_t)nw->base);
+		rc = db_step(st);
 		/* a retired base (replaced by another gc step meanwhile) is refused: its row is
 		 * repointed as that chain changes and could lead back here */
-		int ok = rc == SQLITE_ROW && (uint64_t)sqlite3_column_int64(st, 5) == base_hash &&
-			 !sqlite3_column_int(st, 6);
-		sqlite3_reset(st);
+		int ok = rc == DB_ROW && (uint64_t)db_col_i64(st, 5) == base_hash &&
+			 !db_col_i64(st, 6);
+		db_reset(st);
 		if (!ok)
-			return rc == SQLITE_ROW || rc == SQLITE_DONE ? -EAGAIN : store_sqlerr(s, rc);
+			return rc == DB_ROW || rc == DB_DONE ? -EAGAIN : rc;
 		/* the new base must not descend from the object it replaces: after the switch its
 		 * descendants point at nw, and nw's chain would be a cycle (unreadable) */
 		r = base_descends(s, nw->base, expect->id);
@@ -267,41 +267,34 @@ int store_admin_switch(store *s, const store_obj *expect, const store_obj *nw, u
 int store_admin_quick_check(store *s, char *msg, size_t len)
 {
 	store_lock(s);
-	sqlite3_stmt *st;
-	int r = -EIO;
-	snprintf(msg, len, "integrity_check could not run");
 	/* integrity_check, not quick_check: a damaged index (dentries by name) sends lookups to
 	 * the wrong inode, and only integrity_check compares indexes with their tables. The
-	 * metadata database is small, so the extra time is negligible. */
-	if (sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			const unsigned char *t = sqlite3_column_text(st, 0);
-			snprintf(msg, len, "%s", t ? (const char *)t : "?");
-			r = t && !strcmp((const char *)t, "ok") ? 0 : -EIO;
-		}
-		sqlite3_finalize(st);
-	}
+	 * metadata database is small, so the extra time is negligible. No limit (0): the report
+	 * holds up to the engine's default number of problems. */
+	int r = db_check(s->db, 0, msg, len);
 	store_unlock(s);
-	return r;
+	if (r < 0)
+		snprintf(msg, len, "integrity_check could not run");
+	return r == 0 ? 0 : -EIO;
 }
 
 int store_admin_next_obj(store *s, uint64_t *next)
 {
 	*next = 0;
 	store_lock(s);
-	sqlite3_stmt *st;
+	db_stmt *st;
 	int r = -EIO;
-	if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key=?1", -1, &st, NULL) ==
-	    SQLITE_OK) {
-		sqlite3_bind_text(st, 1, "next_obj", -1, SQLITE_STATIC);
-		int rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			*next = (uint64_t)sqlite3_column_int64(st, 0);
+	/* the CAST: meta.value is typeless in SQLite (an integer here), TEXT in other dialects */
+	if (db_prepare(s->db, "SELECT CAST(value AS BIGINT) FROM meta WHERE key=?1", 0, &st) == 0) {
+		db_bind_text(st, 1, "next_obj");
+		int rc = db_step(st);
+		if (rc == DB_ROW) {
+			*next = (uint64_t)db_col_i64(st, 0);
 			r = 0;
-		} else if (rc != SQLITE_DONE) {
-			r = store_sqlerr(s, rc);
+		} else if (rc != DB_DONE) {
+			r = rc;
 		}
-		sqlite3_finalize(st); /* SQLITE_DONE: no counter row, a damaged store (-EIO) */
+		db_finalize(st); /* DB_DONE: no counter row, a damaged store (-EIO) */
 	}
 	store_unlock(s);
 	return r;
@@ -310,7 +303,7 @@ int store_admin_next_obj(store *s, uint64_t *next)
 int store_admin_checkpoint(store *s)
 {
 	store_lock(s);
-	int r = store_exec(s, "PRAGMA wal_checkpoint(TRUNCATE);");
+	int r = db_checkpoint(s->db);
 	store_unlock(s);
-	return r;
+	return r == -EBUSY ? 0 : r; /* best effort: readers in progress keep part of the log */
 }

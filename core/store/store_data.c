@@ -104,13 +104,13 @@ static int run_ino_stmt(store *s, int id, uint64_t ino, uint64_t size, int64_t m
 			int64_t ctime)
 {
 	store_lock(s);
-	sqlite3_stmt *st = store_stmt(s, id);
+	db_stmt *st = store_stmt(s, id);
 	int r = -EIO;
 	if (st) {
-		sqlite3_bind_int64(st, 1, (int64_t)ino);
-		sqlite3_bind_int64(st, 2, (int64_t)size);
-		sqlite3_bind_int64(st, 3, mtime);
-		sqlite3_bind_int64(st, 4, ctime);
+		db_bind_i64(st, 1, (int64_t)ino);
+		db_bind_i64(st, 2, (int64_t)size);
+		db_bind_i64(st, 3, mtime);
+		db_bind_i64(st, 4, ctime);
 		r = store_step_done(s, st);
 	}
 	store_unlock(s);
@@ -142,31 +142,31 @@ static int push_id(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
 }
 
 /* An objects row, selected as (id, base, depth, size, stored, hash, unref). */
-void store_obj_from_row(sqlite3_stmt *st, store_obj *o)
+void store_obj_from_row(db_stmt *st, store_obj *o)
 {
-	o->id = (uint64_t)sqlite3_column_int64(st, 0);
-	o->base = (uint64_t)sqlite3_column_int64(st, 1);
-	o->depth = (uint32_t)sqlite3_column_int64(st, 2);
-	o->size = (uint64_t)sqlite3_column_int64(st, 3);
-	o->stored = (uint64_t)sqlite3_column_int64(st, 4);
-	o->hash = (uint64_t)sqlite3_column_int64(st, 5);
-	o->unref = sqlite3_column_int(st, 6);
+	o->id = (uint64_t)db_col_i64(st, 0);
+	o->base = (uint64_t)db_col_i64(st, 1);
+	o->depth = (uint32_t)db_col_i64(st, 2);
+	o->size = (uint64_t)db_col_i64(st, 3);
+	o->stored = (uint64_t)db_col_i64(st, 4);
+	o->hash = (uint64_t)db_col_i64(st, 5);
+	o->unref = (int)db_col_i64(st, 6);
 }
 
 /* Collect column 0 of a prepared statement into a malloc'd array (lock held). */
-int store_collect_ids(store *s, sqlite3_stmt *st, uint64_t **ids, size_t *n)
+int store_collect_ids(store *s, db_stmt *st, uint64_t **ids, size_t *n)
 {
 	*ids = NULL;
 	*n = 0;
 	size_t cap = 0;
 	int rc, r = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		r = push_id(ids, n, &cap, (uint64_t)sqlite3_column_int64(st, 0));
+	while ((rc = db_step(st)) == DB_ROW) {
+		r = push_id(ids, n, &cap, (uint64_t)db_col_i64(st, 0));
 		if (r < 0)
 			break;
 	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = store_sqlerr(s, rc);
+	if (r == 0 && rc != DB_DONE)
+		r = rc;
 	if (r < 0) {
 		free(*ids);
 		*ids = NULL;
@@ -180,11 +180,11 @@ int store_list_staged(store *s, uint64_t **inos, size_t *n)
 	*inos = NULL;
 	*n = 0;
 	store_lock(s);
-	sqlite3_stmt *st = store_stmt(s, ST_LIST_STAGED);
+	db_stmt *st = store_stmt(s, ST_LIST_STAGED);
 	int r = -EIO;
 	if (st) {
 		r = store_collect_ids(s, st, inos, n);
-		sqlite3_reset(st);
+		db_reset(st);
 	}
 	store_unlock(s);
 	return r;
@@ -193,13 +193,13 @@ int store_list_staged(store *s, uint64_t **inos, size_t *n)
 int store_staged_bytes(store *s, uint64_t *bytes)
 {
 	store_lock(s);
-	sqlite3_stmt *st = store_stmt(s, ST_STAGED_BYTES);
+	db_stmt *st = store_stmt(s, ST_STAGED_BYTES);
 	int r = -EIO;
 	if (st) {
-		int rc = sqlite3_step(st);
-		r = rc == SQLITE_ROW ? 0 : store_sqlerr(s, rc);
-		*bytes = (uint64_t)sqlite3_column_int64(st, 0);
-		sqlite3_reset(st);
+		int rc = db_step(st);
+		r = rc == DB_ROW ? 0 : rc; /* an aggregate: always one row */
+		*bytes = rc == DB_ROW ? (uint64_t)db_col_i64(st, 0) : 0;
+		db_reset(st);
 	}
 	store_unlock(s);
 	return r;
@@ -207,19 +207,19 @@ int store_staged_bytes(store *s, uint64_t *bytes)
 
 int store_obj_get_locked(store *s, uint64_t id, store_obj *o)
 {
-	sqlite3_stmt *st = store_stmt(s, ST_OBJ_GET);
+	db_stmt *st = store_stmt(s, ST_OBJ_GET);
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, (int64_t)id);
-	int rc = sqlite3_step(st);
+	db_bind_i64(st, 1, (int64_t)id);
+	int rc = db_step(st);
 	int r = -ENOENT;
-	if (rc == SQLITE_ROW) {
+	if (rc == DB_ROW) {
 		store_obj_from_row(st, o);
 		r = 0;
-	} else if (rc != SQLITE_DONE) {
-		r = store_sqlerr(s, rc);
+	} else if (rc != DB_DONE) {
+		r = rc;
 	}
-	sqlite3_reset(st);
+	db_reset(st);
 	return r;
 }
 
@@ -236,19 +236,19 @@ int store_obj_reserve(store *s, uint64_t *id)
 	store_lock(s);
 	int r = store_begin(s);
 	if (r >= 0) {
-		sqlite3_stmt *st = store_stmt(s, ST_OBJ_RESERVE);
+		db_stmt *st = store_stmt(s, ST_OBJ_RESERVE);
 		r = -EIO;
 		if (st) {
-			int rc = sqlite3_step(st);
-			if (rc == SQLITE_ROW) {
-				*id = (uint64_t)sqlite3_column_int64(st, 0);
+			int rc = db_step(st);
+			if (rc == DB_ROW) {
+				*id = (uint64_t)db_col_i64(st, 0);
 				r = 0;
 			} else {
-				r = rc == SQLITE_DONE ? -EIO : store_sqlerr(s, rc);
+				r = rc == DB_DONE ? -EIO : rc;
 			}
 			if (r == 0)
 				r = store_step_done(s, st);
-			sqlite3_reset(st);
+			db_reset(st);
 		}
 		r = store_end(s, r);
 	}
@@ -301,13 +301,13 @@ void store_obj_discard(store *s, uint64_t id)
 
 static int exists_query(store *s, int id, uint64_t v)
 {
-	sqlite3_stmt *st = store_stmt(s, id);
+	db_stmt *st = store_stmt(s, id);
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, (int64_t)v);
-	int rc = sqlite3_step(st);
-	int r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_sqlerr(s, rc);
-	sqlite3_reset(st);
+	db_bind_i64(st, 1, (int64_t)v);
+	int rc = db_step(st);
+	int r = rc == DB_ROW ? 1 : rc == DB_DONE ? 0 : rc;
+	db_reset(st);
 	return r;
 }
 
@@ -324,10 +324,10 @@ int store_obj_release_locked(store *s, uint64_t obj)
 		r = exists_query(s, ST_OBJ_HAS_DEP, obj);
 		if (r < 0)
 			return r;
-		sqlite3_stmt *st = store_stmt(s, r ? ST_OBJ_UNREF : ST_OBJ_DEL);
+		db_stmt *st = store_stmt(s, r ? ST_OBJ_UNREF : ST_OBJ_DEL);
 		if (!st)
 			return -EIO;
-		sqlite3_bind_int64(st, 1, (int64_t)obj);
+		db_bind_i64(st, 1, (int64_t)obj);
 		int dep = r;
 		r = store_step_done(s, st);
 		if (r < 0 || dep)
@@ -342,17 +342,19 @@ int store_obj_release_locked(store *s, uint64_t obj)
 /* Insert the row of a freshly installed object (caller holds the lock, inside a transaction). */
 int store_obj_insert_locked(store *s, const store_obj *o)
 {
-	sqlite3_stmt *st = store_stmt(s, ST_OBJ_INS);
+	db_stmt *st = store_stmt(s, ST_OBJ_INS);
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, (int64_t)o->id);
+	db_bind_i64(st, 1, (int64_t)o->id);
 	if (o->base)
-		sqlite3_bind_int64(st, 2, (int64_t)o->base);
-	sqlite3_bind_int64(st, 3, o->depth);
-	sqlite3_bind_int64(st, 4, (int64_t)o->size);
-	sqlite3_bind_int64(st, 5, (int64_t)o->stored);
-	sqlite3_bind_int64(st, 6, (int64_t)o->hash);
-	sqlite3_bind_int64(st, 7, store_now_ns());
+		db_bind_i64(st, 2, (int64_t)o->base);
+	else
+		db_bind_null(st, 2); /* a keyframe */
+	db_bind_i64(st, 3, o->depth);
+	db_bind_i64(st, 4, (int64_t)o->size);
+	db_bind_i64(st, 5, (int64_t)o->stored);
+	db_bind_i64(st, 6, (int64_t)o->hash);
+	db_bind_i64(st, 7, store_now_ns());
 	return store_step_done(s, st);
 }
 
@@ -384,14 +386,14 @@ int store_commit_version(store *s, uint64_t ino, const store_obj *o, store_rebas
 	r = store_obj_insert_locked(s, o);
 	if (r < 0)
 		goto end;
-	sqlite3_stmt *st = store_stmt(s, ST_INODE_SET_OBJ);
+	db_stmt *st = store_stmt(s, ST_INODE_SET_OBJ);
 	if (!st) {
 		r = -EIO;
 		goto end;
 	}
-	sqlite3_bind_int64(st, 1, (int64_t)ino);
-	sqlite3_bind_int64(st, 2, (int64_t)o->id);
-	sqlite3_bind_int64(st, 3, (int64_t)o->size);
+	db_bind_i64(st, 1, (int64_t)ino);
+	db_bind_i64(st, 2, (int64_t)o->id);
+	db_bind_i64(st, 3, (int64_t)o->size);
 	r = store_step_done(s, st);
 	if (r >= 0 && rb) {
 		/* the predecessor re-coded against the new version: switched in the same
@@ -433,14 +435,14 @@ out:
 int store_obj_needed(store *s, uint64_t id, uint64_t ino)
 {
 	store_lock(s);
-	sqlite3_stmt *st = store_stmt(s, ST_OBJ_NEEDED);
+	db_stmt *st = store_stmt(s, ST_OBJ_NEEDED);
 	int r = -EIO;
 	if (st) {
-		sqlite3_bind_int64(st, 1, (int64_t)id);
-		sqlite3_bind_int64(st, 2, (int64_t)ino);
-		int rc = sqlite3_step(st);
-		r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_sqlerr(s, rc);
-		sqlite3_reset(st);
+		db_bind_i64(st, 1, (int64_t)id);
+		db_bind_i64(st, 2, (int64_t)ino);
+		int rc = db_step(st);
+		r = rc == DB_ROW ? 1 : rc == DB_DONE ? 0 : rc;
+		db_reset(st);
 	}
 	store_unlock(s);
 	return r;
@@ -473,17 +475,17 @@ int store_drop_inode_locked(store *s, uint64_t ino)
 	r = store_begin(s);
 	if (r < 0)
 		return r;
-	sqlite3_stmt *st = store_stmt(s, ST_XDEL_ALL);
+	db_stmt *st = store_stmt(s, ST_XDEL_ALL);
 	r = st ? 0 : -EIO;
 	if (r >= 0) {
-		sqlite3_bind_int64(st, 1, (int64_t)ino);
+		db_bind_i64(st, 1, (int64_t)ino);
 		r = store_step_done(s, st);
 	}
 	if (r >= 0) {
 		st = store_stmt(s, ST_DEL_INODE);
 		r = st ? 0 : -EIO;
 		if (st) {
-			sqlite3_bind_int64(st, 1, (int64_t)ino);
+			db_bind_i64(st, 1, (int64_t)ino);
 			r = store_step_done(s, st);
 		}
 	}
@@ -512,28 +514,28 @@ int store_totals_get(store *s, store_totals *t)
 {
 	memset(t, 0, sizeof(*t));
 	store_lock(s);
-	sqlite3_stmt *st;
+	db_stmt *st;
 	int r = -EIO;
-	if (sqlite3_prepare_v2(s->db,
-			       "SELECT (SELECT count(*) FROM inodes),"
-			       " (SELECT count(*) FROM inodes WHERE (mode & 61440)=32768),"
-			       " (SELECT count(*) FROM objects),"
-			       " (SELECT COALESCE(sum(size),0) FROM inodes WHERE (mode & 61440)=32768),"
-			       " (SELECT COALESCE(sum(stored),0) FROM objects),"
-			       " (SELECT count(*) FROM inodes WHERE staged=1),"
-			       " (SELECT count(*) FROM objects WHERE unref=1)",
-			       -1, &st, NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			t->inodes = (uint64_t)sqlite3_column_int64(st, 0);
-			t->files = (uint64_t)sqlite3_column_int64(st, 1);
-			t->objects = (uint64_t)sqlite3_column_int64(st, 2);
-			t->logical_bytes = (uint64_t)sqlite3_column_int64(st, 3);
-			t->stored_bytes = (uint64_t)sqlite3_column_int64(st, 4);
-			t->staged_files = (uint64_t)sqlite3_column_int64(st, 5);
-			t->unref_objects = (uint64_t)sqlite3_column_int64(st, 6);
+	if (db_prepare(s->db,
+		       "SELECT (SELECT count(*) FROM inodes),"
+		       " (SELECT count(*) FROM inodes WHERE (mode & 61440)=32768),"
+		       " (SELECT count(*) FROM objects),"
+		       " (SELECT COALESCE(sum(size),0) FROM inodes WHERE (mode & 61440)=32768),"
+		       " (SELECT COALESCE(sum(stored),0) FROM objects),"
+		       " (SELECT count(*) FROM inodes WHERE staged=1),"
+		       " (SELECT count(*) FROM objects WHERE unref=1)",
+		       0, &st) == 0) {
+		if (db_step(st) == DB_ROW) {
+			t->inodes = (uint64_t)db_col_i64(st, 0);
+			t->files = (uint64_t)db_col_i64(st, 1);
+			t->objects = (uint64_t)db_col_i64(st, 2);
+			t->logical_bytes = (uint64_t)db_col_i64(st, 3);
+			t->stored_bytes = (uint64_t)db_col_i64(st, 4);
+			t->staged_files = (uint64_t)db_col_i64(st, 5);
+			t->unref_objects = (uint64_t)db_col_i64(st, 6);
 			r = 0;
 		}
-		sqlite3_finalize(st);
+		db_finalize(st);
 	}
 	store_unlock(s);
 	return r;

@@ -1,12 +1,13 @@
 /* store_internal.h - shared by the store modules (store.c, store_ns.c, store_data.c, store_recover.c,
- * store_admin.c) only: the connection, its statement cache and lock. Nothing outside core/store includes it. */
+ * store_admin.c, store_schema.c) only: the connection, its statement cache and lock. Nothing outside
+ * core/store includes it. SQL goes through the driver of db.h, never to an engine directly. */
 #ifndef TPDEFS_STORE_INTERNAL_H
 #define TPDEFS_STORE_INTERNAL_H
 
 #include <limits.h>
 #include <pthread.h>
-#include <sqlite3.h>
 
+#include "db.h"
 #include "store.h"
 
 enum {
@@ -25,24 +26,29 @@ struct store {
 	char *path;
 	int dirfd, lockfd;
 	int rdonly;         /* STORE_O_RDONLY */
-	sqlite3 *db;
+	db *db;             /* the metadata connection (db.h: used by one thread at a time) */
 	pthread_mutex_t mu; /* guards db, st[] and gone[] */
-	sqlite3_stmt *st[ST_COUNT];
+	db_stmt *st[ST_COUNT]; /* prepared on first use, kept until the connection closes */
 	uint64_t gone[STORE_GONE_MAX];
 	size_t ngone;
 	store_obj_gone_fn gone_fn;
 	void *gone_ctx;
 };
 
-int store_sqlerr(store *s, int rc);
-sqlite3_stmt *store_stmt(store *s, int id);
-int store_step_done(store *s, sqlite3_stmt *st);
-int store_exec(store *s, const char *sql);
+/* Cached statement id, reset with every parameter NULL (lock held); NULL when it cannot be
+ * prepared. */
+db_stmt *store_stmt(store *s, int id);
+/* Run a statement to completion, ignoring rows, then reset it: 0 or -errno. */
+int store_step_done(store *s, db_stmt *st);
+/* store_step_done counting the rows (an UPDATE/DELETE ... RETURNING: the rows it changed). */
+int store_step_count(store *s, db_stmt *st);
+/* Transactions (lock held). store_end commits when r >= 0, rolls back otherwise; returns r or
+ * the commit's error. */
 int store_begin(store *s);
 int store_end(store *s, int r);
 void store_lock(store *s);
 void store_unlock(store *s);
-void store_row_attr(sqlite3_stmt *st, int col, store_attr *a);
+void store_row_attr(db_stmt *st, int col, store_attr *a);
 int store_getattr_locked(store *s, uint64_t ino, store_attr *a);
 int store_parent_locked(store *s, uint64_t ino, uint64_t *parent, char *name, size_t *len);
 /* Object row of id (lock held); -ENOENT when none. */
@@ -57,7 +63,7 @@ int store_obj_insert_locked(store *s, const store_obj *o);
 
 /* Collect column 0 of a prepared statement into a malloc'd array (lock held; on error *ids is
  * NULL). The caller resets or finalizes the statement. */
-int store_collect_ids(store *s, sqlite3_stmt *st, uint64_t **ids, size_t *n);
+int store_collect_ids(store *s, db_stmt *st, uint64_t **ids, size_t *n);
 
 /* The metadata half of replacing object expect by nw (same content, new base; its blob already
  * installed), lock and transaction held: see store_admin_switch. -EAGAIN (nothing written) when
@@ -67,6 +73,12 @@ int store_switch_locked(store *s, const store_obj *expect, const store_obj *nw,
 			size_t *ndeps);
 
 /* Fill o from an objects row selected as (id, base, depth, size, stored, hash, unref). */
-void store_obj_from_row(sqlite3_stmt *st, store_obj *o);
+void store_obj_from_row(db_stmt *st, store_obj *o);
+
+/* store_schema.c: the schema DDL of a dialect (NULL: none yet), and creating it with the rows of
+ * a new store (format, version, next_obj, the root directory) inside the caller's
+ * transaction. */
+const char *store_schema_ddl(int dialect);
+int store_schema_create(db *d, int64_t now, uint32_t root_mode, uint32_t uid, uint32_t gid);
 
 #endif

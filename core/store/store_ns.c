@@ -4,25 +4,26 @@
 #include "store_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <linux/fs.h>
 
 static int getattr_locked(store *s, uint64_t ino, store_attr *a)
 {
-	sqlite3_stmt *st = store_stmt(s, ST_GETATTR);
+	db_stmt *st = store_stmt(s, ST_GETATTR);
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, (int64_t)ino);
-	int rc = sqlite3_step(st);
+	db_bind_i64(st, 1, (int64_t)ino);
+	int rc = db_step(st);
 	int r = -ENOENT;
-	if (rc == SQLITE_ROW) {
+	if (rc == DB_ROW) {
 		store_row_attr(st, 0, a);
 		r = 0;
-	} else if (rc != SQLITE_DONE) {
-		r = store_sqlerr(s, rc);
+	} else if (rc != DB_DONE) {
+		r = rc;
 	}
-	sqlite3_reset(st);
+	db_reset(st);
 	return r;
 }
 
@@ -54,22 +55,22 @@ int store_lookup(store *s, uint64_t parent, const char *name, size_t len, store_
 	if (r < 0)
 		return r;
 	store_lock(s);
-	sqlite3_stmt *st = store_stmt(s, ST_LOOKUP);
+	db_stmt *st = store_stmt(s, ST_LOOKUP);
 	if (!st) {
 		store_unlock(s);
 		return -EIO;
 	}
-	sqlite3_bind_int64(st, 1, (int64_t)parent);
-	sqlite3_bind_blob(st, 2, name, (int)len, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
+	db_bind_i64(st, 1, (int64_t)parent);
+	db_bind_blob(st, 2, name, len);
+	int rc = db_step(st);
 	r = -ENOENT;
-	if (rc == SQLITE_ROW) {
+	if (rc == DB_ROW) {
 		store_row_attr(st, 0, a);
 		r = 0;
-	} else if (rc != SQLITE_DONE) {
-		r = store_sqlerr(s, rc);
+	} else if (rc != DB_DONE) {
+		r = rc;
 	}
-	sqlite3_reset(st);
+	db_reset(st);
 	store_unlock(s);
 	return r;
 }
@@ -78,75 +79,75 @@ int store_lookup(store *s, uint64_t parent, const char *name, size_t len, store_
 static int dent_get(store *s, uint64_t parent, const char *name, size_t len, int64_t *id,
 		    uint64_t *ino, uint32_t *mode)
 {
-	sqlite3_stmt *st = store_stmt(s, ST_DENT_GET);
+	db_stmt *st = store_stmt(s, ST_DENT_GET);
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, (int64_t)parent);
-	sqlite3_bind_blob(st, 2, name, (int)len, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
+	db_bind_i64(st, 1, (int64_t)parent);
+	db_bind_blob(st, 2, name, len);
+	int rc = db_step(st);
 	int r = -ENOENT;
-	if (rc == SQLITE_ROW) {
-		*id = sqlite3_column_int64(st, 0);
-		*ino = (uint64_t)sqlite3_column_int64(st, 1);
-		*mode = (uint32_t)sqlite3_column_int64(st, 2);
+	if (rc == DB_ROW) {
+		*id = db_col_i64(st, 0);
+		*ino = (uint64_t)db_col_i64(st, 1);
+		*mode = (uint32_t)db_col_i64(st, 2);
 		r = 0;
-	} else if (rc != SQLITE_DONE) {
-		r = store_sqlerr(s, rc);
+	} else if (rc != DB_DONE) {
+		r = rc;
 	}
-	sqlite3_reset(st);
+	db_reset(st);
 	return r;
 }
 
 static int nlink_add(store *s, uint64_t ino, int delta, int64_t now)
 {
-	sqlite3_stmt *st = store_stmt(s, ST_NLINK_ADD);
+	db_stmt *st = store_stmt(s, ST_NLINK_ADD);
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, (int64_t)ino);
-	sqlite3_bind_int(st, 2, delta);
-	sqlite3_bind_int64(st, 3, now);
+	db_bind_i64(st, 1, (int64_t)ino);
+	db_bind_i64(st, 2, delta);
+	db_bind_i64(st, 3, now);
 	return store_step_done(s, st);
 }
 
 static int touch_dir(store *s, uint64_t dir, int64_t now)
 {
-	sqlite3_stmt *st = store_stmt(s, ST_TOUCH_DIR);
+	db_stmt *st = store_stmt(s, ST_TOUCH_DIR);
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, (int64_t)dir);
-	sqlite3_bind_int64(st, 2, now);
+	db_bind_i64(st, 1, (int64_t)dir);
+	db_bind_i64(st, 2, now);
 	return store_step_done(s, st);
 }
 
 static int ins_dent(store *s, uint64_t parent, const char *name, size_t len, uint64_t ino)
 {
-	sqlite3_stmt *st = store_stmt(s, ST_INS_DENT);
+	db_stmt *st = store_stmt(s, ST_INS_DENT);
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, (int64_t)parent);
-	sqlite3_bind_blob(st, 2, name, (int)len, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, (int64_t)ino);
+	db_bind_i64(st, 1, (int64_t)parent);
+	db_bind_blob(st, 2, name, len);
+	db_bind_i64(st, 3, (int64_t)ino);
 	return store_step_done(s, st);
 }
 
 static int del_dent(store *s, int64_t id)
 {
-	sqlite3_stmt *st = store_stmt(s, ST_DEL_DENT);
+	db_stmt *st = store_stmt(s, ST_DEL_DENT);
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, id);
+	db_bind_i64(st, 1, id);
 	return store_step_done(s, st);
 }
 
 static int has_child(store *s, uint64_t dir)
 {
-	sqlite3_stmt *st = store_stmt(s, ST_HAS_CHILD);
+	db_stmt *st = store_stmt(s, ST_HAS_CHILD);
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, (int64_t)dir);
-	int rc = sqlite3_step(st);
-	int r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_sqlerr(s, rc);
-	sqlite3_reset(st);
+	db_bind_i64(st, 1, (int64_t)dir);
+	int rc = db_step(st);
+	int r = rc == DB_ROW ? 1 : rc == DB_DONE ? 0 : rc;
+	db_reset(st);
 	return r;
 }
 
@@ -198,24 +199,32 @@ int store_mknode(store *s, uint64_t parent, const char *name, size_t len, uint32
 		r = name_free(s, parent, name, len);
 	if (r < 0)
 		goto end;
-	sqlite3_stmt *st = store_stmt(s, ST_INS_INODE);
+	db_stmt *st = store_stmt(s, ST_INS_INODE);
 	if (!st) {
 		r = -EIO;
 		goto end;
 	}
 	int isdir = S_ISDIR(mode);
-	sqlite3_bind_int64(st, 1, mode);
-	sqlite3_bind_int64(st, 2, uid);
-	sqlite3_bind_int64(st, 3, gid);
-	sqlite3_bind_int(st, 4, isdir ? 2 : 1);
-	sqlite3_bind_int64(st, 5, now);
-	sqlite3_bind_int64(st, 6, (int64_t)rdev);
+	size_t tlen = target ? strlen(target) : 0;
+	db_bind_i64(st, 1, mode);
+	db_bind_i64(st, 2, uid);
+	db_bind_i64(st, 3, gid);
+	db_bind_i64(st, 4, isdir ? 2 : 1);
+	db_bind_i64(st, 5, now);
+	db_bind_i64(st, 6, (int64_t)rdev);
 	if (target)
-		sqlite3_bind_blob(st, 7, target, (int)strlen(target), SQLITE_STATIC);
-	r = store_step_done(s, st);
+		db_bind_blob(st, 7, target, tlen);
+	else
+		db_bind_null(st, 7);
+	db_bind_i64(st, 8, (int64_t)tlen); /* size: a symlink's is its target's length */
+	/* the new inode number comes back through RETURNING (no engine's last-insert-id) */
+	int rc = db_step(st);
+	uint64_t ino = rc == DB_ROW ? (uint64_t)db_col_i64(st, 0) : 0;
+	r = store_step_done(s, st); /* the insert runs to completion, then the reset */
+	if (r == 0 && rc != DB_ROW)
+		r = rc < 0 ? rc : -EIO;
 	if (r < 0)
 		goto end;
-	uint64_t ino = (uint64_t)sqlite3_last_insert_rowid(s->db);
 	r = ins_dent(s, parent, name, len, ino);
 	if (r < 0)
 		goto end;
@@ -355,50 +364,52 @@ static int is_ancestor(store *s, uint64_t anc, uint64_t dir)
 			return 1;
 		if (dir == STORE_ROOT_INO)
 			return 0;
-		sqlite3_stmt *st = store_stmt(s, ST_PARENT);
+		db_stmt *st = store_stmt(s, ST_PARENT);
 		if (!st)
 			return -EIO;
-		sqlite3_bind_int64(st, 1, (int64_t)dir);
-		int rc = sqlite3_step(st);
-		if (rc != SQLITE_ROW) {
-			sqlite3_reset(st);
-			return rc == SQLITE_DONE ? 0 : store_sqlerr(s, rc);
+		db_bind_i64(st, 1, (int64_t)dir);
+		int rc = db_step(st);
+		if (rc != DB_ROW) {
+			db_reset(st);
+			return rc == DB_DONE ? 0 : rc;
 		}
-		dir = (uint64_t)sqlite3_column_int64(st, 0);
-		sqlite3_reset(st);
+		dir = (uint64_t)db_col_i64(st, 0);
+		db_reset(st);
 	}
 	return -ELOOP;
 }
 
 static int move_dent(store *s, int64_t id, uint64_t parent, const char *name, size_t len)
 {
-	sqlite3_stmt *st = store_stmt(s, ST_MOVE_DENT);
+	db_stmt *st = store_stmt(s, ST_MOVE_DENT);
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, (int64_t)parent);
-	sqlite3_bind_blob(st, 3, name, (int)len, SQLITE_STATIC);
+	db_bind_i64(st, 1, id);
+	db_bind_i64(st, 2, (int64_t)parent);
+	db_bind_blob(st, 3, name, len);
 	return store_step_done(s, st);
 }
 
 static int set_dent_ino(store *s, int64_t id, uint64_t ino)
 {
-	sqlite3_stmt *st = store_stmt(s, ST_SET_DENT_INO);
+	db_stmt *st = store_stmt(s, ST_SET_DENT_INO);
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, (int64_t)ino);
+	db_bind_i64(st, 1, id);
+	db_bind_i64(st, 2, (int64_t)ino);
 	return store_step_done(s, st);
 }
 
 static int set_pred(store *s, uint64_t ino, uint64_t obj)
 {
-	sqlite3_stmt *st = store_stmt(s, ST_SET_PRED);
+	db_stmt *st = store_stmt(s, ST_SET_PRED);
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	db_bind_i64(st, 1, (int64_t)ino);
 	if (obj)
-		sqlite3_bind_int64(st, 2, (int64_t)obj);
+		db_bind_i64(st, 2, (int64_t)obj);
+	else
+		db_bind_null(st, 2);
 	return store_step_done(s, st);
 }
 
@@ -543,23 +554,23 @@ out:
 int store_readlink(store *s, uint64_t ino, char *buf, size_t size)
 {
 	store_lock(s);
-	sqlite3_stmt *st = store_stmt(s, ST_READLINK);
+	db_stmt *st = store_stmt(s, ST_READLINK);
 	int r = -EIO;
 	if (st) {
-		sqlite3_bind_int64(st, 1, (int64_t)ino);
-		int rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
-			size_t n = (size_t)sqlite3_column_bytes(st, 0);
-			const void *p = sqlite3_column_blob(st, 0);
+		db_bind_i64(st, 1, (int64_t)ino);
+		int rc = db_step(st);
+		if (rc == DB_ROW && !db_col_is_null(st, 0)) {
+			const void *p = db_col_blob(st, 0);
+			size_t n = db_col_bytes(st, 0);
 			if (n > size)
 				n = size;
 			if (n)
 				memcpy(buf, p, n);
 			r = (int)n;
 		} else {
-			r = rc == SQLITE_ROW ? -EINVAL : rc == SQLITE_DONE ? -ENOENT : store_sqlerr(s, rc);
+			r = rc == DB_ROW ? -EINVAL : rc == DB_DONE ? -ENOENT : rc;
 		}
-		sqlite3_reset(st);
+		db_reset(st);
 	}
 	store_unlock(s);
 	return r;
@@ -567,38 +578,41 @@ int store_readlink(store *s, uint64_t ino, char *buf, size_t size)
 
 int store_setattr(store *s, uint64_t ino, const store_attr *a, unsigned mask)
 {
-	char sql[512] = "UPDATE inodes SET ino=ino";
-	if (mask & STORE_SET_MODE)
-		strcat(sql, ", mode=?2");
-	if (mask & STORE_SET_UID)
-		strcat(sql, ", uid=?3");
-	if (mask & STORE_SET_GID)
-		strcat(sql, ", gid=?4");
-	if (mask & STORE_SET_SIZE)
-		strcat(sql, ", size=?5");
-	if (mask & STORE_SET_ATIME)
-		strcat(sql, ", atime=?6");
-	if (mask & STORE_SET_MTIME)
-		strcat(sql, ", mtime=?7");
-	if (mask & STORE_SET_CTIME)
-		strcat(sql, ", ctime=?8");
-	strcat(sql, " WHERE ino=?1");
+	/* Only the columns in mask, numbered ?2.. as they come: every placeholder is bound and
+	 * nothing else is (an engine may refuse a parameter the statement does not use). ino=ino
+	 * keeps the SET list valid when mask is empty. RETURNING tells whether the inode exists. */
+	static const struct {
+		unsigned bit;
+		const char *col;
+	} f[] = {{STORE_SET_MODE, "mode"},   {STORE_SET_UID, "uid"},     {STORE_SET_GID, "gid"},
+		 {STORE_SET_SIZE, "size"},   {STORE_SET_ATIME, "atime"}, {STORE_SET_MTIME, "mtime"},
+		 {STORE_SET_CTIME, "ctime"}};
+	const int64_t v[] = {a->mode, a->uid, a->gid, (int64_t)a->size, a->atime, a->mtime,
+			     a->ctime};
+	char sql[256] = "UPDATE inodes SET ino=ino";
+	size_t len = strlen(sql);
+	int64_t bind[sizeof(f) / sizeof(f[0])];
+	int nb = 0;
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		if (!(mask & f[i].bit))
+			continue;
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, ", %s=?%d", f[i].col, nb + 2);
+		bind[nb++] = v[i];
+	}
+	snprintf(sql + len, sizeof(sql) - len, " WHERE ino=?1 RETURNING ino");
 	store_lock(s);
-	sqlite3_stmt *st;
+	db_stmt *st;
 	int r = -EIO;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, (int64_t)ino);
-		sqlite3_bind_int64(st, 2, a->mode);
-		sqlite3_bind_int64(st, 3, a->uid);
-		sqlite3_bind_int64(st, 4, a->gid);
-		sqlite3_bind_int64(st, 5, (int64_t)a->size);
-		sqlite3_bind_int64(st, 6, a->atime);
-		sqlite3_bind_int64(st, 7, a->mtime);
-		sqlite3_bind_int64(st, 8, a->ctime);
-		r = store_step_done(s, st);
-		if (r >= 0 && sqlite3_changes(s->db) == 0)
+	if (db_prepare(s->db, sql, 0, &st) == 0) {
+		db_bind_i64(st, 1, (int64_t)ino);
+		for (int i = 0; i < nb; i++)
+			db_bind_i64(st, i + 2, bind[i]);
+		r = store_step_count(s, st);
+		if (r == 0)
 			r = -ENOENT;
-		sqlite3_finalize(st);
+		else if (r > 0)
+			r = 0;
+		db_finalize(st);
 	}
 	store_unlock(s);
 	return r;
@@ -607,23 +621,23 @@ int store_setattr(store *s, uint64_t ino, const store_attr *a, unsigned mask)
 int store_readdir(store *s, uint64_t dir, int64_t after, store_dirent_fn fn, void *ctx)
 {
 	store_lock(s);
-	sqlite3_stmt *st = store_stmt(s, ST_READDIR);
+	db_stmt *st = store_stmt(s, ST_READDIR);
 	int r = -EIO;
 	if (st) {
-		sqlite3_bind_int64(st, 1, (int64_t)dir);
-		sqlite3_bind_int64(st, 2, after);
+		db_bind_i64(st, 1, (int64_t)dir);
+		db_bind_i64(st, 2, after);
 		int rc;
 		r = 0;
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		while ((rc = db_step(st)) == DB_ROW) {
 			store_attr a;
 			store_row_attr(st, 2, &a);
-			if (fn(ctx, sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
-			       (size_t)sqlite3_column_bytes(st, 1), &a))
+			if (fn(ctx, db_col_i64(st, 0), db_col_blob(st, 1),
+			       db_col_bytes(st, 1), &a))
 				break;
 		}
-		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-			r = store_sqlerr(s, rc);
-		sqlite3_reset(st);
+		if (rc != DB_ROW && rc != DB_DONE)
+			r = rc;
+		db_reset(st);
 	}
 	store_unlock(s);
 	return r;
@@ -631,25 +645,25 @@ int store_readdir(store *s, uint64_t dir, int64_t after, store_dirent_fn fn, voi
 
 int store_parent_locked(store *s, uint64_t ino, uint64_t *parent, char *name, size_t *len)
 {
-	sqlite3_stmt *st = store_stmt(s, ST_PARENT);
+	db_stmt *st = store_stmt(s, ST_PARENT);
 	if (!st)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, (int64_t)ino);
-	int rc = sqlite3_step(st);
+	db_bind_i64(st, 1, (int64_t)ino);
+	int rc = db_step(st);
 	int r = -ENOENT;
-	if (rc == SQLITE_ROW) {
-		*parent = (uint64_t)sqlite3_column_int64(st, 0);
-		size_t n = (size_t)sqlite3_column_bytes(st, 1);
+	if (rc == DB_ROW) {
+		*parent = (uint64_t)db_col_i64(st, 0);
+		size_t n = db_col_bytes(st, 1);
 		if (n > STORE_NAME_MAX)
 			n = STORE_NAME_MAX;
-		memcpy(name, sqlite3_column_blob(st, 1), n);
+		memcpy(name, db_col_blob(st, 1), n);
 		name[n] = 0;
 		*len = n;
 		r = 0;
-	} else if (rc != SQLITE_DONE) {
-		r = store_sqlerr(s, rc);
+	} else if (rc != DB_DONE) {
+		r = rc;
 	}
-	sqlite3_reset(st);
+	db_reset(st);
 	return r;
 }
 
@@ -677,18 +691,18 @@ int store_setxattr(store *s, uint64_t ino, const char *name, const void *val, si
 	int r = store_begin(s);
 	if (r < 0)
 		goto out;
-	sqlite3_stmt *st = store_stmt(s, ST_XGET);
+	db_stmt *st = store_stmt(s, ST_XGET);
 	if (!st) {
 		r = -EIO;
 		goto end;
 	}
-	sqlite3_bind_int64(st, 1, (int64_t)ino);
-	sqlite3_bind_blob(st, 2, name, (int)nl, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	int exists = rc == SQLITE_ROW;
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		r = store_sqlerr(s, rc);
+	db_bind_i64(st, 1, (int64_t)ino);
+	db_bind_blob(st, 2, name, nl);
+	int rc = db_step(st);
+	int exists = rc == DB_ROW;
+	db_reset(st);
+	if (rc != DB_ROW && rc != DB_DONE) {
+		r = rc;
 		goto end;
 	}
 	if ((flags & 1 /* XATTR_CREATE */) && exists) {
@@ -704,9 +718,9 @@ int store_setxattr(store *s, uint64_t ino, const char *name, const void *val, si
 		r = -EIO;
 		goto end;
 	}
-	sqlite3_bind_int64(st, 1, (int64_t)ino);
-	sqlite3_bind_blob(st, 2, name, (int)nl, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 3, len ? val : "", (int)len, SQLITE_STATIC);
+	db_bind_i64(st, 1, (int64_t)ino);
+	db_bind_blob(st, 2, name, nl);
+	db_bind_blob(st, 3, val, len); /* 0 bytes: an empty value, not NULL (db.h) */
 	r = store_step_done(s, st);
 	if (r >= 0)
 		r = nlink_add(s, ino, 0, store_now_ns());
@@ -720,27 +734,27 @@ out:
 ssize_t store_getxattr(store *s, uint64_t ino, const char *name, void *buf, size_t size)
 {
 	store_lock(s);
-	sqlite3_stmt *st = store_stmt(s, ST_XGET);
+	db_stmt *st = store_stmt(s, ST_XGET);
 	ssize_t r = -EIO;
 	if (st) {
-		sqlite3_bind_int64(st, 1, (int64_t)ino);
-		sqlite3_bind_blob(st, 2, name, (int)strlen(name), SQLITE_STATIC);
-		int rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			size_t n = (size_t)sqlite3_column_bytes(st, 0);
+		db_bind_i64(st, 1, (int64_t)ino);
+		db_bind_blob(st, 2, name, strlen(name));
+		int rc = db_step(st);
+		if (rc == DB_ROW) {
+			size_t n = db_col_bytes(st, 0);
 			if (size == 0) {
 				r = (ssize_t)n;
 			} else if (n > size) {
 				r = -ERANGE;
 			} else {
 				if (n)
-					memcpy(buf, sqlite3_column_blob(st, 0), n);
+					memcpy(buf, db_col_blob(st, 0), n);
 				r = (ssize_t)n;
 			}
 		} else {
-			r = rc == SQLITE_DONE ? -ENODATA : store_sqlerr(s, rc);
+			r = rc == DB_DONE ? -ENODATA : rc;
 		}
-		sqlite3_reset(st);
+		db_reset(st);
 	}
 	store_unlock(s);
 	return r;
@@ -749,28 +763,28 @@ ssize_t store_getxattr(store *s, uint64_t ino, const char *name, void *buf, size
 ssize_t store_listxattr(store *s, uint64_t ino, char *buf, size_t size)
 {
 	store_lock(s);
-	sqlite3_stmt *st = store_stmt(s, ST_XLIST);
+	db_stmt *st = store_stmt(s, ST_XLIST);
 	ssize_t r = -EIO;
 	if (st) {
-		sqlite3_bind_int64(st, 1, (int64_t)ino);
+		db_bind_i64(st, 1, (int64_t)ino);
 		size_t total = 0;
 		int rc;
 		r = 0;
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			size_t n = (size_t)sqlite3_column_bytes(st, 0);
+		while ((rc = db_step(st)) == DB_ROW) {
+			size_t n = db_col_bytes(st, 0);
 			if (size) {
 				if (total + n + 1 > size) {
 					r = -ERANGE;
 					break;
 				}
-				memcpy(buf + total, sqlite3_column_blob(st, 0), n);
+				memcpy(buf + total, db_col_blob(st, 0), n);
 				buf[total + n] = 0;
 			}
 			total += n + 1;
 		}
 		if (r == 0)
-			r = rc == SQLITE_DONE ? (ssize_t)total : store_sqlerr(s, rc);
-		sqlite3_reset(st);
+			r = rc == DB_DONE ? (ssize_t)total : rc;
+		db_reset(st);
 	}
 	store_unlock(s);
 	return r;
@@ -779,14 +793,16 @@ ssize_t store_listxattr(store *s, uint64_t ino, char *buf, size_t size)
 int store_removexattr(store *s, uint64_t ino, const char *name)
 {
 	store_lock(s);
-	sqlite3_stmt *st = store_stmt(s, ST_XDEL);
+	db_stmt *st = store_stmt(s, ST_XDEL);
 	int r = -EIO;
 	if (st) {
-		sqlite3_bind_int64(st, 1, (int64_t)ino);
-		sqlite3_bind_blob(st, 2, name, (int)strlen(name), SQLITE_STATIC);
-		r = store_step_done(s, st);
-		if (r >= 0 && sqlite3_changes(s->db) == 0)
+		db_bind_i64(st, 1, (int64_t)ino);
+		db_bind_blob(st, 2, name, strlen(name));
+		r = store_step_count(s, st); /* RETURNING: one row per xattr deleted */
+		if (r == 0)
 			r = -ENODATA;
+		else if (r > 0)
+			r = 0;
 	}
 	store_unlock(s);
 	return r;

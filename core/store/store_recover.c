@@ -79,13 +79,12 @@ int store_recover(store *s, uint64_t **staged, size_t *nstaged)
 	store_lock(s);
 	int r = scan_dir(s, "tmp", clean_tmp);
 	/* unlinked inodes whose last user went away while we were down */
-	sqlite3_stmt *st;
+	db_stmt *st;
 	uint64_t *dead = NULL;
 	size_t ndead = 0;
-	if (r >= 0 && sqlite3_prepare_v2(s->db, "SELECT ino FROM inodes WHERE nlink=0", -1, &st,
-					 NULL) == SQLITE_OK) {
+	if (r >= 0 && db_prepare(s->db, "SELECT ino FROM inodes WHERE nlink=0", 0, &st) == 0) {
 		r = store_collect_ids(s, st, &dead, &ndead);
-		sqlite3_finalize(st);
+		db_finalize(st);
 	}
 	for (size_t i = 0; r >= 0 && i < ndead; i++) {
 		r = store_drop_inode_locked(s, dead[i]);
@@ -96,14 +95,13 @@ int store_recover(store *s, uint64_t **staged, size_t *nstaged)
 	}
 	free(dead);
 	/* objects nobody points at (a crash between commits) */
-	if (r >= 0 && sqlite3_prepare_v2(s->db, "SELECT id FROM objects WHERE id NOT IN "
-					 "(SELECT obj FROM inodes WHERE obj IS NOT NULL UNION "
-					 "SELECT pred_hint FROM inodes WHERE pred_hint IS NOT NULL)",
-					 -1, &st, NULL) == SQLITE_OK) {
+	if (r >= 0 && db_prepare(s->db, "SELECT id FROM objects WHERE id NOT IN "
+				 "(SELECT obj FROM inodes WHERE obj IS NOT NULL UNION "
+				 "SELECT pred_hint FROM inodes WHERE pred_hint IS NOT NULL)", 0, &st) == 0) {
 		uint64_t *ids = NULL;
 		size_t n = 0;
 		r = store_collect_ids(s, st, &ids, &n);
-		sqlite3_finalize(st);
+		db_finalize(st);
 		for (size_t i = 0; r >= 0 && i < n; i++) {
 			r = store_begin(s);
 			if (r >= 0)

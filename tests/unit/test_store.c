@@ -185,6 +185,56 @@ Test(store, sibling_candidates_and_recover)
 
 /* STORE_O_RDONLY: what the store holds reads back, every write is refused with an error, and the
  * directory gains no file (no -wal/-shm, no LOCK) and keeps every byte. */
+/* Every subset of the setattr mask changes exactly its columns; a missing inode is -ENOENT. */
+Test(store, setattr_masks)
+{
+	uint64_t f = mk(1, "f", S_IFREG | 0644);
+	static const unsigned bit[] = {STORE_SET_MODE,  STORE_SET_UID,   STORE_SET_GID,
+				       STORE_SET_SIZE,  STORE_SET_ATIME, STORE_SET_MTIME,
+				       STORE_SET_CTIME};
+	const unsigned all = (1u << 7) - 1;
+	store_attr b0, a, g;
+	cr_assert_eq(store_getattr(s, f, &b0), 0);
+	memset(&a, 0, sizeof(a));
+	a.mode = S_IFREG | 0600;
+	a.uid = 11;
+	a.gid = 12;
+	a.size = 13;
+	a.atime = 14;
+	a.mtime = 15;
+	a.ctime = 16;
+	for (unsigned m = 0; m <= all; m++) {
+		cr_assert_eq(store_setattr(s, f, &b0, all), 0);
+		cr_assert_eq(store_setattr(s, f, &a, m), 0, "mask %#x", m);
+		cr_assert_eq(store_getattr(s, f, &g), 0);
+		const uint64_t want[7][2] = {{b0.mode, a.mode},   {b0.uid, a.uid},
+					     {b0.gid, a.gid},     {b0.size, a.size},
+					     {(uint64_t)b0.atime, (uint64_t)a.atime},
+					     {(uint64_t)b0.mtime, (uint64_t)a.mtime},
+					     {(uint64_t)b0.ctime, (uint64_t)a.ctime}};
+		const uint64_t got[7] = {g.mode, g.uid, g.gid, g.size, (uint64_t)g.atime,
+					 (uint64_t)g.mtime, (uint64_t)g.ctime};
+		for (int i = 0; i < 7; i++)
+			cr_assert_eq(got[i], want[i][(m & bit[i]) != 0], "mask %#x field %d", m, i);
+	}
+	cr_assert_eq(store_setattr(s, 999999, &a, STORE_SET_MODE), -ENOENT);
+	cr_assert_eq(store_setattr(s, 999999, &a, 0), -ENOENT);
+	/* a symlink's size is its target's length */
+	store_attr l;
+	cr_assert_eq(store_mknode(s, 1, "l", 1, S_IFLNK | 0777, 0, 0, 0, "abc/def", &l), 0);
+	cr_assert_eq(l.size, 7);
+	cr_assert_gt(l.ino, f);
+	char buf[16];
+	cr_assert_eq(store_readlink(s, l.ino, buf, sizeof(buf)), 7);
+	cr_assert_eq(memcmp(buf, "abc/def", 7), 0);
+	cr_assert_eq(store_readlink(s, f, buf, sizeof(buf)), -EINVAL);
+	/* an empty xattr value stays empty, not absent */
+	cr_assert_eq(store_setxattr(s, f, "user.e", "", 0, 0), 0);
+	cr_assert_eq(store_getxattr(s, f, "user.e", buf, sizeof(buf)), 0);
+	cr_assert_eq(store_setxattr(s, f, "user.e", "x", 1, 2 /* REPLACE */), 0);
+	cr_assert_eq(store_getxattr(s, f, "user.e", buf, sizeof(buf)), 1);
+}
+
 Test(store, rdonly_changes_nothing)
 {
 	uint64_t f = mk(1, "f", S_IFREG | 0644);

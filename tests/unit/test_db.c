@@ -1,0 +1,274 @@
+/* test_db.c - the SQL driver (db.h) over SQLite: parameters and columns round trip (NULL, empty
+ * and binary blobs, 64-bit extremes), errno mapping, RETURNING and ON CONFLICT, transactions,
+ * engine operations (setup, checkpoint, check, read-only opening). */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "db.h"
+
+static char dir[64], path[128];
+static db *d;
+
+static void setup(void)
+{
+	strcpy(dir, "/tmp/tpdefs-db-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/t.db", dir);
+	char err[256];
+	cr_assert_eq(db_open_sqlite(path, DB_OPEN_CREATE, &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(db_dialect(d), DB_SQLITE);
+	cr_assert_eq(db_exec(d, "CREATE TABLE t(id INTEGER PRIMARY KEY, k INTEGER NOT NULL UNIQUE,"
+			     " b BLOB, s TEXT);"
+			     "CREATE TABLE x(ino INTEGER NOT NULL, name BLOB NOT NULL, value BLOB NOT NULL,"
+			     " PRIMARY KEY(ino, name)) WITHOUT ROWID;"), 0, "%s", db_errmsg(d));
+}
+
+static void teardown(void)
+{
+	db_close(d);
+	d = NULL;
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(db, .init = setup, .fini = teardown);
+
+static db_stmt *prep(const char *sql)
+{
+	db_stmt *st = NULL;
+	cr_assert_eq(db_prepare(d, sql, 0, &st), 0, "%s: %s", sql, db_errmsg(d));
+	cr_assert_not_null(st);
+	return st;
+}
+
+/* Insert (k, b, s) and return the id RETURNING gives. */
+static int64_t ins(int64_t k, const void *b, size_t n, int null_blob, const char *s)
+{
+	db_stmt *st = prep("INSERT INTO t(k, b, s) VALUES(?1, ?2, ?3) RETURNING id");
+	db_bind_i64(st, 1, k);
+	if (null_blob)
+		db_bind_null(st, 2);
+	else
+		db_bind_blob(st, 2, b, n);
+	if (s)
+		db_bind_text(st, 3, s);
+	cr_assert_eq(db_step(st), DB_ROW, "%s", db_errmsg(d));
+	int64_t id = db_col_i64(st, 0);
+	cr_assert_eq(db_step(st), DB_DONE);
+	db_finalize(st);
+	return id;
+}
+
+Test(db, round_trip_null_empty_binary)
+{
+	static const unsigned char bin[] = {0, 1, 0, 0xff, 0x80, 0};
+	int64_t a = ins(INT64_MIN, bin, sizeof(bin), 0, "text");
+	int64_t b = ins(INT64_MAX, NULL, 0, 0, NULL); /* 0 bytes, no pointer: empty, not NULL */
+	int64_t c = ins(0, "", 0, 0, NULL);
+	int64_t n = ins(-1, NULL, 0, 1, NULL);
+	cr_assert(a > 0 && b > a && c > b && n > c, "RETURNING ids %lld %lld %lld %lld",
+		  (long long)a, (long long)b, (long long)c, (long long)n);
+
+	db_stmt *st = prep("SELECT k, b, s, id FROM t WHERE id=?1");
+	db_bind_i64(st, 1, a);
+	cr_assert_eq(db_step(st), DB_ROW);
+	cr_assert_eq(db_col_i64(st, 0), INT64_MIN);
+	cr_assert_not(db_col_is_null(st, 1));
+	cr_assert_eq(db_col_bytes(st, 1), sizeof(bin));
+	cr_assert_eq(memcmp(db_col_blob(st, 1), bin, sizeof(bin)), 0);
+	cr_assert_str_eq(db_col_text(st, 2), "text");
+	cr_assert_eq(db_step(st), DB_DONE);
+
+	for (int i = 0; i < 2; i++) { /* both spellings of an empty blob */
+		db_reset(st);
+		db_bind_i64(st, 1, i ? c : b);
+		cr_assert_eq(db_step(st), DB_ROW);
+		cr_assert_eq(db_col_i64(st, 0), i ? 0 : INT64_MAX);
+		cr_assert_not(db_col_is_null(st, 1), "an empty blob read back as NULL");
+		cr_assert_not_null(db_col_blob(st, 1));
+		cr_assert_eq(db_col_bytes(st, 1), 0);
+		cr_assert(db_col_is_null(st, 2));
+		cr_assert_null(db_col_text(st, 2));
+	}
+
+	db_reset(st);
+	db_bind_i64(st, 1, n);
+	cr_assert_eq(db_step(st), DB_ROW);
+	cr_assert(db_col_is_null(st, 1));
+	cr_assert_null(db_col_blob(st, 1));
+	cr_assert_eq(db_col_bytes(st, 1), 0);
+	cr_assert_eq(db_col_i64(st, 0), -1);
+	cr_assert_eq(db_col_i64(st, 2), 0); /* NULL reads as 0 */
+
+	/* reset makes every parameter NULL again: id=NULL matches nothing */
+	db_reset(st);
+	cr_assert_eq(db_step(st), DB_DONE);
+	db_finalize(st);
+}
+
+Test(db, constraint_is_eexist)
+{
+	ins(7, "a", 1, 0, NULL);
+	db_stmt *st = prep("INSERT INTO t(k) VALUES(?1)");
+	db_bind_i64(st, 1, 7);
+	cr_assert_eq(db_step(st), -EEXIST);
+	db_reset(st);
+	db_bind_i64(st, 1, 8);
+	cr_assert_eq(db_step(st), DB_DONE, "the statement runs again after a failure and a reset");
+	db_finalize(st);
+	st = prep("INSERT INTO t(k, b) VALUES(?1, ?2)"); /* k NOT NULL */
+	cr_assert_eq(db_step(st), -EEXIST);
+	db_finalize(st);
+}
+
+Test(db, returning_counts_changed_rows)
+{
+	for (int64_t k = 1; k <= 5; k++)
+		ins(k, "x", 1, 0, NULL);
+	db_stmt *st = prep("UPDATE t SET s='big' WHERE k>?1 RETURNING id");
+	db_bind_i64(st, 1, 2);
+	int n = 0, r;
+	while ((r = db_step(st)) == DB_ROW)
+		n++;
+	cr_assert_eq(r, DB_DONE);
+	cr_assert_eq(n, 3);
+	db_finalize(st);
+	st = prep("DELETE FROM t WHERE k=?1 RETURNING id");
+	db_bind_i64(st, 1, 99);
+	cr_assert_eq(db_step(st), DB_DONE, "nothing deleted: no row");
+	db_reset(st);
+	db_bind_i64(st, 1, 1);
+	cr_assert_eq(db_step(st), DB_ROW);
+	cr_assert_eq(db_step(st), DB_DONE);
+	db_finalize(st);
+}
+
+Test(db, upsert_replaces_value)
+{
+	db_stmt *st = prep("INSERT INTO x(ino,name,value) VALUES(?1,?2,?3) "
+			   "ON CONFLICT(ino, name) DO UPDATE SET value=excluded.value");
+	const char *vals[] = {"first", "second", ""};
+	for (int i = 0; i < 3; i++) {
+		db_reset(st);
+		db_bind_i64(st, 1, 5);
+		db_bind_blob(st, 2, "user.a", 6);
+		db_bind_blob(st, 3, vals[i], strlen(vals[i]));
+		cr_assert_eq(db_step(st), DB_DONE, "%s", db_errmsg(d));
+	}
+	db_finalize(st);
+	st = prep("SELECT count(*), max(length(value)) FROM x");
+	cr_assert_eq(db_step(st), DB_ROW);
+	cr_assert_eq(db_col_i64(st, 0), 1);
+	cr_assert_eq(db_col_i64(st, 1), 0);
+	db_finalize(st);
+}
+
+Test(db, bind_errors_reach_step)
+{
+	db_stmt *st = prep("SELECT ?1");
+	db_bind_i64(st, 2, 1); /* no such parameter */
+	db_bind_i64(st, 1, 1); /* a later good bind does not hide it */
+	cr_assert_lt(db_step(st), 0);
+	db_reset(st);
+	db_bind_i64(st, 1, 42);
+	cr_assert_eq(db_step(st), DB_ROW);
+	cr_assert_eq(db_col_i64(st, 0), 42);
+	db_finalize(st);
+}
+
+Test(db, prepare_errors)
+{
+	db_stmt *st = (db_stmt *)1;
+	cr_assert_lt(db_prepare(d, "SELEC nonsense", 0, &st), 0);
+	cr_assert_null(st);
+	cr_assert_neq(db_errmsg(d)[0], 0);
+	cr_assert_eq(db_prepare(d, "  ", 0, &st), -EINVAL);
+	cr_assert_null(st);
+	cr_assert_eq(db_prepare(d, "SELECT 1", DB_PREPARE_PERSISTENT, &st), 0);
+	cr_assert_eq(db_step(st), DB_ROW);
+	db_finalize(st);
+	db_finalize(NULL);
+	cr_assert_lt(db_exec(d, "CREATE TABLE t(a)"), 0, "exists already");
+}
+
+static int64_t count_t(void)
+{
+	db_stmt *st = prep("SELECT count(*) FROM t");
+	cr_assert_eq(db_step(st), DB_ROW);
+	int64_t n = db_col_i64(st, 0);
+	db_finalize(st);
+	return n;
+}
+
+Test(db, transactions)
+{
+	cr_assert_eq(db_begin(d), 0);
+	ins(1, "a", 1, 0, NULL);
+	cr_assert_eq(db_rollback(d), 0);
+	cr_assert_eq(count_t(), 0);
+	cr_assert_eq(db_begin(d), 0);
+	ins(1, "a", 1, 0, NULL);
+	cr_assert_eq(db_commit(d), 0);
+	cr_assert_eq(count_t(), 1);
+	cr_assert_lt(db_commit(d), 0, "no transaction open");
+	/* an open transaction is rolled back by close */
+	cr_assert_eq(db_begin(d), 0);
+	ins(2, "b", 1, 0, NULL);
+	db_close(d);
+	char err[256];
+	cr_assert_eq(db_open_sqlite(path, DB_OPEN_RW, &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(count_t(), 1);
+}
+
+static off_t fsize(const char *suffix)
+{
+	char p[160];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s%s", path, suffix);
+	return stat(p, &st) == 0 ? st.st_size : -1;
+}
+
+Test(db, setup_check_checkpoint_readonly)
+{
+	db_close(d);
+	char err[256], msg[128];
+	cr_assert_eq(db_open_sqlite(path, DB_OPEN_RW, &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(db_setup(d), 0, "%s", db_errmsg(d));
+	ins(1, "a", 1, 0, NULL);
+	cr_assert_gt(fsize("-wal"), 0, "db_setup turns the write-ahead log on");
+	cr_assert_eq(db_check(d, 1, msg, sizeof(msg)), 0);
+	cr_assert_str_eq(msg, "ok");
+	cr_assert_eq(db_check(d, 0, msg, sizeof(msg)), 0);
+	cr_assert_eq(db_reindex(d), 0);
+	cr_assert_eq(db_checkpoint(d), 0);
+	cr_assert_eq(fsize("-wal"), 0, "checkpoint truncates the log");
+	db_close(d);
+	d = NULL;
+	cr_assert_eq(fsize("-wal"), -1, "the last close removes the log");
+
+	/* read-only with no log content: immutable, no -wal/-shm appears, writes refused */
+	cr_assert_eq(db_open_sqlite(path, DB_OPEN_RO, &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(count_t(), 1);
+	db_stmt *st = prep("INSERT INTO t(k) VALUES(2)");
+	cr_assert_eq(db_step(st), -EROFS);
+	db_finalize(st);
+	cr_assert_eq(fsize("-wal"), -1);
+	cr_assert_eq(fsize("-shm"), -1);
+	db_close(d);
+	d = NULL;
+
+	/* missing file: no database is created, the engine says why */
+	snprintf(path, sizeof(path), "%s/missing.db", dir);
+	err[0] = 0;
+	cr_assert_lt(db_open_sqlite(path, DB_OPEN_RW, &d, err, sizeof(err)), 0);
+	cr_assert_null(d);
+	cr_assert_neq(err[0], 0);
+	cr_assert_neq(access(path, F_OK), 0);
+}
