@@ -29,11 +29,11 @@ static int sock_addr(fs *f, struct sockaddr_un *sa)
 {
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
-	int n = snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/%s", store_dir(f->st),
+	int n = snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/%s", store_local_dir(f->st),
 			 STORE_SOCK_NAME);
 	if (n < 0 || (size_t)n >= sizeof(sa->sun_path))
 		n = snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/%s",
-			     store_dirfd(f->st), STORE_SOCK_NAME);
+			     store_local_dirfd(f->st), STORE_SOCK_NAME);
 	return n > 0 && (size_t)n < sizeof(sa->sun_path) ? 0 : -ENAMETOOLONG;
 }
 
@@ -273,7 +273,7 @@ int ctl_start(fs *f, ctl **out)
 	int r = sock_addr(f, &sa);
 	if (r < 0)
 		goto fail;
-	unlinkat(store_dirfd(f->st), STORE_SOCK_NAME, 0);
+	unlinkat(store_local_dirfd(f->st), STORE_SOCK_NAME, 0);
 	c->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	/* bind creates the socket file with the socket inode's mode (less the umask): 0600 from
 	 * the start, not only after the fchmodat below */
@@ -283,7 +283,7 @@ int ctl_start(fs *f, ctl **out)
 		r = -errno;
 		goto fail;
 	}
-	fchmodat(store_dirfd(f->st), STORE_SOCK_NAME, 0600, 0);
+	fchmodat(store_local_dirfd(f->st), STORE_SOCK_NAME, 0600, 0);
 	r = -pthread_create(&c->th, NULL, loop, c);
 	if (r < 0)
 		goto fail;
@@ -303,7 +303,7 @@ fail:
 void ctl_quiesce(ctl *c)
 {
 	if (c)
-		unlinkat(store_dirfd(c->f->st), STORE_SOCK_NAME, 0);
+		unlinkat(store_local_dirfd(c->f->st), STORE_SOCK_NAME, 0);
 }
 
 void ctl_stop(ctl *c)
@@ -318,6 +318,6 @@ void ctl_stop(ctl *c)
 	close(c->lfd);
 	close(c->wake[0]);
 	close(c->wake[1]);
-	unlinkat(store_dirfd(c->f->st), STORE_SOCK_NAME, 0);
+	unlinkat(store_local_dirfd(c->f->st), STORE_SOCK_NAME, 0);
 	free(c);
 }

@@ -13,6 +13,7 @@
 
 typedef struct fs_opts {
 	const char *backing, *mountpoint;
+	char local_dir[4096];     /* node-local directory of a shared store (PostgreSQL BACKING) */
 	uint64_t cache_size;      /* decoded chunks held by the chain cache */
 	unsigned workers;         /* FUSE worker threads */
 	unsigned max_chain;       /* delta chain depth bound */

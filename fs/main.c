@@ -15,6 +15,7 @@
 #include "objfile.h"
 #include "chain_store.h"
 #include "ingest.h"
+#include "store_uri.h"
 
 static const char usage[] =
 	"usage: mount.tpdefs BACKING MOUNTPOINT [-o OPT[,OPT...]] [-f] [-d]\n"
@@ -49,7 +50,11 @@ static const char usage[] =
 	"                       filesystem (accepted for old fstab lines; cannot be turned off)\n"
 	"  ro, rw               read-only / read-write mount (ro: BACKING is left as it is; no\n"
 	"                       recovery, encoding or gc)\n"
-	"  fsname=NAME          source name shown in /proc/mounts (default BACKING)\n"
+	"  local_dir=DIR        BACKING a PostgreSQL URI (a shared store): this node's directory for\n"
+	"                       the lock and the control socket (default /var/lib/tpdefs/ID, ID from\n"
+	"                       the URI without its password and the mount point)\n"
+	"  fsname=NAME          source name shown in /proc/mounts (default BACKING, a URI without\n"
+	"                       its password)\n"
 	"  subtype=NAME         type suffix shown in /proc/mounts (default tpdefs)\n"
 	"  suid, nosuid, dev, nodev, exec, noexec   passed to the kernel\n"
 	"Accepted from mount(8) / fstab and ignored:\n"
@@ -127,6 +132,12 @@ static int one_opt(fs_opts *o, char *opt)
 		return parse_uint(val, 0, 600000, &o->debounce_ms);
 	if (KEY("newest_keyframe") && val)
 		return parse_uint(val, 0, 1, &o->newest_keyframe);
+	if (KEY("local_dir") && val) {
+		if (strlen(val) >= sizeof(o->local_dir) || val[0] != '/')
+			return -1;
+		strcpy(o->local_dir, val);
+		return 0;
+	}
 	if (KEY("fsname") && val) {
 		if (strlen(val) >= sizeof(o->fsname) || strchr(val, ','))
 			return -1;
@@ -331,8 +342,41 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mount.tpdefs: mountpoint %s: %s\n", o.mountpoint, strerror(errno));
 		return 1;
 	}
-	if (!o.fsname[0])
-		snprintf(o.fsname, sizeof(o.fsname), "%s", o.backing);
+	/* A PostgreSQL URI: its password never shows in ps (argv scrubbed in place, the daemon
+	 * keeps its own copy), in /proc/mounts or in a message. */
+	char *backing_copy = NULL;
+	store_uri uri;
+	int shared = store_uri_is_pg(o.backing);
+	if (shared) {
+		char uerr[256];
+		if (store_uri_parse(o.backing, &uri, uerr, sizeof(uerr)) < 0) {
+			fprintf(stderr, "mount.tpdefs: %s\n", uerr);
+			return 1;
+		}
+		if (!(backing_copy = strdup(o.backing))) {
+			fprintf(stderr, "mount.tpdefs: out of memory\n");
+			return 1;
+		}
+		for (int i = 1; i < argc; i++)
+			store_uri_scrub(argv[i]);
+		o.backing = backing_copy;
+		if (!o.local_dir[0]) {
+			uint64_t h = uri.id;
+			for (const char *p = mnt_real; *p; p++)
+				h = (h ^ (unsigned char)*p) * 1099511628211ull;
+			snprintf(o.local_dir, sizeof(o.local_dir), "/var/lib/tpdefs/%016llx",
+				 (unsigned long long)h);
+		}
+	} else if (o.local_dir[0]) {
+		fprintf(stderr, "mount.tpdefs: local_dir is for a BACKING that is a PostgreSQL URI; "
+			"%s is a directory\n", o.backing);
+		return 1;
+	}
+	const char *src = shared ? uri.redacted : o.backing;
+	if (!o.fsname[0] && strlen(src) < sizeof(o.fsname))
+		memcpy(o.fsname, src, strlen(src) + 1);
+	else if (!o.fsname[0])
+		strcpy(o.fsname, "tpdefs");
 	if (strchr(o.fsname, ','))
 		snprintf(o.fsname, sizeof(o.fsname), "tpdefs");
 	if (!o.subtype[0])
@@ -353,7 +397,8 @@ int main(int argc, char **argv)
 	char err[1024] = "";
 	/* ro: the backing directory is left exactly as it is (no recovery, no encoding, no gc);
 	 * files a crashed daemon left staged are served from staging as they are. */
-	int r = store_open(o.backing, o.ro ? STORE_O_RDONLY : 0, &f.st, err, sizeof(err));
+	int r = store_open_at(o.backing, shared ? o.local_dir : NULL, o.ro ? STORE_O_RDONLY : 0, &f.st,
+			      err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "mount.tpdefs: %s\n", err[0] ? err : strerror(-r));
 		return 1;
@@ -451,5 +496,6 @@ out_nodes:
 	free(staged);
 	store_close(f.st);
 	fuse_opt_free_args(&args);
+	free(backing_copy);
 	return ret;
 }

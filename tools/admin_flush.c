@@ -107,7 +107,7 @@ static int flush_offline(const char *dir)
 {
 	offline o = {0};
 	char err[1024] = "";
-	int r = store_open(dir, STORE_O_NOCREATE | STORE_O_NOWAIT, &o.s, err, sizeof(err));
+	int r = admin_open_locked(dir, &o.s, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "tpdefs-admin: %s\n", err[0] ? err : strerror(-r));
 		return 1;

@@ -175,7 +175,7 @@ int admin_gc(int argc, char **argv)
 	if (fd >= 0)
 		return via_daemon(&u, fd, max_chain, dry);
 	char err[1024] = "";
-	int r = store_open(dir, STORE_O_NOCREATE | STORE_O_NOWAIT, &s, err, sizeof(err));
+	int r = admin_open_locked(dir, &s, err, sizeof(err));
 	if (r == -EBUSY) {
 		fprintf(stderr, "tpdefs-admin: %s is served by a daemon but its control socket is "
 			"unreachable; unmount it or retry\n", dir);

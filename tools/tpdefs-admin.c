@@ -11,12 +11,14 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "store_uri.h"
 
 static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 	const char *help;
 } cmds[] = {
+	{"format", admin_format, "format URI --blobs DIR   create a shared store: metadata in PostgreSQL, blobs in DIR"},
 	{"flush", admin_flush, "flush BACKING   wait until every closed file is encoded; print what was done"},
 	{"gc", admin_gc, "gc BACKING [--dry-run] [--max-chain N]   rebase chains, free what nothing needs"},
 	{"stats", admin_stats, "stats BACKING [--json]   logical vs stored bytes, per file and per chain"},
@@ -25,7 +27,7 @@ static const struct {
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: tpdefs-admin COMMAND BACKING [ARGS]\n\ncommands:\n");
+	fprintf(out, "usage: tpdefs-admin COMMAND BACKING [ARGS]   (BACKING: a directory or a PostgreSQL URI)\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		fprintf(out, "  %s\n", cmds[i].help);
 	fprintf(out, "\n  --help, --version; tpdefs-admin COMMAND --help for details\n");
@@ -40,8 +42,58 @@ int admin_open_store(const char *dir, store **out)
 	return r;
 }
 
-int admin_connect(const char *dir)
+int admin_open_locked(const char *backing, store **out, char *err, size_t errlen)
 {
+	char local[128];
+	const char *ld = NULL;
+	store_uri u;
+	if (store_uri_is_pg(backing)) {
+		if (store_uri_parse(backing, &u, err, errlen) < 0)
+			return -EINVAL;
+		/* an offline command on a shared store: this node's lock directory for it */
+		snprintf(local, sizeof(local), "/var/lib/tpdefs/admin-%016llx",
+			 (unsigned long long)u.id);
+		ld = local;
+	}
+	return store_open_at(backing, ld, STORE_O_NOCREATE | STORE_O_NOWAIT, out, err, errlen);
+}
+
+/* The directory holding the control socket of the daemon serving backing: BACKING itself, or
+ * for a shared store the local_dir the serving daemon recorded (-EREMOTE: on another host,
+ * -ENOENT: nobody serves it). */
+static int control_dir(const char *backing, char *out, size_t size)
+{
+	if (!store_uri_is_pg(backing)) {
+		snprintf(out, size, "%s", backing);
+		return 0;
+	}
+	store *s;
+	char err[1024] = "";
+	int r = store_open_at(backing, NULL, STORE_O_NOCREATE | STORE_O_NOLOCK, &s, err,
+			      sizeof(err));
+	if (r < 0)
+		return r;
+	char host[256], local[4096], me[256] = "";
+	r = store_shared_mount(s, host, sizeof(host), local, sizeof(local));
+	store_close(s);
+	if (r <= 0)
+		return r < 0 ? r : -ENOENT;
+	gethostname(me, sizeof(me) - 1);
+	if (strcmp(host, me)) {
+		fprintf(stderr, "tpdefs-admin: the store is served from host %s: run this command "
+			"there\n", host);
+		return -EREMOTE;
+	}
+	snprintf(out, size, "%s", local);
+	return 0;
+}
+
+int admin_connect(const char *backing)
+{
+	char dir[4096];
+	int cr = control_dir(backing, dir, sizeof(dir));
+	if (cr < 0)
+		return cr == -ENOENT ? -ECONNREFUSED : cr;
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -errno;
@@ -68,6 +120,18 @@ int admin_connect(const char *dir)
 
 int admin_daemon_running(const char *dir)
 {
+	if (store_uri_is_pg(dir)) {
+		store *s;
+		char err[1024] = "";
+		int r = store_open_at(dir, NULL, STORE_O_NOCREATE | STORE_O_NOLOCK, &s, err,
+				      sizeof(err));
+		if (r < 0)
+			return r;
+		char host[256], local[4096];
+		r = store_shared_mount(s, host, sizeof(host), local, sizeof(local));
+		store_close(s);
+		return r;
+	}
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -errno;
@@ -100,7 +164,24 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(argv[1], cmds[i].name))
 			continue;
-		return cmds[i].fn(argc - 1, argv + 1);
+		/* a PostgreSQL URI's password never shows in ps: work on a copy, scrub argv */
+		char *args[64];
+		if (argc - 1 > 64) {
+			fprintf(stderr, "tpdefs-admin: too many arguments\n");
+			return 1;
+		}
+		for (int k = 1; k < argc; k++) {
+			args[k - 1] = argv[k];
+			if (store_uri_is_pg(argv[k])) {
+				args[k - 1] = strdup(argv[k]);
+				if (!args[k - 1]) {
+					fprintf(stderr, "tpdefs-admin: out of memory\n");
+					return 1;
+				}
+				store_uri_scrub(argv[k]);
+			}
+		}
+		return cmds[i].fn(argc - 1, args);
 	}
 	fprintf(stderr, "tpdefs-admin: unknown command '%s'\n", argv[1]);
 	usage(stderr);

@@ -5,6 +5,7 @@
  * recovery in store_recover.c, maintenance queries in store_admin.c. Layout: docs/FORMAT.md
  * (backing directory). */
 #include "store_internal.h"
+#include "store_uri.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -222,7 +223,7 @@ void store_row_attr(db_stmt *st, int c, store_attr *a)
 
 /* ---- open / init ---- */
 
-static int meta_get(db *d, const char *key, char *buf, size_t n)
+int store_meta_get(db *d, const char *key, char *buf, size_t n)
 {
 	db_stmt *st;
 	if (db_prepare(d, "SELECT value FROM meta WHERE key=?1", 0, &st) < 0)
@@ -320,13 +321,29 @@ static int open_db(store *s, char *err, size_t errlen)
 		seterr(err, errlen, "%s: cannot open database: %s", s->path, msg);
 		return -EIO;
 	}
+	int r = store_check_format(s, err, errlen);
+	if (r < 0)
+		return r;
+	/* WAL, synchronous=FULL (db_setup) only now that the file is known to be ours. A read-only
+	 * connection changes nothing (the store is in WAL mode since its creation). */
+	if (!s->rdonly && db_setup(s->db) < 0) {
+		seterr(err, errlen, "%s: cannot configure database: %s", s->path, db_errmsg(s->db));
+		return -EIO;
+	}
+	return 0;
+}
+
+/* The metadata is a tpdefs store of a version this build reads. */
+int store_check_format(store *s, char *err, size_t errlen)
+{
 	char v[128];
-	if (meta_get(s->db, "format", v, sizeof(v)) < 0 || strcmp(v, STORE_FORMAT_NAME) != 0) {
-		seterr(err, errlen, "%s: not a tpdefs backing directory (tpdefs.db has no tpdefs "
-		       "metadata)", s->path);
+	if (store_meta_get(s->db, "format", v, sizeof(v)) < 0 || strcmp(v, STORE_FORMAT_NAME) != 0) {
+		seterr(err, errlen, s->shared ? "%s: the database holds no tpdefs store (tpdefs-admin "
+		       "format URI --blobs DIR creates one)" : "%s: not a tpdefs backing directory "
+		       "(tpdefs.db has no tpdefs metadata)", s->path);
 		return -EMEDIUMTYPE;
 	}
-	if (meta_get(s->db, "version", v, sizeof(v)) < 0) {
+	if (store_meta_get(s->db, "version", v, sizeof(v)) < 0) {
 		seterr(err, errlen, "%s: tpdefs metadata has no format version", s->path);
 		return -EMEDIUMTYPE;
 	}
@@ -340,12 +357,6 @@ static int open_db(store *s, char *err, size_t errlen)
 		seterr(err, errlen, "%s: invalid backing format version '%s'", s->path, v);
 		return -EMEDIUMTYPE;
 	}
-	/* WAL, synchronous=FULL (db_setup) only now that the file is known to be ours. A read-only
-	 * connection changes nothing (the store is in WAL mode since its creation). */
-	if (!s->rdonly && db_setup(s->db) < 0) {
-		seterr(err, errlen, "%s: cannot configure database: %s", s->path, db_errmsg(s->db));
-		return -EIO;
-	}
 	return 0;
 }
 
@@ -357,7 +368,7 @@ static int sock_alive(const store *s)
 	struct sockaddr_un sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", s->dirfd, STORE_SOCK_NAME);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", s->localfd, STORE_SOCK_NAME);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return 0;
@@ -396,9 +407,78 @@ static int check_integrity(store *s, char *err, size_t errlen)
 	return -EIO;
 }
 
+/* LOCK in the local directory: one daemon (or offline admin command) per store on this node. */
+int store_take_lock(store *s, int flags, char *err, size_t errlen)
+{
+	int r;
+	if (!(flags & STORE_O_NOLOCK)) {
+		/* read-only: flock needs no write access, and a missing LOCK is not created */
+		s->lockfd = s->rdonly ? openat(s->localfd, "LOCK", O_RDONLY | O_CLOEXEC)
+				      : openat(s->localfd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (s->lockfd < 0 && !(s->rdonly && errno == ENOENT)) {
+			r = -errno;
+			seterr(err, errlen, "%s/LOCK: %s", s->local, strerror(errno));
+			return r;
+		}
+	}
+	if (s->lockfd >= 0) { /* no LOCK at all: no daemon can be serving the store */
+		/* A daemon that was just unmounted or killed may still be closing (threads finishing an
+		 * fsync keep its fds open): give it up to 20 s. A
+		 * live one answers on its control socket: refuse at once. */
+		int lr;
+		if (!(flags & STORE_O_NOWAIT) && flock(s->lockfd, LOCK_EX | LOCK_NB) < 0 &&
+		    errno == EWOULDBLOCK && sock_alive(s))
+			flags |= STORE_O_NOWAIT;
+		for (int i = 0; (lr = flock(s->lockfd, LOCK_EX | LOCK_NB)) < 0 && errno == EWOULDBLOCK &&
+				    !(flags & STORE_O_NOWAIT) && i < 400; i++)
+			usleep(50000);
+		if (lr < 0) {
+			r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+			seterr(err, errlen, "%s: already in use by a running tpdefs daemon (LOCK held)",
+			       s->local);
+			return r;
+		}
+	}
+	return 0;
+}
+
 int store_open(const char *dir, int flags, store **out, char *err, size_t errlen)
 {
+	return store_open_at(dir, NULL, flags, out, err, errlen);
+}
+
+static int open_shared(const char *uri, const char *local_dir, int flags, store **out, char *err,
+		       size_t errlen)
+{
+	store *s = calloc(1, sizeof(*s));
+	if (!s) {
+		seterr(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	s->lockfd = s->dirfd = s->localfd = -1;
+	s->shared = 1;
+	s->rdonly = !!(flags & STORE_O_RDONLY);
+	pthread_mutex_init(&s->mu, NULL);
+	int r = store_open_shared(s, uri, local_dir, flags, err, errlen);
+	if (r < 0) {
+		store_close(s);
+		return r;
+	}
+	*out = s;
+	return 0;
+}
+
+int store_open_at(const char *dir, const char *local_dir, int flags, store **out, char *err,
+		  size_t errlen)
+{
 	*out = NULL;
+	if (dir && store_uri_is_pg(dir))
+		return open_shared(dir, local_dir, flags, out, err, errlen);
+	if (local_dir) {
+		seterr(err, errlen, "local_dir is for a store named by a PostgreSQL URI; %s is a "
+		       "directory, which is node-local already", dir);
+		return -EINVAL;
+	}
 	if (!dir || !*dir) {
 		seterr(err, errlen, "no backing directory given");
 		return -EINVAL;
@@ -424,7 +504,7 @@ int store_open(const char *dir, int flags, store **out, char *err, size_t errlen
 		seterr(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	s->lockfd = -1;
+	s->lockfd = s->dirfd = s->localfd = -1;
 	s->rdonly = !!(flags & STORE_O_RDONLY);
 	if (s->rdonly)
 		flags |= STORE_O_NOCREATE;
@@ -442,6 +522,8 @@ int store_open(const char *dir, int flags, store **out, char *err, size_t errlen
 		seterr(err, errlen, "%s: %s", s->path, strerror(errno));
 		goto fail;
 	}
+	s->localfd = s->dirfd;
+	s->local = s->path;
 	int have_db = faccessat(s->dirfd, "tpdefs.db", F_OK, 0) == 0;
 	if (!have_db) {
 		r = dir_is_empty(s->dirfd);
@@ -461,34 +543,9 @@ int store_open(const char *dir, int flags, store **out, char *err, size_t errlen
 			goto fail;
 		}
 	}
-	if (!(flags & STORE_O_NOLOCK)) {
-		/* read-only: flock needs no write access, and a missing LOCK is not created */
-		s->lockfd = s->rdonly ? openat(s->dirfd, "LOCK", O_RDONLY | O_CLOEXEC)
-				      : openat(s->dirfd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		if (s->lockfd < 0 && !(s->rdonly && errno == ENOENT)) {
-			r = -errno;
-			seterr(err, errlen, "%s/LOCK: %s", s->path, strerror(errno));
-			goto fail;
-		}
-	}
-	if (s->lockfd >= 0) { /* no LOCK at all: no daemon can be serving the store */
-		/* A daemon that was just unmounted or killed may still be closing (threads finishing an
-		 * fsync keep its fds open): give it up to 20 s. A
-		 * live one answers on its control socket: refuse at once. */
-		int lr;
-		if (!(flags & STORE_O_NOWAIT) && flock(s->lockfd, LOCK_EX | LOCK_NB) < 0 &&
-		    errno == EWOULDBLOCK && sock_alive(s))
-			flags |= STORE_O_NOWAIT;
-		for (int i = 0; (lr = flock(s->lockfd, LOCK_EX | LOCK_NB)) < 0 && errno == EWOULDBLOCK &&
-				    !(flags & STORE_O_NOWAIT) && i < 400; i++)
-			usleep(50000);
-		if (lr < 0) {
-			r = errno == EWOULDBLOCK ? -EBUSY : -errno;
-			seterr(err, errlen, "%s: already in use by a running tpdefs daemon (LOCK held)",
-			       s->path);
-			goto fail;
-		}
-	}
+	r = store_take_lock(s, flags, err, errlen);
+	if (r < 0)
+		goto fail;
 	if (!have_db) {
 		r = init_db(s, err, errlen);
 		if (r < 0)
@@ -534,6 +591,8 @@ int store_checkpoint(store *s)
 
 int store_reopen(store *s)
 {
+	if (s->shared)
+		return 0; /* a libpq connection goes on in the child once the parent stops using it */
 	store_lock(s);
 	close_db(s);
 	char err[512];
@@ -551,9 +610,13 @@ void store_close(store *s)
 	close_db(s);
 	if (s->lockfd >= 0)
 		close(s->lockfd);
-	if (s->dirfd > 0)
+	if (s->localfd >= 0 && s->localfd != s->dirfd)
+		close(s->localfd);
+	if (s->dirfd >= 0)
 		close(s->dirfd);
 	pthread_mutex_destroy(&s->mu);
+	if (s->local != s->path)
+		free(s->local);
 	free(s->path);
 	free(s);
 }
@@ -561,6 +624,21 @@ void store_close(store *s)
 const char *store_dir(const store *s)
 {
 	return s->path;
+}
+
+const char *store_local_dir(const store *s)
+{
+	return s->local;
+}
+
+int store_local_dirfd(const store *s)
+{
+	return s->localfd;
+}
+
+int store_is_shared(const store *s)
+{
+	return s->shared;
 }
 
 int store_dirfd(const store *s)

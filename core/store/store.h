@@ -50,7 +50,24 @@ typedef struct store_obj {
  * Errors (with a message in err): -ENOTDIR/-ENOENT bad path, -EMEDIUMTYPE not a tpdefs backing
  * directory, -EPROTONOSUPPORT newer format, -EBUSY served by a running daemon, -errno. */
 int store_open(const char *dir, int flags, store **out, char *err, size_t errlen);
+/* store_open for BACKING that is a directory or a PostgreSQL URI (store_uri.h). A URI names a
+ * shared store: metadata in the server, blobs in the directory recorded by store_format_shared;
+ * local_dir is then this node's directory for LOCK and the control socket (created 0700). */
+int store_open_at(const char *backing, const char *local_dir, int flags, store **out, char *err,
+		  size_t errlen);
+/* Create a shared store: the schema in the (empty) database named by uri, the blobs directory
+ * (objects/, staging/, tmp/, and a marker naming the store). Refuses a database that holds tables
+ * already and a blobs directory that is not empty. 0, or -errno with a one-line message. */
+int store_format_shared(const char *uri, const char *blobs_dir, char *err, size_t errlen);
 void store_close(store *s);
+/* Where the LOCK and the control socket live (BACKING, or local_dir of a shared store). */
+const char *store_local_dir(const store *s);
+int store_local_dirfd(const store *s);
+/* 1 when the metadata lives in PostgreSQL. */
+int store_is_shared(const store *s);
+/* A shared store opened for inspection: 1 when a process serves it (host and its local_dir
+ * filled in), 0 when none does, -errno. */
+int store_shared_mount(store *s, char *host, size_t hlen, char *local, size_t llen);
 /* Reopen the SQLite connection: after fork(), whose child does not own the parent's POSIX
  * locks (SQLite must never use a connection across fork). Keeps BACKING/LOCK. */
 int store_reopen(store *s);

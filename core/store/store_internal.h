@@ -23,8 +23,12 @@ enum {
 #define STORE_GONE_MAX 256
 
 struct store {
-	char *path;
-	int dirfd, lockfd;
+	char *path;         /* for messages: BACKING, or the URI without its password */
+	int dirfd, lockfd;  /* dirfd: where objects/, staging/, tmp/ live (BACKING or the blobs
+			     * directory of a shared store) */
+	char *local;        /* node-local directory: LOCK, control socket (BACKING when embedded) */
+	int localfd;        /* == dirfd when embedded */
+	int shared;         /* metadata in PostgreSQL (store_shared.c) */
 	int rdonly;         /* STORE_O_RDONLY */
 	db *db;             /* the metadata connection (db.h: used by one thread at a time) */
 	pthread_mutex_t mu; /* guards db, st[] and gone[] */
@@ -74,6 +78,16 @@ int store_switch_locked(store *s, const store_obj *expect, const store_obj *nw,
 
 /* Fill o from an objects row selected as (id, base, depth, size, stored, hash, unref). */
 void store_obj_from_row(db_stmt *st, store_obj *o);
+
+/* store_shared.c: open a store whose BACKING is a PostgreSQL URI (s->path, s->mu set up by the
+ * caller): connect, check the format, open the blobs directory and its marker, the local
+ * directory and its LOCK; with a lock, the store's mount lock. */
+int store_open_shared(store *s, const char *uri, const char *local_dir, int flags, char *err,
+		      size_t errlen);
+/* Shared helpers of store.c for both kinds of store. */
+int store_meta_get(db *d, const char *key, char *buf, size_t n);
+int store_check_format(store *s, char *err, size_t errlen);
+int store_take_lock(store *s, int flags, char *err, size_t errlen);
 
 /* store_schema.c: the schema DDL of a dialect (NULL: none yet), and creating it with the rows of
  * a new store (format, version, next_obj, the root directory) inside the caller's
