@@ -79,6 +79,9 @@ int store_lookup(store *s, uint64_t parent, const char *name, size_t len, store_
 static int dent_get(store *s, uint64_t parent, const char *name, size_t len, int64_t *id,
 		    uint64_t *ino, uint32_t *mode)
 {
+	*id = 0; /* defined on every path (gcc -O3 cannot see that callers check r) */
+	*ino = 0;
+	*mode = 0;
 	db_stmt *st = store_stmt(s, ST_DENT_GET);
 	if (!st)
 		return -EIO;
