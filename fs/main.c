@@ -17,6 +17,9 @@
 #include "ingest.h"
 #include "store_uri.h"
 
+#define MAIN_STR_(x) #x
+#define MAIN_STR(x) MAIN_STR_(x) /* a default's value in the help text */
+
 static const char usage[] =
 	"usage: mount.tpdefs BACKING MOUNTPOINT [-o OPT[,OPT...]] [-f] [-d]\n"
 	"\n"
@@ -35,7 +38,7 @@ static const char usage[] =
 	"tpdefs options:\n"
 	"  cache_size=BYTES     decoded chunks held in memory (K/M/G suffixes; default 256M)\n"
 	"  workers=N            FUSE worker threads (default 8)\n"
-	"  max_chain=N          delta chain depth bound; at the limit a file is coded against an ancestor at depth <= N/2 (default 8)\n"
+	"  max_chain=N          delta chain depth bound; at the limit a file is coded against an ancestor at depth <= N/2 (default " MAIN_STR(INGEST_DEFAULT_MAX_CHAIN) ")\n"
 	"  staging_limit=BYTES  writers wait while this many closed bytes await encoding\n"
 	"                       (K/M/G suffixes; default 4G)\n"
 	"  debounce_ms=N        delay between the last close and encoding (default 700)\n"

@@ -9,7 +9,11 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "ingest.h"
 #include "gc.h"
+
+#define GC_STR_(x) #x
+#define GC_STR(x) GC_STR_(x) /* a default's value in the help text */
 
 static const char gc_usage[] =
 	"usage: tpdefs-admin gc BACKING [--dry-run] [--max-chain N]\n"
@@ -22,7 +26,8 @@ static const char gc_usage[] =
 	"On a mounted store the daemon does the work (files stay readable throughout).\n"
 	"\n"
 	"  --dry-run       say what would be done, change nothing\n"
-	"  --max-chain N   longest delta chain to keep (default: the daemon's max_chain, or 8)\n"
+	"  --max-chain N   longest delta chain to keep (default: the daemon's max_chain, or "
+	GC_STR(INGEST_DEFAULT_MAX_CHAIN) ")\n"
 	"  -h, --help      this text\n";
 
 typedef struct ui {
