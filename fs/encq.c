@@ -144,6 +144,10 @@ static int encode_one(encq *q, uint64_t ino, int depth)
 	store_attr a;
 	if (!skip && (store_getattr(f->st, ino, &a) < 0 || a.nlink == 0))
 		skip = 1;
+	/* a shared store: another live node staged it and encodes it (a dead node's files are
+	 * taken over here) */
+	if (!skip && store_stage_mine(f->st, ino) != 1)
+		skip = 1;
 	if (skip) {
 		fs_node_put(f, n);
 		return 0;
@@ -275,6 +279,8 @@ static int layout_pass(encq *q)
 	int64_t t0 = mono_ns();
 	int r = gc_run(q->f->st, &o, &res);
 	pthread_mutex_unlock(&q->f->gcmu);
+	if (r == -EBUSY)
+		return -EBUSY; /* another node's gc: after it */
 	if (r < 0)
 		report(q, "layout pass failed: %s (files stay as they are, readable)\n", strerror(-r));
 	else if (res.reversed || res.rebased || res.keyframes)

@@ -65,6 +65,7 @@ typedef struct fs {
 	/* One gc run at a time: an explicit gc (control socket) and the encoder's layout pass
 	 * would each plan on the other's half-done switches and redo its work. */
 	pthread_mutex_t gcmu;
+	double timeout;           /* entry/attr cache time given to the kernel (seconds) */
 } fs;
 
 /* node.c */
@@ -83,6 +84,10 @@ fs_node *fs_node_find(fs *f, uint64_t ino);
 int fs_node_stage(fs *f, fs_node *n, int trunc);
 /* Make the staged size/times durable (fsync staging, commit). Caller holds dlock shared. */
 int fs_node_commit(fs *f, fs_node *n);
+/* A shared store: reread the inode's data state from the store when no writer of this node holds
+ * it; a change (another node wrote or stored it) drops the staging fd and bumps gen, so the
+ * kernel's cached pages go (close-to-open). */
+void fs_node_refresh(fs *f, fs_node *n);
 /* Named transitions of the node state: the only places that change staged, obj, gen, dirty,
  * nwriters, unflushed, inflight and seen_gen besides loading. All but fs_node_stage/commit are
  * called with n->mu held. */

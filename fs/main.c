@@ -400,8 +400,8 @@ int main(int argc, char **argv)
 	char err[1024] = "";
 	/* ro: the backing directory is left exactly as it is (no recovery, no encoding, no gc);
 	 * files a crashed daemon left staged are served from staging as they are. */
-	int r = store_open_at(o.backing, shared ? o.local_dir : NULL, o.ro ? STORE_O_RDONLY : 0, &f.st,
-			      err, sizeof(err));
+	int r = store_open_at(o.backing, shared ? o.local_dir : NULL,
+			      (o.ro ? STORE_O_RDONLY : 0) | STORE_O_SHARE, &f.st, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "mount.tpdefs: %s\n", err[0] ? err : strerror(-r));
 		return 1;
@@ -420,6 +420,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	pthread_mutex_init(&f.gcmu, NULL);
+	f.timeout = shared ? 1.0 : 10.0;
 
 	/* default_permissions unconditionally: the daemon serves every request the kernel sends
 	 * (it checks no modes itself), so the kernel's checks are what keeps users out of files

@@ -174,6 +174,12 @@ int fs_node_stage(fs *f, fs_node *n, int trunc)
 	int r = 0;
 	int64_t now = store_now_ns();
 	if (n->staged) {
+		/* a shared store: data another live node staged is its own until stored there */
+		int mine = store_stage_mine(f->st, n->ino);
+		if (mine != 1) {
+			r = mine < 0 ? mine : -EBUSY;
+			goto out;
+		}
 		if (trunc && n->size) {
 			/* Commit size 0 before truncating: a crash in between must leave the
 			 * old bytes or an empty file, never the old size over a hole. */
@@ -263,6 +269,26 @@ int fs_node_commit(fs *f, fs_node *n)
 	}
 	pthread_mutex_unlock(&n->mu);
 	return r;
+}
+
+void fs_node_refresh(fs *f, fs_node *n)
+{
+	store_attr a;
+	if (store_getattr(f->st, n->ino, &a) < 0)
+		return;
+	pthread_rwlock_wrlock(&n->dlock);
+	pthread_mutex_lock(&n->mu);
+	if (n->nwriters == 0 && !n->dirty && n->loaded &&
+	    (a.staged != n->staged || a.obj != n->obj || a.size != n->size || a.mtime != n->mtime)) {
+		if (n->sfd >= 0)
+			close(n->sfd);
+		n->sfd = -1;
+		n->loaded = 0;
+		if (node_load(f, n) == 0)
+			n->gen++;
+	}
+	pthread_mutex_unlock(&n->mu);
+	pthread_rwlock_unlock(&n->dlock);
 }
 
 /* ---- transitions of the node state (caller holds n->mu) ---- */

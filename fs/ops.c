@@ -15,8 +15,9 @@
 
 #include "io.h"
 
-/* Every change goes through this daemon, so the kernel may cache names and attributes. */
-#define TIMEOUT 10.0
+/* How long the kernel may cache names and attributes: long when every change goes through this
+ * daemon, a second on a shared store (other nodes change it: close-to-open, docs/SCALE-OUT.md). */
+#define TIMEOUT (FS(req)->timeout)
 /* Staged bytes between early writeback kicks (see do_write). */
 #define WB_WINDOW (8u << 20)
 
@@ -558,6 +559,8 @@ static int open_handle(fs *f, fuse_ino_t ino, struct fuse_file_info *fi, fs_fh *
 		return -ENOMEM;
 	}
 	h->n = n;
+	if (store_is_shared(f->st))
+		fs_node_refresh(f, n); /* another node may have changed it since: reread */
 	int acc = fi->flags & O_ACCMODE;
 	h->writer = acc == O_WRONLY || acc == O_RDWR;
 	h->direct = acc == O_WRONLY;

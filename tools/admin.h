@@ -19,6 +19,8 @@ int admin_open_store(const char *dir, store **out);
 int admin_open_locked(const char *backing, store **out, char *err, size_t errlen);
 /* Connect to the daemon's control socket. fd, or -errno (-ECONNREFUSED/-ENOENT: no daemon). */
 int admin_connect(const char *dir);
+/* Connect to the control socket in directory dir (a daemon's BACKING or local_dir). */
+int admin_connect_dir(const char *dir);
 /* 1 when a daemon holds BACKING/LOCK, 0 when not, -errno. */
 int admin_daemon_running(const char *dir);
 

@@ -94,6 +94,11 @@ int admin_connect(const char *backing)
 	int cr = control_dir(backing, dir, sizeof(dir));
 	if (cr < 0)
 		return cr == -ENOENT ? -ECONNREFUSED : cr;
+	return admin_connect_dir(dir);
+}
+
+int admin_connect_dir(const char *dir)
+{
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -errno;

@@ -147,9 +147,8 @@ uint64_t gc_sum_stored(const store_obj *v, size_t n)
 	return t;
 }
 
-int gc_run(store *s, const gc_opts *o, gc_result *res)
+static int run(store *s, const gc_opts *o, gc_result *res)
 {
-	memset(res, 0, sizeof(*res));
 	gcx g = {.s = s, .o = o, .res = res,
 		 .max_chain = o->max_chain ? o->max_chain : INGEST_DEFAULT_MAX_CHAIN};
 	store_obj *rows = NULL;
@@ -274,5 +273,20 @@ out:
 	free(order);
 	free(g.v);
 	free(rows);
+	return r;
+}
+
+int gc_run(store *s, const gc_opts *o, gc_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	/* one gc in the whole store (a shared store: other nodes too) */
+	int r = store_gc_lock(s);
+	if (r < 0)
+		return r;
+	r = run(s, o, res);
+	/* a shared store's deleted blobs are unlinked once their grace period is over */
+	if (r == 0 && !o->dry_run)
+		store_shared_sweep(s, -1);
+	store_gc_unlock(s);
 	return r;
 }

@@ -54,7 +54,8 @@ typedef struct gc_result {
 	uint64_t stored_before, stored_after;   /* sum of object sizes */
 } gc_result;
 
-/* 0, or -errno on a fatal error (the store is consistent either way).
+/* 0, or -errno on a fatal error (the store is consistent either way); -EBUSY when another node
+ * of a shared store runs gc.
  *
  * newest_keyframe: a file is first stored as a delta against its predecessor, so the newest
  * version of a chain is the deepest and the slowest to read, though it is the one a resumed job

@@ -11,6 +11,10 @@ int chain_store_open(void *ctx, uint64_t obj, obj_reader **r, uint64_t *base_obj
 	store *s = ctx;
 	store_obj o;
 	int rr = store_obj_get(s, obj, &o);
+	if (rr == -ENOENT)
+		/* deleted by another node of a shared store while this one still reads it: the
+		 * blob waits out a grace period, and the trash row keeps its base */
+		rr = store_trash_get(s, obj, &o);
 	if (rr < 0)
 		return rr;
 	int fd = store_obj_open(s, obj);

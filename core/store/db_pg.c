@@ -42,8 +42,11 @@ typedef struct pg_db {
 	unsigned gen;            /* bumped on every reconnect: statements prepare again */
 	unsigned next_name;
 	int in_tx;
-	int64_t held_key;        /* session advisory lock held for the connection's life */
-	int has_held, lost_held; /* lost: another session took it while we reconnected */
+	struct {
+		int64_t key;
+		int shared;
+	} held[4];               /* session advisory locks held for the connection's life */
+	int nheld, lost_held;    /* lost: another session took one while we reconnected */
 	char err[512];
 } pg_db;
 
@@ -101,11 +104,12 @@ static int64_t mono_s(void)
 	return ts.tv_sec;
 }
 
-/* pg_try_advisory_lock(key): 1 taken, 0 not, -EIO. */
-static int try_lock(pg_db *d, int64_t key)
+/* pg_try_advisory_lock[_shared](key): 1 taken, 0 not, -EIO. */
+static int try_lock_mode(pg_db *d, int64_t key, int shared)
 {
-	char sql[80];
-	snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%lld)", (long long)key);
+	char sql[96];
+	snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock%s(%lld)", shared ? "_shared" : "",
+		 (long long)key);
 	PGresult *res = PQexec(d->c, sql);
 	int r = -EIO;
 	if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
@@ -114,6 +118,19 @@ static int try_lock(pg_db *d, int64_t key)
 		set_err(d, "PostgreSQL advisory lock", res ? PQresultErrorMessage(res) : "");
 	PQclear(res);
 	return r;
+}
+
+static int try_lock(pg_db *d, int64_t key)
+{
+	return try_lock_mode(d, key, 0);
+}
+
+static void unlock_mode(pg_db *d, int64_t key, int shared)
+{
+	char sql[96];
+	snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock%s(%lld)", shared ? "_shared" : "",
+		 (long long)key);
+	PQclear(PQexec(d->c, sql));
 }
 
 /* Bring a broken connection back (bounded); 0 or -EIO. A transaction in progress is gone. */
@@ -131,13 +148,15 @@ static int reconnect(pg_db *d)
 		if (PQstatus(d->c) == CONNECTION_OK) {
 			d->gen++;
 			d->in_tx = 0;
-			if (d->has_held && try_lock(d, d->held_key) != 1) {
-				/* another session took what this one held: it must not go on */
-				d->lost_held = 1;
-				set_err(d, "PostgreSQL", "lost the store's mount lock to another "
-					"session while reconnecting");
-				return -EIO;
-			}
+			for (int i = 0; i < d->nheld; i++)
+				if (try_lock_mode(d, d->held[i].key, d->held[i].shared) != 1) {
+					/* another session took what this one held: it must not
+					 * go on as if nothing happened */
+					d->lost_held = 1;
+					set_err(d, "PostgreSQL", "lost a store lock to another session "
+						"while reconnecting");
+					return -EIO;
+				}
 			return 0;
 		}
 		if (mono_s() >= until)
@@ -585,17 +604,31 @@ static const struct db_ops pg_ops = {
 	.col_text = pg_col_text,
 };
 
-int db_pg_hold_lock(db *b, int64_t key)
+int db_pg_hold_lock(db *b, int64_t key, int shared)
+{
+	pg_db *d = (pg_db *)b;
+	if (b->ops != &pg_ops || d->nheld >= 4)
+		return -EINVAL;
+	int r = try_lock_mode(d, key, shared);
+	if (r == 1) {
+		d->held[d->nheld].key = key;
+		d->held[d->nheld].shared = shared;
+		d->nheld++;
+	}
+	return r;
+}
+
+void db_pg_release_lock(db *b, int64_t key, int shared)
 {
 	pg_db *d = (pg_db *)b;
 	if (b->ops != &pg_ops)
-		return -EINVAL;
-	int r = try_lock(d, key);
-	if (r == 1) {
-		d->held_key = key;
-		d->has_held = 1;
-	}
-	return r;
+		return;
+	for (int i = 0; i < d->nheld; i++)
+		if (d->held[i].key == key && d->held[i].shared == shared) {
+			d->held[i] = d->held[--d->nheld];
+			unlock_mode(d, key, shared);
+			return;
+		}
 }
 
 int db_pg_lock_taken(db *b, int64_t key)
@@ -605,10 +638,25 @@ int db_pg_lock_taken(db *b, int64_t key)
 		return -EINVAL;
 	int r = try_lock(d, key);
 	if (r == 1) {
-		char sql[80];
-		snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%lld)", (long long)key);
-		PQclear(PQexec(d->c, sql));
+		unlock_mode(d, key, 0);
 		return 0;
 	}
 	return r == 0 ? 1 : r;
+}
+
+int db_pg_lock_wait(db *b, int64_t key)
+{
+	pg_db *d = (pg_db *)b;
+	if (b->ops != &pg_ops)
+		return -EINVAL;
+	char sql[80];
+	snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%lld)", (long long)key);
+	return pg_exec_raw(d, sql);
+}
+
+void db_pg_unlock(db *b, int64_t key)
+{
+	pg_db *d = (pg_db *)b;
+	if (b->ops == &pg_ops)
+		unlock_mode(d, key, 0);
 }

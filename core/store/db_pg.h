@@ -10,11 +10,17 @@
  * names host, port, database and user, never the password); -EIO or -ENOMEM. */
 int db_open_pg(const char *conninfo, db **out, char *err, size_t errlen);
 
-/* Hold the session-level advisory lock key on this connection for its whole life, taking it
- * again after a reconnect. 1 taken, 0 held by another session (nothing changed), -errno. Once
- * taken, losing it (a reconnect that finds another holder) fails every later call with -EIO. */
-int db_pg_hold_lock(db *d, int64_t key);
-/* 1 when another session holds key (tried and released at once), 0 when nobody does, -errno. */
+/* Hold the session-level advisory lock key (shared or exclusive) on this connection for its whole
+ * life, taking it again after a reconnect. 1 taken, 0 held elsewhere in a conflicting mode
+ * (nothing changed), -errno. Once taken, losing it (a reconnect that finds another holder) fails
+ * every later call with -EIO. At most 4 at a time. */
+int db_pg_hold_lock(db *d, int64_t key, int shared);
+void db_pg_release_lock(db *d, int64_t key, int shared);
+/* 1 when another session holds key in any mode that conflicts with exclusive (tried and released
+ * at once), 0 when nobody does, -errno. */
 int db_pg_lock_taken(db *d, int64_t key);
+/* A transient exclusive lock: wait for it / release it. */
+int db_pg_lock_wait(db *d, int64_t key);
+void db_pg_unlock(db *d, int64_t key);
 
 #endif

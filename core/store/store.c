@@ -196,7 +196,9 @@ void store_unlock(store *s)
 	for (size_t i = 0; i < n; i++) {
 		char p[STORE_BLOB_NAME_SIZE];
 		store_blob_name(gone[i], p, sizeof(p));
-		unlinkat(s->dirfd, p, 0);
+		/* a shared store's blobs wait in trash: another node may still read them */
+		if (!s->shared)
+			unlinkat(s->dirfd, p, 0);
 		if (s->gone_fn)
 			s->gone_fn(s->gone_ctx, gone[i]);
 	}

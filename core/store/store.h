@@ -43,6 +43,8 @@ typedef struct store_obj {
 #define STORE_O_NOLOCK 2    /* do not take BACKING/LOCK (read-only inspection) */
 #define STORE_O_NOWAIT 4    /* fail at once when LOCK is held (default: wait up to 20 s for a
                                daemon that is shutting down) */
+#define STORE_O_SHARE 16    /* a daemon serving a shared store alongside other nodes' daemons
+			       (without it an open that locks has the shared store to itself) */
 #define STORE_O_RDONLY 8    /* a ro mount: an existing store only, database opened read-only,
                                LOCK neither created nor written, no WAL checkpoint at close */
 
@@ -65,6 +67,24 @@ const char *store_local_dir(const store *s);
 int store_local_dirfd(const store *s);
 /* 1 when the metadata lives in PostgreSQL. */
 int store_is_shared(const store *s);
+/* The local_dir of every live daemon serving this shared store from this host (malloc'd
+ * strings in a malloc'd array). */
+int store_shared_local_dirs(store *s, char ***dirs, size_t *n);
+/* 1 when this process may encode staged inode ino (a shared store: it staged it, or the node
+ * that did is gone and this one takes it over), 0 when another live node owns it, -errno.
+ * Always 1 for a directory store. */
+int store_stage_mine(store *s, uint64_t ino);
+/* Unlink the blobs of objects deleted more than grace_ns ago (-1: the default, 10 min, or
+ * TPDEFS_TRASH_GRACE_S): another node may still read an object it opened before the delete.
+ * Count unlinked, or -errno. 0 for a directory store, which unlinks at once. */
+int store_shared_sweep(store *s, int64_t grace_ns);
+/* A shared store's deleted object still in trash (its blob kept for the grace period): id, base
+ * and stored size in *o. -ENOENT when none (always, for a directory store). */
+int store_trash_get(store *s, uint64_t id, store_obj *o);
+/* One gc at a time in the whole store: 0, or -EBUSY when another node runs one. Directory
+ * stores: always 0 (their LOCK and the daemon's own mutex serialise). */
+int store_gc_lock(store *s);
+void store_gc_unlock(store *s);
 /* A shared store opened for inspection: 1 when a process serves it (host and its local_dir
  * filled in), 0 when none does, -errno. */
 int store_shared_mount(store *s, char *host, size_t hlen, char *local, size_t llen);

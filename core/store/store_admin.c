@@ -128,6 +128,8 @@ int store_admin_obj_exists(store *s, uint64_t id)
 {
 	store_obj o;
 	int r = store_obj_get(s, id, &o);
+	if (r == -ENOENT)
+		r = store_trash_get(s, id, &o); /* a shared store's blob in its grace period */
 	return r == 0 ? 1 : r == -ENOENT ? 0 : r;
 }
 

@@ -33,7 +33,7 @@ int store_admin_dangling_pred_hints(store *s, uint64_t **inos, size_t *n);
 /* Linked regular files with a size but neither an object nor staged data. Ascending. */
 int store_admin_files_without_data(store *s, uint64_t **inos, size_t *n);
 
-/* 1 when an object row `id` exists, 0 when not. */
+/* 1 when an object row `id` exists (or, on a shared store, its blob waits in trash), 0 when not. */
 int store_admin_obj_exists(store *s, uint64_t id);
 
 /* Replace object `old` by the already installed blob of object nw (same content, new base):

@@ -119,7 +119,31 @@ static int run_ino_stmt(store *s, int id, uint64_t ino, uint64_t size, int64_t m
 
 int store_begin_staging(store *s, uint64_t ino, uint64_t size, int64_t mtime, int64_t ctime)
 {
-	return run_ino_stmt(s, ST_BEGIN_STAGING, ino, size, mtime, ctime);
+	if (!s->shared)
+		return run_ino_stmt(s, ST_BEGIN_STAGING, ino, size, mtime, ctime);
+	/* a shared store: the staged data belongs to this node from now on, and data another live
+	 * node staged and has not stored yet is not taken from under it (EBUSY) */
+	store_lock(s);
+	int r = store_begin(s);
+	if (r < 0) {
+		store_unlock(s);
+		return r;
+	}
+	r = store_shared_claim_locked(s, ino, 0);
+	if (r >= 0) {
+		db_stmt *st = store_stmt(s, ST_BEGIN_STAGING);
+		r = st ? 0 : -EIO;
+		if (st) {
+			db_bind_i64(st, 1, (int64_t)ino);
+			db_bind_i64(st, 2, (int64_t)size);
+			db_bind_i64(st, 3, mtime);
+			db_bind_i64(st, 4, ctime);
+			r = store_step_done(s, st);
+		}
+	}
+	r = store_end(s, r);
+	store_unlock(s);
+	return r;
 }
 
 int store_commit_size(store *s, uint64_t ino, uint64_t size, int64_t mtime, int64_t ctime)
@@ -332,6 +356,8 @@ int store_obj_release_locked(store *s, uint64_t obj)
 		r = store_step_done(s, st);
 		if (r < 0 || dep)
 			return r; /* kept hidden as a base; gc re-encodes its dependents */
+		if (s->shared && (r = store_shared_trash_locked(s, &o)) < 0)
+			return r;
 		if (s->ngone < STORE_GONE_MAX)
 			s->gone[s->ngone++] = obj;
 		obj = o.base;
@@ -374,6 +400,11 @@ int store_commit_version(store *s, uint64_t ino, const store_obj *o, store_rebas
 		r = -EAGAIN;
 		goto end;
 	}
+	/* a shared store: only the node that owns the staged data commits it */
+	if ((r = store_shared_owned_locked(s, ino)) != 1) {
+		r = r < 0 ? r : -EAGAIN;
+		goto end;
+	}
 	store_attr a;
 	r = store_getattr_locked(s, ino, &a);
 	if (r < 0)
@@ -408,6 +439,8 @@ int store_commit_version(store *s, uint64_t ino, const store_obj *o, store_rebas
 	}
 	/* a switched predecessor is retired, not freed: readers may still hold its id, and the
 	 * caller releases it once they are done */
+	if (r >= 0)
+		r = store_shared_disown_locked(s, ino);
 	uint64_t keep = rb && rb->switched ? rb->expect.id : 0;
 	if (r >= 0 && a.pred_hint && a.pred_hint != keep)
 		r = store_obj_release_locked(s, a.pred_hint);
@@ -493,6 +526,8 @@ int store_drop_inode_locked(store *s, uint64_t ino)
 		r = store_obj_release_locked(s, a.obj);
 	if (r >= 0 && a.pred_hint)
 		r = store_obj_release_locked(s, a.pred_hint);
+	if (r >= 0)
+		r = store_shared_disown_locked(s, ino);
 	r = store_end(s, r);
 	if (r >= 0) {
 		char rel[STORE_STAGING_NAME_SIZE];

@@ -29,6 +29,9 @@ struct store {
 	char *local;        /* node-local directory: LOCK, control socket (BACKING when embedded) */
 	int localfd;        /* == dirfd when embedded */
 	int shared;         /* metadata in PostgreSQL (store_shared.c) */
+	uint64_t session;   /* shared, serving: this daemon's session id (0: none) */
+	int alone;          /* shared: no other session was alive at open (full recovery is safe) */
+	int recover_locked; /* shared: the recovery lock is held until store_recover is done */
 	int rdonly;         /* STORE_O_RDONLY */
 	db *db;             /* the metadata connection (db.h: used by one thread at a time) */
 	pthread_mutex_t mu; /* guards db, st[] and gone[] */
@@ -84,6 +87,16 @@ void store_obj_from_row(db_stmt *st, store_obj *o);
  * directory and its LOCK; with a lock, the store's mount lock. */
 int store_open_shared(store *s, const char *uri, const char *local_dir, int flags, char *err,
 		      size_t errlen);
+/* Ownership of staged files on a shared store (lock and transaction held; no-ops otherwise):
+ * claim for this session (-EBUSY when another live session owns it, unless take_live), whether
+ * this session owns it, and forget the owner (stored or deleted). */
+int store_shared_claim_locked(store *s, uint64_t ino, int take_live);
+int store_shared_owned_locked(store *s, uint64_t ino);
+int store_shared_disown_locked(store *s, uint64_t ino);
+/* A deleted object's blob waits in trash for a grace period (lock + transaction held). */
+int store_shared_trash_locked(store *s, const store_obj *o);
+/* The mount's recovery is over: other nodes may mount. */
+void store_shared_recovered(store *s);
 /* Shared helpers of store.c for both kinds of store. */
 int store_meta_get(db *d, const char *key, char *buf, size_t n);
 int store_check_format(store *s, char *err, size_t errlen);

@@ -76,6 +76,14 @@ int store_recover(store *s, uint64_t **staged, size_t *nstaged)
 {
 	*staged = NULL;
 	*nstaged = 0;
+	if (s->shared && !s->alone) {
+		/* other nodes serve the store: their tmp files, blobs in flight, open unlinked
+		 * inodes and staging files are theirs. Only the staged list is handed back; each
+		 * file is encoded here if its node is gone (store_stage_mine). */
+		int r = store_list_staged(s, staged, nstaged);
+		store_shared_recovered(s);
+		return r;
+	}
 	store_lock(s);
 	int r = scan_dir(s, "tmp", clean_tmp);
 	/* unlinked inodes whose last user went away while we were down */
@@ -122,5 +130,6 @@ int store_recover(store *s, uint64_t **staged, size_t *nstaged)
 	store_unlock(s);
 	if (r >= 0)
 		r = store_list_staged(s, staged, nstaged);
+	store_shared_recovered(s);
 	return r;
 }

@@ -53,7 +53,14 @@ static const char schema_pg_v1[] =
 	"CREATE TABLE objects(id BIGINT PRIMARY KEY, base BIGINT, depth BIGINT NOT NULL,"
 	" size BIGINT NOT NULL, stored BIGINT NOT NULL, hash BIGINT NOT NULL,"
 	" unref BIGINT NOT NULL DEFAULT 0, created BIGINT NOT NULL);"
-	"CREATE INDEX objects_base ON objects(base) WHERE base IS NOT NULL;";
+	"CREATE INDEX objects_base ON objects(base) WHERE base IS NOT NULL;"
+	/* what several nodes need (store_shared.c): the serving daemons, who owns a staged file,
+	 * blobs waiting out a grace period before they are unlinked */
+	"CREATE TABLE sessions(id BIGINT PRIMARY KEY, host TEXT NOT NULL, local_dir TEXT NOT NULL,"
+	" pid BIGINT NOT NULL, started BIGINT NOT NULL);"
+	"CREATE TABLE stage_owner(ino BIGINT PRIMARY KEY, session BIGINT NOT NULL);"
+	"CREATE TABLE trash(id BIGINT PRIMARY KEY, base BIGINT, stored BIGINT NOT NULL,"
+	" at BIGINT NOT NULL);";
 
 const char *store_schema_ddl(int dialect)
 {

@@ -2,10 +2,15 @@
  * directory every node mounts (docs/SCALE-OUT.md). Format and open; everything after opening is
  * the same store code over the PostgreSQL driver (db_pg.c).
  *
- * For now one daemon (or one offline admin command) serves a shared store at a time: it holds a
- * session-level advisory lock for as long as its connection lives, and a second mount on any node
- * is refused with a message naming where the store is mounted. The server drops the lock when the
- * holder's connection ends, so a killed daemon does not keep the store locked. */
+ * Several nodes serve one store. Each serving daemon is a session: a row in sessions and an
+ * advisory lock on its own key, held for as long as its connection lives, so "is that session
+ * alive" is a try of its lock, and a killed daemon's locks go with its connection (no heartbeat
+ * to miss). Daemons hold the mount lock shared; an offline admin command takes it exclusive and
+ * so runs only when no daemon serves the store. A staged file belongs to the session that staged
+ * it (stage_owner): only it encodes and commits it, another node's writer gets EBUSY until it is
+ * stored, and the files of a dead session are taken over by whoever looks at them next. Blobs of
+ * deleted objects go to trash and are unlinked after a grace period: another node may still be
+ * reading an object it opened before the delete. */
 #include "store_internal.h"
 
 #include <errno.h>
@@ -24,7 +29,16 @@
 #include "store_uri.h"
 
 #define SHARED_MARKER ".tpdefs-blobs"
-#define SHARED_MOUNT_LOCK 0x74706465664d4e54LL /* "tpdefMNT": held by the serving process */
+#define SHARED_MOUNT_LOCK 0x74706465664d4e54LL   /* daemons: shared; offline admin: exclusive */
+#define SHARED_RECOVER_LOCK 0x7470646566524543LL /* a mount deciding whether it is alone */
+#define SHARED_GC_LOCK 0x7470646566204743LL      /* one gc in the whole store */
+#define SHARED_SESSION_BASE 0x5400000000000000LL /* + session id: held by that session */
+#define SHARED_TRASH_GRACE_NS (600LL * 1000000000LL)
+
+static int64_t session_key(uint64_t id)
+{
+	return SHARED_SESSION_BASE | (int64_t)(id & 0x00ffffffffffffffULL);
+}
 
 static void seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void seterr(char *err, size_t n, const char *fmt, ...)
@@ -60,6 +74,10 @@ static int mkdir_p(const char *path, mode_t mode)
 		return -errno;
 	return 0;
 }
+
+static int start_session(store *s, char *err, size_t errlen);
+static int live_sessions(store *s, char *host, size_t hlen, char *local, size_t llen,
+			 char *any_host, size_t alen);
 
 static int meta_put(db *d, const char *key, const char *val)
 {
@@ -296,40 +314,370 @@ int store_open_shared(store *s, const char *uri, const char *local_dir, int flag
 		return r;
 	if (flags & STORE_O_NOLOCK)
 		return 0;
-	r = db_pg_hold_lock(s->db, SHARED_MOUNT_LOCK);
+	if (!(flags & STORE_O_SHARE)) {
+		/* an offline command: the store to itself, or not at all */
+		r = db_pg_hold_lock(s->db, SHARED_MOUNT_LOCK, 0);
+		if (r != 1) {
+			seterr(err, errlen, "%s: served by a mounted tpdefs daemon; run the command "
+			       "through it (on its host) or unmount first", s->path);
+			return r < 0 ? r : -EBUSY;
+		}
+		s->alone = 1;
+		return 0;
+	}
+	return start_session(s, err, errlen);
+}
+
+/* A serving daemon: its session row and lock, the mount lock shared, and (under the recovery
+ * lock, released by store_recover) whether any other session is alive. */
+static int start_session(store *s, char *err, size_t errlen)
+{
+	if (getrandom(&s->session, sizeof(s->session), 0) != (ssize_t)sizeof(s->session)) {
+		seterr(err, errlen, "no random bytes for the session id: %s", strerror(errno));
+		return -EIO;
+	}
+	s->session &= 0x00ffffffffffffffULL;
+	int r = db_pg_hold_lock(s->db, session_key(s->session), 0);
+	if (r == 1)
+		r = db_pg_hold_lock(s->db, SHARED_MOUNT_LOCK, 1);
 	if (r != 1) {
-		char host[256] = "?", where[PATH_MAX] = "?";
-		store_meta_get(s->db, "mount_host", host, sizeof(host));
-		store_meta_get(s->db, "mount_local_dir", where, sizeof(where));
-		seterr(err, errlen, "%s: already served by another tpdefs process (host %s, local_dir "
-		       "%s); a shared store is served by one mount at a time for now", s->path, host,
-		       where);
+		seterr(err, errlen, "%s: an offline tpdefs-admin command has the store; try again "
+		       "when it is done", s->path);
 		return r < 0 ? r : -EBUSY;
 	}
+	if ((r = db_pg_lock_wait(s->db, SHARED_RECOVER_LOCK)) < 0) {
+		seterr(err, errlen, "%s: %s", s->path, db_errmsg(s->db));
+		return r;
+	}
+	s->recover_locked = 1;
 	char host[256];
 	if (gethostname(host, sizeof(host)) < 0)
 		snprintf(host, sizeof(host), "?");
 	host[sizeof(host) - 1] = 0;
-	if (!s->rdonly && ((r = meta_put(s->db, "mount_host", host)) < 0 ||
-			   (r = meta_put(s->db, "mount_local_dir", s->local)) < 0)) {
-		seterr(err, errlen, "%s: cannot record the mount: %s", s->path, db_errmsg(s->db));
+	db_stmt *st;
+	r = db_prepare(s->db, "INSERT INTO sessions(id, host, local_dir, pid, started) "
+		       "VALUES(?1, ?2, ?3, ?4, ?5)", 0, &st);
+	if (r == 0) {
+		db_bind_i64(st, 1, (int64_t)s->session);
+		db_bind_text(st, 2, host);
+		db_bind_text(st, 3, s->local);
+		db_bind_i64(st, 4, getpid());
+		db_bind_i64(st, 5, store_now_ns());
+		r = db_step(st);
+		db_finalize(st);
+	}
+	if (r < 0) {
+		seterr(err, errlen, "%s: cannot record the session: %s", s->path, db_errmsg(s->db));
 		return r;
 	}
+	int others = live_sessions(s, NULL, 0, NULL, 0, NULL, 0);
+	if (others < 0) {
+		seterr(err, errlen, "%s: cannot list the sessions: %s", s->path, db_errmsg(s->db));
+		return others;
+	}
+	s->alone = others == 0;
+	if (s->rdonly)
+		store_shared_recovered(s);
 	return 0;
+}
+
+void store_shared_recovered(store *s)
+{
+	if (s->shared && s->recover_locked) {
+		db_pg_unlock(s->db, SHARED_RECOVER_LOCK);
+		s->recover_locked = 0;
+	}
+}
+
+/* Other sessions that are alive (their lock is held); dead ones' rows are removed. With host,
+ * the first live one on this host (or any) is described. Count, or -errno. Lock held or not
+ * (the caller's business: this runs its own statements). */
+static int live_sessions(store *s, char *host, size_t hlen, char *local, size_t llen,
+			 char *any_host, size_t alen)
+{
+	db_stmt *st;
+	int r = db_prepare(s->db, "SELECT id, host, local_dir FROM sessions ORDER BY started", 0,
+			   &st);
+	if (r < 0)
+		return r;
+	uint64_t dead[64];
+	size_t ndead = 0;
+	int alive = 0;
+	char me[256] = "";
+	gethostname(me, sizeof(me) - 1);
+	while ((r = db_step(st)) == DB_ROW) {
+		uint64_t id = (uint64_t)db_col_i64(st, 0);
+		if (id == s->session && s->session)
+			continue;
+		int taken = db_pg_lock_taken(s->db, session_key(id));
+		if (taken < 0) {
+			r = taken;
+			break;
+		}
+		if (!taken) {
+			if (ndead < 64)
+				dead[ndead++] = id;
+			continue;
+		}
+		const char *h = db_col_text(st, 1), *l = db_col_text(st, 2);
+		if (any_host && alive == 0)
+			snprintf(any_host, alen, "%s", h ? h : "?");
+		if (host && h && !strcmp(h, me) && !host[0]) {
+			snprintf(host, hlen, "%s", h);
+			snprintf(local, llen, "%s", l ? l : "");
+		}
+		alive++;
+	}
+	db_finalize(st);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < ndead; i++) {
+		if (db_prepare(s->db, "DELETE FROM sessions WHERE id=?1", 0, &st) == 0) {
+			db_bind_i64(st, 1, (int64_t)dead[i]);
+			db_step(st);
+			db_finalize(st);
+		}
+	}
+	return alive;
 }
 
 int store_shared_mount(store *s, char *host, size_t hlen, char *local, size_t llen)
 {
 	if (!s->shared)
 		return -EINVAL;
+	host[0] = local[0] = 0;
+	char any[256] = "";
 	store_lock(s);
-	int r = db_pg_lock_taken(s->db, SHARED_MOUNT_LOCK);
-	if (r == 1) {
-		if (store_meta_get(s->db, "mount_host", host, hlen) < 0)
-			snprintf(host, hlen, "?");
-		if (store_meta_get(s->db, "mount_local_dir", local, llen) < 0)
-			snprintf(local, llen, "?");
+	int r = live_sessions(s, host, hlen, local, llen, any, sizeof(any));
+	store_unlock(s);
+	if (r > 0 && !host[0])
+		snprintf(host, hlen, "%s", any); /* served, but from other hosts only */
+	return r < 0 ? r : r > 0;
+}
+
+int store_shared_local_dirs(store *s, char ***dirs, size_t *n)
+{
+	*dirs = NULL;
+	*n = 0;
+	if (!s->shared)
+		return -EINVAL;
+	char me[256] = "";
+	gethostname(me, sizeof(me) - 1);
+	store_lock(s);
+	db_stmt *st;
+	int r = db_prepare(s->db, "SELECT id, local_dir FROM sessions WHERE host=?1 ORDER BY started",
+			   0, &st);
+	size_t cap = 0;
+	if (r == 0) {
+		db_bind_text(st, 1, me);
+		while ((r = db_step(st)) == DB_ROW) {
+			uint64_t id = (uint64_t)db_col_i64(st, 0);
+			if (db_pg_lock_taken(s->db, session_key(id)) != 1)
+				continue; /* dead */
+			if (*n == cap) {
+				size_t c = cap ? 2 * cap : 4;
+				char **p = realloc(*dirs, c * sizeof(*p));
+				if (!p) {
+					r = -ENOMEM;
+					break;
+				}
+				*dirs = p;
+				cap = c;
+			}
+			const char *l = db_col_text(st, 1);
+			if (!((*dirs)[*n] = strdup(l ? l : ""))) {
+				r = -ENOMEM;
+				break;
+			}
+			(*n)++;
+		}
+		db_finalize(st);
+	}
+	store_unlock(s);
+	if (r < 0) {
+		for (size_t i = 0; i < *n; i++)
+			free((*dirs)[i]);
+		free(*dirs);
+		*dirs = NULL;
+		*n = 0;
+		return r;
+	}
+	return 0;
+}
+
+/* ---- staging ownership (lock and, where said, a transaction held) ---- */
+
+static int owner_of(store *s, uint64_t ino, uint64_t *owner)
+{
+	db_stmt *st;
+	int r = db_prepare(s->db, "SELECT session FROM stage_owner WHERE ino=?1", 0, &st);
+	if (r < 0)
+		return r;
+	db_bind_i64(st, 1, (int64_t)ino);
+	r = db_step(st);
+	*owner = r == DB_ROW ? (uint64_t)db_col_i64(st, 0) : 0;
+	db_finalize(st);
+	return r < 0 ? r : 0;
+}
+
+static int set_owner(store *s, uint64_t ino, uint64_t owner)
+{
+	db_stmt *st;
+	int r = db_prepare(s->db, owner ? "INSERT INTO stage_owner(ino, session) VALUES(?1, ?2) ON "
+			   "CONFLICT(ino) DO UPDATE SET session=excluded.session"
+			   : "DELETE FROM stage_owner WHERE ino=?1", 0, &st);
+	if (r < 0)
+		return r;
+	db_bind_i64(st, 1, (int64_t)ino);
+	if (owner)
+		db_bind_i64(st, 2, (int64_t)owner);
+	r = db_step(st);
+	db_finalize(st);
+	return r < 0 ? r : 0;
+}
+
+int store_shared_claim_locked(store *s, uint64_t ino, int take_live)
+{
+	if (!s->shared || !s->session)
+		return 0;
+	uint64_t owner;
+	int r = owner_of(s, ino, &owner);
+	if (r < 0)
+		return r;
+	if (owner && owner != s->session && !take_live) {
+		int alive = db_pg_lock_taken(s->db, session_key(owner));
+		if (alive < 0)
+			return alive;
+		if (alive)
+			return -EBUSY; /* staged by another node that has not stored it yet */
+	}
+	return owner == s->session ? 0 : set_owner(s, ino, s->session);
+}
+
+int store_shared_owned_locked(store *s, uint64_t ino)
+{
+	if (!s->shared || !s->session)
+		return 1;
+	uint64_t owner;
+	int r = owner_of(s, ino, &owner);
+	return r < 0 ? r : owner == s->session;
+}
+
+int store_shared_disown_locked(store *s, uint64_t ino)
+{
+	return s->shared && s->session ? set_owner(s, ino, 0) : 0;
+}
+
+int store_stage_mine(store *s, uint64_t ino)
+{
+	if (!s->shared || !s->session)
+		return 1;
+	store_lock(s);
+	int r = store_begin(s);
+	if (r >= 0)
+		r = store_end(s, store_shared_claim_locked(s, ino, 0));
+	store_unlock(s);
+	return r == 0 ? 1 : r == -EBUSY ? 0 : r;
+}
+
+/* ---- blobs of deleted objects ---- */
+
+int store_shared_trash_locked(store *s, const store_obj *o)
+{
+	db_stmt *st;
+	int r = db_prepare(s->db, "INSERT INTO trash(id, base, stored, at) VALUES(?1, ?2, ?3, ?4) "
+			   "ON CONFLICT(id) DO NOTHING", 0, &st);
+	if (r < 0)
+		return r;
+	db_bind_i64(st, 1, (int64_t)o->id);
+	if (o->base)
+		db_bind_i64(st, 2, (int64_t)o->base);
+	db_bind_i64(st, 3, (int64_t)o->stored);
+	db_bind_i64(st, 4, store_now_ns());
+	r = db_step(st);
+	db_finalize(st);
+	return r < 0 ? r : 0;
+}
+
+int store_trash_get(store *s, uint64_t id, store_obj *o)
+{
+	if (!s->shared)
+		return -ENOENT;
+	memset(o, 0, sizeof(*o));
+	store_lock(s);
+	db_stmt *st;
+	int r = db_prepare(s->db, "SELECT base, stored FROM trash WHERE id=?1", 0, &st);
+	if (r == 0) {
+		db_bind_i64(st, 1, (int64_t)id);
+		r = db_step(st);
+		if (r == DB_ROW) {
+			o->id = id;
+			o->base = (uint64_t)db_col_i64(st, 0);
+			o->stored = (uint64_t)db_col_i64(st, 1);
+			o->unref = 1;
+			r = 0;
+		} else if (r == DB_DONE) {
+			r = -ENOENT;
+		}
+		db_finalize(st);
 	}
 	store_unlock(s);
 	return r;
+}
+
+int store_shared_sweep(store *s, int64_t grace_ns)
+{
+	if (!s->shared)
+		return 0;
+	if (grace_ns < 0) {
+		const char *env = getenv("TPDEFS_TRASH_GRACE_S");
+		grace_ns = env ? strtoll(env, NULL, 10) * 1000000000LL : SHARED_TRASH_GRACE_NS;
+	}
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	store_lock(s);
+	db_stmt *st;
+	int r = db_prepare(s->db, "SELECT id FROM trash WHERE at < ?1", 0, &st);
+	if (r == 0) {
+		db_bind_i64(st, 1, store_now_ns() - grace_ns);
+		r = store_collect_ids(s, st, &ids, &n);
+		db_finalize(st);
+	}
+	size_t done = 0;
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		char p[STORE_BLOB_NAME_SIZE];
+		store_blob_name(ids[i], p, sizeof(p));
+		if (unlinkat(s->dirfd, p, 0) < 0 && errno != ENOENT)
+			continue; /* kept in trash: tried again next time */
+		if (db_prepare(s->db, "DELETE FROM trash WHERE id=?1", 0, &st) == 0) {
+			db_bind_i64(st, 1, (int64_t)ids[i]);
+			db_step(st);
+			db_finalize(st);
+		}
+		done++;
+	}
+	store_unlock(s);
+	free(ids);
+	return r < 0 ? r : (int)done;
+}
+
+/* ---- one gc in the whole store ---- */
+
+int store_gc_lock(store *s)
+{
+	if (!s->shared)
+		return 0;
+	store_lock(s);
+	int r = db_pg_hold_lock(s->db, SHARED_GC_LOCK, 0);
+	store_unlock(s);
+	return r == 1 ? 0 : r == 0 ? -EBUSY : r;
+}
+
+void store_gc_unlock(store *s)
+{
+	if (!s->shared)
+		return;
+	store_lock(s);
+	db_pg_release_lock(s->db, SHARED_GC_LOCK, 0);
+	store_unlock(s);
 }

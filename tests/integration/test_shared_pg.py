@@ -126,16 +126,169 @@ def test_closed_files_survive_a_killed_daemon(store, mounts):
     assert m.stats()['staged_files'] == 0
 
 
-def test_second_mount_is_refused_with_where(store, mounts):
+def flush_node(m):
+    """FLUSH through one daemon's own control socket (its local_dir)."""
+    import socket
+    local = [o.split('=', 1)[1] for o in m.opts if o.startswith('local_dir=')][0]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+        c.settimeout(120)
+        c.connect(os.path.join(local, 'control.sock'))
+        c.sendall(b'FLUSH\n')
+        out = b''
+        while not (out.startswith(b'OK') or b'\nOK' in out or b'ERR' in out):
+            b = c.recv(65536)
+            if not b:
+                break
+            out += b
+    assert b'ERR' not in out, out
+    return out.decode(errors='replace')
+
+
+def wait_for(cond, what, limit=5.0):
+    deadline = time.time() + limit
+    while not cond():
+        assert time.time() < deadline, what
+        time.sleep(0.05)
+    return time.time()
+
+
+def test_two_nodes_close_to_open(store, mounts):
+    """What one node closed, the other opens and reads bit-exact: staged or stored."""
     uri, _ = store
-    shared_mount(mounts, uri, 'one')
-    other = mounts.localdir('two-mnt')
-    r = daemon(uri, other, '-o', f'local_dir={mounts.localdir("two-local")}')
-    assert r.returncode != 0
-    msg = r.stderr.strip()
-    assert 'already served' in msg and 'local_dir' in msg, msg
-    assert len(msg.splitlines()) == 1, msg
-    assert not H.mounted_at(other)
+    a = shared_mount(mounts, uri, 'na', opts=['debounce_ms=60000'])
+    b = shared_mount(mounts, uri, 'nb', opts=['debounce_ms=60000'])
+    srcs = sources(3)
+    copy_in(a, srcs[:1])
+    # a closed file of node a, still staged there, read on node b
+    t0 = time.time()
+    wait_for(lambda: os.path.exists(b.p(os.path.basename(srcs[0]))), 'name not seen', 3)
+    check(b, srcs[:1])
+    flush_node(a)                        # stored by node a
+    check(b, srcs[:1])
+    # a new version written on node b is coded against node a's (delta across nodes)
+    copy_in(b, srcs[1:2])
+    check(a, srcs[1:2])
+    out = flush_node(b)
+    assert 'encoded' in out and '(sibling)' in out, out
+    st = b.stats()
+    es = {e['path'].lstrip('/'): e for e in st['files']}
+    n0, n1 = (os.path.basename(s) for s in srcs[:2])
+    assert es[n0].get('base_object') or es[n1].get('base_object'), es
+    check(a, srcs[:2])
+    check(b, srcs[:2])
+    # namespace changes of one node are seen by the other within a second or so
+    os.mkdir(a.p('dir'))
+    os.rename(a.p(n0), a.p('dir/' + n0))
+    seen = wait_for(lambda: os.path.exists(b.p('dir', n0)) and not os.path.exists(b.p(n0)),
+                    'rename on a not seen on b', 3)
+    H.report(f'shared store: rename on node a seen on node b after {seen - t0:.2f}s (from start)')
+    os.unlink(b.p('dir', n0))
+    wait_for(lambda: not os.path.exists(a.p('dir', n0)), 'unlink on b not seen on a', 3)
+    # what one node rewrote, the other reads anew after the close (no stale page cache)
+    with open(a.p('notes'), 'w') as f:
+        f.write('first')
+    assert open(b.p('notes')).read() == 'first'
+    flush_node(a)
+    with open(a.p('notes'), 'w') as f:
+        f.write('second, longer')
+    wait_for(lambda: open(b.p('notes')).read() == 'second, longer', 'stale read on b', 3)
+    for m in (a, b):
+        m.unmount()
+    r = admin('verify', uri)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_writer_of_another_node_waits_its_turn(store, mounts):
+    """Concurrent writers of one file on two nodes: the second gets EBUSY until the first
+    node has stored the file; nothing is ever mixed."""
+    uri, _ = store
+    a = shared_mount(mounts, uri, 'wa', opts=['debounce_ms=60000'])
+    b = shared_mount(mounts, uri, 'wb', opts=['debounce_ms=60000'])
+    with open(a.p('f'), 'wb') as f:
+        f.write(b'A' * 100000)
+    import errno
+    with pytest.raises(OSError) as e:
+        open(b.p('f'), 'r+b')
+    assert e.value.errno == errno.EBUSY
+    flush_node(a)
+    with open(b.p('f'), 'r+b') as f:
+        f.write(b'B' * 10)
+    flush_node(b)
+    want = b'B' * 10 + b'A' * (100000 - 10)
+    assert open(a.p('f'), 'rb').read() == want
+    assert open(b.p('f'), 'rb').read() == want
+
+
+def test_dead_node_files_taken_over(store, mounts):
+    """kill -9 of one node with closed, unencoded files: another node encodes them."""
+    uri, _ = store
+    a = shared_mount(mounts, uri, 'da', opts=['debounce_ms=60000'])
+    b = shared_mount(mounts, uri, 'db', opts=['debounce_ms=60000'])
+    srcs = sources(3)
+    copy_in(a, srcs)
+    for p in H.daemon_pids(a.mnt):
+        os.kill(p, signal.SIGKILL)
+    wait_for(lambda: not any(H.pid_alive(p) for p in a.pids), 'daemon survived', 30)
+    subprocess.run(['fusermount3', '-u', '-z', a.mnt], capture_output=True)
+    a.pids = []
+    check(b, srcs)                       # staged files of the dead node, read on b
+    out = flush_node(b)
+    assert out.count('encoded ') == len(srcs), out
+    assert b.stats()['staged_files'] == 0
+    check(b, srcs)
+    r = admin('verify', uri)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_gc_on_one_node_while_the_other_reads(store, mounts):
+    uri, _ = store
+    a = shared_mount(mounts, uri, 'ga')
+    b = shared_mount(mounts, uri, 'gb')
+    srcs = sources(6)
+    copy_in(a, srcs)
+    flush_node(a)
+    # the newest versions go: the older ones are deltas against them and get re-encoded
+    for s in srcs[2:]:
+        os.unlink(a.p(os.path.basename(s)))
+    survivors = srcs[:2]
+    want = {s: H.sha256_file(s) for s in survivors}
+    import threading
+    stop, bad, reads = threading.Event(), [], [0]
+
+    def reader():
+        while not stop.is_set():
+            for s in survivors:
+                try:
+                    fd = os.open(b.p(os.path.basename(s)), os.O_RDONLY)
+                    try:
+                        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                        data = b''.join(iter(lambda: os.read(fd, 1 << 20), b''))
+                    finally:
+                        os.close(fd)
+                except OSError as e:
+                    bad.append(f'{s}: {e}')
+                    continue
+                if H.sha256_bytes(data) != want[s]:
+                    bad.append(f'{s}: wrong bytes')
+                reads[0] += 1
+
+    th = threading.Thread(target=reader)
+    th.start()
+    try:
+        time.sleep(0.2)
+        gdir = [o.split('=', 1)[1] for o in a.opts if o.startswith('local_dir=')][0]
+        r = admin('gc', uri)
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        th.join()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert 're-encoded' in r.stdout, r.stdout
+    assert not bad, bad[:5]
+    assert reads[0] > 0
+    check(a, survivors)
+    check(b, survivors)
+    assert gdir
 
 
 def test_server_restart_and_outage(pg, store, mounts):
