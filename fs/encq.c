@@ -54,7 +54,10 @@ struct encq {
 	unsigned flush_failed;  /* encodes that failed while flushers > 0 */
 	char *rep;
 	size_t rep_len, rep_cap;
+	int64_t orphans_ns;     /* next look for staged files of dead nodes (shared store) */
 };
+
+#define ENCQ_ORPHAN_CHECK_NS (5LL * 1000000000LL)
 
 static int64_t mono_ns(void)
 {
@@ -341,6 +344,24 @@ static void unlink_job(encq *q, job *j)
 		q->tail = prev;
 }
 
+/* Staged files whose node died (a shared store) are queued here; the sweep of the trash runs
+ * with it. Outside q->mu. */
+static void take_over_orphans(encq *q)
+{
+	uint64_t *inos;
+	size_t n;
+	if (store_list_staged(q->f->st, &inos, &n) < 0)
+		return;
+	for (size_t i = 0; i < n && !__atomic_load_n(&q->stop, __ATOMIC_RELAXED); i++)
+		if (store_stage_takeover(q->f->st, inos[i]) == 1) {
+			report(q, "taking over staged ino=%" PRIu64 " of a node that is gone\n",
+			       inos[i]);
+			encq_push(q, inos[i], 1);
+		}
+	free(inos);
+	store_shared_sweep(q->f->st, -1);
+}
+
 static void *worker(void *arg)
 {
 	encq *q = arg;
@@ -372,7 +393,20 @@ static void *worker(void *arg)
 			continue;
 		}
 		if (!j) {
-			pthread_cond_wait(&q->cv, &q->mu);
+			if (!store_is_shared(q->f->st)) {
+				pthread_cond_wait(&q->cv, &q->mu);
+				continue;
+			}
+			/* a shared store: every few seconds, take over what dead nodes left staged */
+			int64_t now = mono_ns();
+			if (now < q->orphans_ns) {
+				wait_until(q, q->orphans_ns);
+				continue;
+			}
+			q->orphans_ns = now + ENCQ_ORPHAN_CHECK_NS;
+			pthread_mutex_unlock(&q->mu);
+			take_over_orphans(q);
+			pthread_mutex_lock(&q->mu);
 			continue;
 		}
 		j = newest_of_series(q, j);

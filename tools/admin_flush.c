@@ -145,6 +145,37 @@ static int flush_offline(const char *dir)
 	return o.failed ? 1 : 0;
 }
 
+/* A shared store served by other nodes only: their daemons encode what they staged (and take
+ * over what dead nodes left); wait until nothing is staged, reporting what is left. */
+static int wait_remote(const char *dir)
+{
+	store *s;
+	if (admin_open_store(dir, &s) < 0)
+		return 1;
+	store_totals t;
+	int r = 0;
+	for (int i = 0; i < 6000; i++) { /* 10 minutes */
+		if ((r = store_totals_get(s, &t)) < 0 || t.staged_files == 0)
+			break;
+		if (i % 50 == 0)
+			printf("waiting for the nodes serving %s: %llu files staged\n", dir,
+			       (unsigned long long)t.staged_files);
+		fflush(stdout);
+		usleep(100000);
+	}
+	store_close(s);
+	if (r < 0 || t.staged_files) {
+		fprintf(stderr, "tpdefs-admin: %s: %s\n", dir, r < 0 ? strerror(-r) :
+			"files still staged after 10 minutes (the nodes serving the store encode them)");
+		return 1;
+	}
+	printf("done: files=%llu logical_bytes=%llu objects=%llu stored_bytes=%llu staged_files=0 "
+	       "(encoded by the nodes serving the store)\n", (unsigned long long)t.files,
+	       (unsigned long long)t.logical_bytes, (unsigned long long)t.objects,
+	       (unsigned long long)t.stored_bytes);
+	return 0;
+}
+
 int admin_flush(int argc, char **argv)
 {
 	static const char use[] =
@@ -193,6 +224,8 @@ int admin_flush(int argc, char **argv)
 	int fd = admin_connect(dir);
 	if (fd >= 0)
 		return talk(fd, "FLUSH\n");
+	if (fd == -EREMOTE)
+		return wait_remote(dir);
 	int running = admin_daemon_running(dir);
 	if (running == 1) {
 		fprintf(stderr, "tpdefs-admin: %s is served by a daemon but its control socket is "

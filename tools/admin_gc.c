@@ -173,14 +173,19 @@ int admin_gc(int argc, char **argv)
 	ui u = {isatty(2) && isatty(1), 0};
 	int fd = admin_connect(dir);
 	/* a daemon that just mounted opens its control socket a moment later */
-	for (int i = 0; fd < 0 && i < 50 && admin_daemon_running(dir) == 1; i++) {
+	for (int i = 0; fd < 0 && fd != -EREMOTE && i < 50 && admin_daemon_running(dir) == 1; i++) {
 		usleep(100000);
 		fd = admin_connect(dir);
 	}
 	if (fd >= 0)
 		return via_daemon(&u, fd, max_chain, dry);
 	char err[1024] = "";
-	int r = admin_open_locked(dir, &s, err, sizeof(err));
+	int online = fd == -EREMOTE;
+	/* a shared store served by other nodes only: gc runs here, alongside them (the store's gc
+	 * lock keeps it the only one; their readers keep old objects through the trash) */
+	int r = online ? store_open_at(dir, NULL, STORE_O_NOCREATE | STORE_O_NOLOCK, &s, err,
+				       sizeof(err))
+		       : admin_open_locked(dir, &s, err, sizeof(err));
 	if (r == -EBUSY) {
 		fprintf(stderr, "tpdefs-admin: %s is served by a daemon but its control socket is "
 			"unreachable; unmount it or retry\n", dir);
@@ -194,6 +199,7 @@ int admin_gc(int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	o.max_chain = max_chain;
 	o.dry_run = dry;
+	o.online = online;
 	o.hooks.ctx = &u;
 	o.hooks.line = hook_line;
 	o.hooks.progress = hook_progress;

@@ -78,12 +78,9 @@ static int control_dir(const char *backing, char *out, size_t size)
 	store_close(s);
 	if (r <= 0)
 		return r < 0 ? r : -ENOENT;
-	gethostname(me, sizeof(me) - 1);
-	if (strcmp(host, me)) {
-		fprintf(stderr, "tpdefs-admin: the store is served from host %s: run this command "
-			"there\n", host);
-		return -EREMOTE;
-	}
+	store_host_name(me, sizeof(me));
+	if (strcmp(host, me))
+		return -EREMOTE; /* served from other nodes only */
 	snprintf(out, size, "%s", local);
 	return 0;
 }

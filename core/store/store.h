@@ -67,6 +67,12 @@ const char *store_local_dir(const store *s);
 int store_local_dirfd(const store *s);
 /* 1 when the metadata lives in PostgreSQL. */
 int store_is_shared(const store *s);
+/* This node's name for a shared store's sessions: TPDEFS_HOST when set (tests standing in for
+ * several nodes on one machine), else the host name. */
+void store_host_name(char *buf, size_t size);
+/* A shared store's staged file whose node is gone (or that has no owner) becomes this daemon's:
+ * 1 when it was taken over just now (queue it), 0 when not, -errno. */
+int store_stage_takeover(store *s, uint64_t ino);
 /* The local_dir of every live daemon serving this shared store from this host (malloc'd
  * strings in a malloc'd array). */
 int store_shared_local_dirs(store *s, char ***dirs, size_t *n);

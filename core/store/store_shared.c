@@ -75,6 +75,20 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
+void store_host_name(char *buf, size_t size)
+{
+	/* TPDEFS_HOST names the node instead of the host name: how tests stand in for several
+	 * nodes on one machine */
+	const char *env = getenv("TPDEFS_HOST");
+	if (env && *env) {
+		snprintf(buf, size, "%s", env);
+		return;
+	}
+	if (gethostname(buf, size) < 0)
+		snprintf(buf, size, "?");
+	buf[size - 1] = 0;
+}
+
 static int start_session(store *s, char *err, size_t errlen);
 static int live_sessions(store *s, char *host, size_t hlen, char *local, size_t llen,
 			 char *any_host, size_t alen);
@@ -351,9 +365,7 @@ static int start_session(store *s, char *err, size_t errlen)
 	}
 	s->recover_locked = 1;
 	char host[256];
-	if (gethostname(host, sizeof(host)) < 0)
-		snprintf(host, sizeof(host), "?");
-	host[sizeof(host) - 1] = 0;
+	store_host_name(host, sizeof(host));
 	db_stmt *st;
 	r = db_prepare(s->db, "INSERT INTO sessions(id, host, local_dir, pid, started) "
 		       "VALUES(?1, ?2, ?3, ?4, ?5)", 0, &st);
@@ -404,7 +416,7 @@ static int live_sessions(store *s, char *host, size_t hlen, char *local, size_t 
 	size_t ndead = 0;
 	int alive = 0;
 	char me[256] = "";
-	gethostname(me, sizeof(me) - 1);
+	store_host_name(me, sizeof(me));
 	while ((r = db_step(st)) == DB_ROW) {
 		uint64_t id = (uint64_t)db_col_i64(st, 0);
 		if (id == s->session && s->session)
@@ -462,7 +474,7 @@ int store_shared_local_dirs(store *s, char ***dirs, size_t *n)
 	if (!s->shared)
 		return -EINVAL;
 	char me[256] = "";
-	gethostname(me, sizeof(me) - 1);
+	store_host_name(me, sizeof(me));
 	store_lock(s);
 	db_stmt *st;
 	int r = db_prepare(s->db, "SELECT id, local_dir FROM sessions WHERE host=?1 ORDER BY started",
@@ -538,8 +550,10 @@ static int set_owner(store *s, uint64_t ino, uint64_t owner)
 
 int store_shared_claim_locked(store *s, uint64_t ino, int take_live)
 {
-	if (!s->shared || !s->session)
+	if (!s->shared)
 		return 0;
+	if (!s->session)
+		return s->alone ? 0 : -EBUSY; /* an admin command: only with the store to itself */
 	uint64_t owner;
 	int r = owner_of(s, ino, &owner);
 	if (r < 0)
@@ -556,8 +570,10 @@ int store_shared_claim_locked(store *s, uint64_t ino, int take_live)
 
 int store_shared_owned_locked(store *s, uint64_t ino)
 {
-	if (!s->shared || !s->session)
+	if (!s->shared)
 		return 1;
+	if (!s->session)
+		return s->alone;
 	uint64_t owner;
 	int r = owner_of(s, ino, &owner);
 	return r < 0 ? r : owner == s->session;
@@ -570,14 +586,37 @@ int store_shared_disown_locked(store *s, uint64_t ino)
 
 int store_stage_mine(store *s, uint64_t ino)
 {
-	if (!s->shared || !s->session)
+	if (!s->shared)
 		return 1;
+	if (!s->session)
+		return s->alone;
 	store_lock(s);
 	int r = store_begin(s);
 	if (r >= 0)
 		r = store_end(s, store_shared_claim_locked(s, ino, 0));
 	store_unlock(s);
 	return r == 0 ? 1 : r == -EBUSY ? 0 : r;
+}
+
+int store_stage_takeover(store *s, uint64_t ino)
+{
+	if (!s->shared || !s->session)
+		return 0;
+	store_lock(s);
+	uint64_t owner;
+	int r = owner_of(s, ino, &owner);
+	if (r == 0 && owner == s->session)
+		r = 1; /* ours already: nothing to take over */
+	else if (r == 0 && owner && db_pg_lock_taken(s->db, session_key(owner)) != 0)
+		r = 1; /* a live node's (or cannot tell): leave it */
+	else if (r == 0) {
+		r = store_begin(s);
+		if (r >= 0)
+			r = store_end(s, store_shared_claim_locked(s, ino, 0));
+		r = r == 0 ? 2 : r == -EBUSY ? 1 : r;
+	}
+	store_unlock(s);
+	return r < 0 ? r : r == 2;
 }
 
 /* ---- blobs of deleted objects ---- */

@@ -44,6 +44,9 @@ class Server:
         self.log = os.path.join(self.dir, 'server.log')
         self._run([os.path.join(self.bin, 'initdb'), '-D', self.data, '-A', 'trust', '-U',
                    'postgres', '--no-sync', '-E', 'UTF8', '--locale=C'])
+        # trust for the test's own superuser, a real password check for the role 'pwuser'
+        with open(os.path.join(self.data, 'pg_hba.conf'), 'w') as f:
+            f.write('local all pwuser scram-sha-256\nlocal all all trust\n')
         with open(os.path.join(self.data, 'postgresql.conf'), 'a') as f:
             f.write("listen_addresses = ''\n"
                     f"unix_socket_directories = '{self.sock}'\n"

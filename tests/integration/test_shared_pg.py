@@ -376,6 +376,78 @@ def test_refusals_are_one_clear_line(pg, store, mounts):
     assert not H.mounted_at(mnt)
 
 
+def with_host(name, fn, *args, **kw):
+    """Run fn as node `name` (TPDEFS_HOST: how the tests stand in for other machines)."""
+    old = os.environ.get('TPDEFS_HOST')
+    os.environ['TPDEFS_HOST'] = name
+    try:
+        return fn(*args, **kw)
+    finally:
+        if old is None:
+            del os.environ['TPDEFS_HOST']
+        else:
+            os.environ['TPDEFS_HOST'] = old
+
+
+def test_admin_from_a_node_without_a_daemon(store, mounts):
+    """flush and gc by URI from a node that serves nothing, while another node serves."""
+    uri, _ = store
+    a = with_host('node-a', shared_mount, mounts, uri, 'ra')
+    srcs = sources(6)
+    copy_in(a, srcs)
+    r = with_host('node-c', admin, 'flush', uri)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert 'staged_files=0' in r.stdout, r.stdout
+    for s in srcs[2:]:
+        os.unlink(a.p(os.path.basename(s)))
+    r = with_host('node-c', admin, 'gc', uri)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert 're-encoded' in r.stdout, r.stdout
+    check(a, srcs[:2])
+    r = with_host('node-c', admin, 'verify', uri)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_dead_node_files_taken_over_without_a_flush(store, mounts):
+    uri, _ = store
+    a = with_host('node-a', shared_mount, mounts, uri, 'ta', opts=['debounce_ms=60000'])
+    srcs = sources(2)
+    copy_in(a, srcs)
+    for p in H.daemon_pids(a.mnt):
+        os.kill(p, signal.SIGKILL)
+    wait_for(lambda: not any(H.pid_alive(p) for p in a.pids), 'daemon survived', 30)
+    subprocess.run(['fusermount3', '-u', '-z', a.mnt], capture_output=True)
+    a.pids = []
+    b = with_host('node-b', shared_mount, mounts, uri, 'tb')
+    t = wait_for(lambda: b.stats()['staged_files'] == 0, 'not taken over', 30)
+    check(b, srcs)
+    assert t
+
+
+def test_wrong_credentials_and_newer_format(pg, store, mounts):
+    uri, _ = store
+    mnt = mounts.localdir('cred-mnt')
+    local = mounts.localdir('cred-local')
+    pg.psql("CREATE ROLE pwuser LOGIN PASSWORD 'right'")
+    db = uri.rsplit('/', 1)[1]
+    pg.psql(f'GRANT ALL ON ALL TABLES IN SCHEMA public TO pwuser', db)
+    wrong = uri.replace('postgres@', 'pwuser:wrong@')
+    r = daemon(wrong, mnt, '-o', f'local_dir={local}')
+    msg = r.stderr.strip()
+    assert r.returncode != 0 and 'password authentication failed' in msg, msg
+    assert len(msg.splitlines()) == 1 and 'wrong' not in msg, msg
+    # the right password, given the way users should: PGPASSWORD
+    env = dict(os.environ, PGPASSWORD='right')
+    r = admin('stats', uri.replace('postgres@', 'pwuser@'), env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    pg.psql("UPDATE meta SET value='99' WHERE key='version'", db)
+    r = daemon(uri, mnt, '-o', f'local_dir={local}')
+    msg = r.stderr.strip()
+    assert r.returncode != 0 and 'newer' in msg and len(msg.splitlines()) == 1, msg
+    pg.psql("UPDATE meta SET value='1' WHERE key='version'", db)
+    assert not H.mounted_at(mnt)
+
+
 def test_password_never_shown(pg, store, mounts):
     uri, _ = store
     secret = 'Hunter2secret'
