@@ -359,6 +359,7 @@ static void take_over_orphans(encq *q)
 			encq_push(q, inos[i], 1);
 		}
 	free(inos);
+	store_shared_set_oldest_open(q->f->st, fs_oldest_open(q->f));
 	store_shared_sweep(q->f->st, -1);
 }
 

@@ -66,6 +66,9 @@ typedef struct fs {
 	 * would each plan on the other's half-done switches and redo its work. */
 	pthread_mutex_t gcmu;
 	double timeout;           /* entry/attr cache time given to the kernel (seconds) */
+	/* Open file handles (ops.c), for the oldest one's open time. */
+	pthread_mutex_t hmu;
+	struct fs_fh *handles;
 } fs;
 
 /* node.c */
@@ -115,6 +118,8 @@ void fs_nodes_barrier(fs *f);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops fs_ops;
+/* When the oldest open file handle was opened (ns since the epoch), 0 when none. */
+int64_t fs_oldest_open(fs *f);
 
 /* encq.c: the encode queue */
 int encq_new(fs *f, encq **out);

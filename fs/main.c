@@ -420,6 +420,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	pthread_mutex_init(&f.gcmu, NULL);
+	pthread_mutex_init(&f.hmu, NULL);
 	f.timeout = shared ? 1.0 : 10.0;
 
 	/* default_permissions unconditionally: the daemon serves every request the kernel sends

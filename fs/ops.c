@@ -30,6 +30,9 @@ typedef struct fs_fh {
 	uint64_t priv_epoch;   /* attr_epoch then (PRIV_UNKNOWN: not yet) */
 	int priv_left;         /* bits remained: kept by priv_pid's CAP_FSETID */
 	int priv_pid;
+	int64_t opened_ns;     /* when it was opened (a shared store: the oldest open handle keeps
+				* deleted objects' blobs from being unlinked) */
+	struct fs_fh *prev, *next; /* fs.handles (fs.hmu) */
 } fs_fh;
 
 #define PRIV_UNKNOWN UINT64_MAX
@@ -580,6 +583,13 @@ static int open_handle(fs *f, fuse_ino_t ino, struct fuse_file_info *fi, fs_fh *
 	 * request carries the writer's buffer instead of a copy made in the page cache. */
 	fi->direct_io = h->direct;
 	pthread_mutex_unlock(&n->mu);
+	h->opened_ns = store_now_ns();
+	pthread_mutex_lock(&f->hmu);
+	h->next = f->handles;
+	if (h->next)
+		h->next->prev = h;
+	f->handles = h;
+	pthread_mutex_unlock(&f->hmu);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	*out = h;
 	return 0;
@@ -816,6 +826,14 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void drop_handle(fs *f, fs_fh *h)
 {
 	fs_node *n = h->n;
+	pthread_mutex_lock(&f->hmu);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		f->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&f->hmu);
 	flush_handle(f, h);
 	int enqueue = 0;
 	if (h->writer) {
@@ -1047,3 +1065,14 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.removexattr = op_removexattr,
 	.create = op_create,
 };
+
+int64_t fs_oldest_open(fs *f)
+{
+	int64_t oldest = 0;
+	pthread_mutex_lock(&f->hmu);
+	for (fs_fh *h = f->handles; h; h = h->next)
+		if (!oldest || h->opened_ns < oldest)
+			oldest = h->opened_ns;
+	pthread_mutex_unlock(&f->hmu);
+	return oldest;
+}

@@ -81,12 +81,16 @@ int store_shared_local_dirs(store *s, char ***dirs, size_t *n);
  * Always 1 for a directory store. */
 int store_stage_mine(store *s, uint64_t ino);
 /* Unlink the blobs of objects deleted more than grace_ns ago (-1: the default, 10 min, or
- * TPDEFS_TRASH_GRACE_S): another node may still read an object it opened before the delete.
+ * TPDEFS_TRASH_GRACE_S) and before the oldest file handle open on any live node: another node
+ * may still read an object it opened before the delete.
  * Count unlinked, or -errno. 0 for a directory store, which unlinks at once. */
 int store_shared_sweep(store *s, int64_t grace_ns);
 /* A shared store's deleted object still in trash (its blob kept for the grace period): id, base
  * and stored size in *o. -ENOENT when none (always, for a directory store). */
 int store_trash_get(store *s, uint64_t id, store_obj *o);
+/* Publish when this daemon's oldest open file handle was opened (0: none): the trash keeps every
+ * blob deleted after that. */
+int store_shared_set_oldest_open(store *s, int64_t ns);
 /* One gc at a time in the whole store: 0, or -EBUSY when another node runs one. Directory
  * stores: always 0 (their LOCK and the daemon's own mutex serialise). */
 int store_gc_lock(store *s);

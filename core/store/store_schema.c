@@ -57,7 +57,7 @@ static const char schema_pg_v1[] =
 	/* what several nodes need (store_shared.c): the serving daemons, who owns a staged file,
 	 * blobs waiting out a grace period before they are unlinked */
 	"CREATE TABLE sessions(id BIGINT PRIMARY KEY, host TEXT NOT NULL, local_dir TEXT NOT NULL,"
-	" pid BIGINT NOT NULL, started BIGINT NOT NULL);"
+	" pid BIGINT NOT NULL, started BIGINT NOT NULL, oldest_open BIGINT NOT NULL DEFAULT 0);"
 	"CREATE TABLE stage_owner(ino BIGINT PRIMARY KEY, session BIGINT NOT NULL);"
 	"CREATE TABLE trash(id BIGINT PRIMARY KEY, base BIGINT, stored BIGINT NOT NULL,"
 	" at BIGINT NOT NULL);";

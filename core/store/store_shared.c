@@ -664,6 +664,44 @@ int store_trash_get(store *s, uint64_t id, store_obj *o)
 	return r;
 }
 
+int store_shared_set_oldest_open(store *s, int64_t ns)
+{
+	if (!s->shared || !s->session)
+		return 0;
+	store_lock(s);
+	db_stmt *st;
+	int r = db_prepare(s->db, "UPDATE sessions SET oldest_open=?2 WHERE id=?1", 0, &st);
+	if (r == 0) {
+		db_bind_i64(st, 1, (int64_t)s->session);
+		db_bind_i64(st, 2, ns);
+		r = db_step(st);
+		db_finalize(st);
+	}
+	store_unlock(s);
+	return r < 0 ? r : 0;
+}
+
+/* The oldest open handle of any live session (0: none), so that no blob a reader may still open
+ * is unlinked. Lock held. */
+static int64_t oldest_open_anywhere(store *s)
+{
+	db_stmt *st;
+	int64_t oldest = 0;
+	if (db_prepare(s->db, "SELECT id, oldest_open FROM sessions WHERE oldest_open > 0", 0,
+		       &st) < 0)
+		return -1;
+	while (db_step(st) == DB_ROW) {
+		uint64_t id = (uint64_t)db_col_i64(st, 0);
+		int64_t t = db_col_i64(st, 1);
+		if (id != s->session && db_pg_lock_taken(s->db, session_key(id)) != 1)
+			continue; /* dead: its handles are gone */
+		if (!oldest || t < oldest)
+			oldest = t;
+	}
+	db_finalize(st);
+	return oldest;
+}
+
 int store_shared_sweep(store *s, int64_t grace_ns)
 {
 	if (!s->shared)
@@ -676,9 +714,14 @@ int store_shared_sweep(store *s, int64_t grace_ns)
 	size_t n = 0;
 	store_lock(s);
 	db_stmt *st;
+	int64_t cutoff = store_now_ns() - grace_ns, oldest = oldest_open_anywhere(s);
+	if (oldest < 0)
+		cutoff = 0; /* cannot tell who reads what: keep everything this time */
+	else if (oldest && oldest < cutoff)
+		cutoff = oldest; /* a handle opened before that may still read those objects */
 	int r = db_prepare(s->db, "SELECT id FROM trash WHERE at < ?1", 0, &st);
 	if (r == 0) {
-		db_bind_i64(st, 1, store_now_ns() - grace_ns);
+		db_bind_i64(st, 1, cutoff);
 		r = store_collect_ids(s, st, &ids, &n);
 		db_finalize(st);
 	}

@@ -424,6 +424,38 @@ def test_dead_node_files_taken_over_without_a_flush(store, mounts):
     assert t
 
 
+def test_deleted_blobs_wait_for_readers_of_other_nodes(store, mounts):
+    """An object replaced by gc while another node holds the file open: its blob stays until no
+    handle that may read it is open anywhere, even with no grace period."""
+    uri, blobs = store
+    a = with_host('node-a', shared_mount, mounts, uri, 'xa')
+    b = with_host('node-b', shared_mount, mounts, uri, 'xb')
+    srcs = sources(4)
+    copy_in(a, srcs)
+    flush_node(a)
+    keep = srcs[0]
+    want = open(keep, 'rb').read()
+    # opened on node b, nothing read yet: its object's blob is opened only at the first read
+    fd = os.open(b.p(os.path.basename(keep)), os.O_RDONLY)
+    try:
+        time.sleep(6)                    # node b publishes its oldest open handle
+        for s in srcs[1:]:
+            os.unlink(a.p(os.path.basename(s)))
+        env = dict(os.environ, TPDEFS_HOST='node-c', TPDEFS_TRASH_GRACE_S='0')
+        r = admin('gc', uri, env=env)
+        assert r.returncode == 0 and 're-encoded' in r.stdout, r.stdout + r.stderr
+        assert os.pread(fd, len(want) + 1, 0) == want
+    finally:
+        os.close(fd)
+    time.sleep(6)                        # the handle is gone from node b's published state
+    r = admin('gc', uri, env=dict(os.environ, TPDEFS_HOST='node-c', TPDEFS_TRASH_GRACE_S='0'))
+    assert r.returncode == 0, r.stdout + r.stderr
+    st = a.stats()
+    assert len(os.listdir(os.path.join(blobs, 'objects'))) == st['objects'], st
+    check(a, srcs[:1])
+    check(b, srcs[:1])
+
+
 def test_wrong_credentials_and_newer_format(pg, store, mounts):
     uri, _ = store
     mnt = mounts.localdir('cred-mnt')
