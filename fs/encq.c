@@ -207,7 +207,9 @@ static int encode_one(encq *q, uint64_t ino, int depth)
 		store_name_escape(raw, nlen, name);
 	const store_obj *o = &j.obj;
 	char how[160];
-	if (j.retired)
+	if (j.dedup)
+		snprintf(how, sizeof(how), "shared=%" PRIu64 " (%s)", o->id, j.why);
+	else if (j.retired)
 		snprintf(how, sizeof(how), "base=0 (keyframe) pred=%" PRIu64 " (%s) recoded=%" PRIu64
 			 " (%" PRIu64 " bytes)", j.retired, j.why, j.rb.nw.id, j.rb.nw.stored);
 	else

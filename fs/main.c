@@ -421,7 +421,7 @@ int main(int argc, char **argv)
 	}
 	pthread_mutex_init(&f.gcmu, NULL);
 	pthread_mutex_init(&f.hmu, NULL);
-	f.timeout = shared ? 1.0 : 10.0;
+	f.timeout = shared ? 0.5 : 10.0; /* other nodes see a change within a second */
 
 	/* default_permissions unconditionally: the daemon serves every request the kernel sends
 	 * (it checks no modes itself), so the kernel's checks are what keeps users out of files

@@ -326,6 +326,60 @@ static int rebase_pred(store *s, chain *ch, ingest_job *j, const choice *c, cons
 	return 0;
 }
 
+int ingest_same_bytes(const io_src *a, const io_src *b)
+{
+	if (a->size != b->size)
+		return 0;
+	size_t bs = 1u << 20;
+	uint8_t *x = malloc(bs), *y = malloc(bs);
+	int r = x && y ? 1 : -ENOMEM;
+	for (uint64_t off = 0; r == 1 && off < a->size;) {
+		size_t n = a->size - off < bs ? (size_t)(a->size - off) : bs;
+		int e = io_pread_full(a, x, n, off);
+		if (e == 0)
+			e = io_pread_full(b, y, n, off);
+		if (e < 0)
+			r = e;
+		else if (memcmp(x, y, n))
+			r = 0;
+		off += n;
+	}
+	free(x);
+	free(y);
+	return r;
+}
+
+/* Whole-file dedup: a stored object with the same size and content hash whose bytes compare
+ * equal (a hash alone is never trusted: another user could craft a collision). 1 with *out
+ * set, 0 when none, -errno. */
+static int find_same(store *s, chain *ch, const io_src *nsrc, const int *cancel, store_obj *out)
+{
+	uint64_t hash;
+	int r = enc_content_hash(nsrc, &hash);
+	if (r < 0)
+		return r;
+	uint64_t ids[8];
+	size_t n;
+	if ((r = store_obj_find_content(s, nsrc->size, hash, ids, 8, &n)) < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		store_obj o;
+		if (store_obj_get(s, ids[i], &o) < 0)
+			continue;
+		chain_src cs;
+		io_src osrc;
+		chain_src_init(&osrc, &cs, ch, o.id, o.size, chain_cancelled, (void *)cancel);
+		r = ingest_same_bytes(nsrc, &osrc);
+		if (r == 1) {
+			*out = o;
+			return 1;
+		}
+		if (r == -ECANCELED || r == -ENOMEM)
+			return r;
+	}
+	return 0;
+}
+
 int ingest_prepare(store *s, chain *ch, uint64_t ino, int sfd, uint64_t size,
 		   const ingest_opts *o, ingest_job *j)
 {
@@ -333,6 +387,16 @@ int ingest_prepare(store *s, chain *ch, uint64_t ino, int sfd, uint64_t size,
 	j->ino = ino;
 	cancel_src csrc = {sfd, o->cancel};
 	io_src nsrc = {.pread = cancel_pread, .ctx = &csrc, .size = size};
+	if (size > 0) {
+		int d = find_same(s, ch, &nsrc, o->cancel, &j->obj);
+		if (d < 0 && d != -EIO)
+			return d;
+		if (d == 1) {
+			j->dedup = 1;
+			j->why = "same bytes as a stored file";
+			return 0;
+		}
+	}
 	choice c;
 	choose_base(s, ch, ino, &nsrc, o, &c);
 	j->kind = c.kind;
@@ -364,6 +428,8 @@ int ingest_prepare(store *s, chain *ch, uint64_t ino, int sfd, uint64_t size,
 int ingest_commit(store *s, ingest_job *j, int (*check)(void *ctx), void *ctx)
 {
 	j->retired = 0;
+	if (j->dedup)
+		return store_commit_existing(s, j->ino, &j->obj, check, ctx);
 	int r = store_commit_version(s, j->ino, &j->obj, j->has_rebase ? &j->rb : NULL, check, ctx);
 	if (r < 0) {
 		store_obj_discard(s, j->obj.id);

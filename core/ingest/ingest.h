@@ -42,6 +42,8 @@ typedef struct ingest_job {
 	int kind;              /* enum pred_kind of the predecessor, 0 for none */
 	const char *why;       /* static text: how the predecessor was chosen or why there is none */
 	uint64_t pred;         /* the predecessor object, 0 for none */
+	int dedup;             /* obj is an existing object with the same bytes: nothing encoded,
+				* the file shares it (whole-file dedup) */
 	int has_rebase;        /* reverse: rb.nw holds the predecessor re-coded against obj */
 	store_rebase rb;
 	uint64_t retired;      /* after ingest_commit: the predecessor object replaced by rb.nw,
@@ -49,8 +51,9 @@ typedef struct ingest_job {
 } ingest_job;
 
 /* Encode the staged file of ino, readable through sfd (size bytes), and install its blob (and,
- * reverse, its predecessor's re-coded blob). 0 with *j ready to commit, or -errno (nothing left
- * behind). */
+ * reverse, its predecessor's re-coded blob). A file whose bytes equal a stored object's (content
+ * hash, then every byte compared) shares that object instead (j->dedup). 0 with *j ready to
+ * commit, or -errno (nothing left behind). */
 int ingest_prepare(store *s, chain *ch, uint64_t ino, int sfd, uint64_t size,
 		   const ingest_opts *o, ingest_job *j);
 
@@ -61,6 +64,9 @@ int ingest_commit(store *s, ingest_job *j, int (*check)(void *ctx), void *ctx);
 
 /* Frees what ingest_commit left in j (the switch's lists), not the objects. */
 void ingest_job_done(ingest_job *j);
+
+/* 1 when a and b hold the same bytes (same size, compared block by block), 0 when not, -errno. */
+int ingest_same_bytes(const io_src *a, const io_src *b);
 
 /* Does base look like an earlier version of new? Both layouts are kept by the caller. */
 int ingest_layouts_fit(const layout *nl, uint64_t nsize, const layout *bl, uint64_t bsize);

@@ -63,6 +63,7 @@ static const char *const sql_text[ST_COUNT] = {
 			  "WHERE pred_hint=?1 AND ino<>?2 UNION ALL SELECT 1 FROM objects "
 			  "WHERE base=?1 LIMIT 1",
 	[ST_OBJ_UNREF] = "UPDATE objects SET unref=1 WHERE id=?1",
+	[ST_OBJ_REREF] = "UPDATE objects SET unref=0 WHERE id=?1",
 	[ST_OBJ_DEL] = "DELETE FROM objects WHERE id=?1",
 	[ST_OBJ_INS] = "INSERT INTO objects(id,base,depth,size,stored,hash,unref,created) "
 		       "VALUES(?1,?2,?3,?4,?5,?6,0,?7)",

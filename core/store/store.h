@@ -220,6 +220,14 @@ typedef struct store_rebase {
 int store_commit_version(store *s, uint64_t ino, const store_obj *o, store_rebase *rb,
 			 int (*check)(void *ctx), void *ctx);
 
+/* Objects with this logical size and content hash, newest first (at most max; whole-file dedup
+ * compares their bytes before sharing one). */
+int store_obj_find_content(store *s, uint64_t size, uint64_t hash, uint64_t *ids, size_t max,
+			   size_t *n);
+/* Point staged inode ino at the existing object o (the same bytes: whole-file dedup), in one
+ * transaction, only when check(ctx) returns 1 and o is still as compared (-EAGAIN otherwise). */
+int store_commit_existing(store *s, uint64_t ino, const store_obj *o, int (*check)(void *ctx),
+			  void *ctx);
 /* 1 when anything but inode ino's predecessor hint needs object id (an inode's data or hint, or
  * an object based on it), 0 when not, -errno. */
 int store_obj_needed(store *s, uint64_t id, uint64_t ino);

@@ -491,6 +491,86 @@ int store_release_retired(store *s, uint64_t id)
 	return r;
 }
 
+int store_obj_find_content(store *s, uint64_t size, uint64_t hash, uint64_t *ids, size_t max,
+			   size_t *n)
+{
+	*n = 0;
+	store_lock(s);
+	db_stmt *st;
+	int r = db_prepare(s->db, "SELECT id FROM objects WHERE size=?1 AND hash=?2 ORDER BY id DESC "
+			   "LIMIT 8", 0, &st);
+	if (r == 0) {
+		db_bind_i64(st, 1, (int64_t)size);
+		db_bind_i64(st, 2, (int64_t)hash);
+		while ((r = db_step(st)) == DB_ROW)
+			if (*n < max)
+				ids[(*n)++] = (uint64_t)db_col_i64(st, 0);
+		db_finalize(st);
+	}
+	store_unlock(s);
+	return r < 0 ? r : 0;
+}
+
+int store_commit_existing(store *s, uint64_t ino, const store_obj *o, int (*check)(void *ctx),
+			  void *ctx)
+{
+	store_lock(s);
+	int r = store_begin(s);
+	if (r < 0) {
+		store_unlock(s);
+		return r;
+	}
+	if (check && check(ctx) != 1) {
+		r = -EAGAIN;
+		goto end;
+	}
+	if ((r = store_shared_owned_locked(s, ino)) != 1) {
+		r = r < 0 ? r : -EAGAIN;
+		goto end;
+	}
+	/* still the object that was compared (gc may have replaced it meanwhile) */
+	store_obj cur;
+	if (store_obj_get_locked(s, o->id, &cur) < 0 || cur.size != o->size || cur.hash != o->hash) {
+		r = -EAGAIN;
+		goto end;
+	}
+	store_attr a;
+	if ((r = store_getattr_locked(s, ino, &a)) < 0)
+		goto end;
+	db_stmt *st = store_stmt(s, ST_INODE_SET_OBJ);
+	r = st ? 0 : -EIO;
+	if (st) {
+		db_bind_i64(st, 1, (int64_t)ino);
+		db_bind_i64(st, 2, (int64_t)o->id);
+		db_bind_i64(st, 3, (int64_t)o->size);
+		r = store_step_done(s, st);
+	}
+	/* a hidden base that a file uses again is a file's data again */
+	if (r >= 0 && cur.unref) {
+		st = store_stmt(s, ST_OBJ_REREF);
+		r = st ? 0 : -EIO;
+		if (st) {
+			db_bind_i64(st, 1, (int64_t)o->id);
+			r = store_step_done(s, st);
+		}
+	}
+	if (r >= 0)
+		r = store_shared_disown_locked(s, ino);
+	if (r >= 0 && a.pred_hint && a.pred_hint != o->id)
+		r = store_obj_release_locked(s, a.pred_hint);
+	if (r >= 0 && a.obj && a.obj != o->id)
+		r = store_obj_release_locked(s, a.obj);
+end:
+	r = store_end(s, r);
+	if (r >= 0) {
+		char rel[STORE_STAGING_NAME_SIZE];
+		store_staging_name(ino, rel, sizeof(rel));
+		unlinkat(s->dirfd, rel, 0);
+	}
+	store_unlock(s);
+	return r;
+}
+
 int store_commit_object(store *s, uint64_t ino, const store_obj *o, int (*check)(void *ctx),
 			void *ctx)
 {
