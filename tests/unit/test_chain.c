@@ -370,6 +370,75 @@ Test(chain, sequential_readahead)
 	fixture_free(f);
 }
 
+/* Read-ahead starts on the second sequential read in a row, not on a random read that happens
+ * to land next to the previous one. */
+Test(chain, readahead_needs_two_sequential_reads)
+{
+	fixture *f = fixture_new();
+	chain_opts o = {.cache_bytes = 8u << 20, .max_open = 8, .readahead = 2, .threads = 2};
+	chain *c = chain_new(&o, open_obj, f);
+	cr_assert_not_null(c);
+	chain_stats st;
+	uint64_t k = NVER, far = 10 * CHUNK;
+	check_read(c, f, k, far, 4096);        /* a seek */
+	check_read(c, f, k, far + 8192, 4096); /* lands near it: one in a row */
+	check_read(c, f, k, 2 * CHUNK, 4096);  /* another seek */
+	chain_stats_get(c, &st);
+	cr_assert_eq(st.readahead, 0, "random reads queued %llu read-aheads",
+		     (unsigned long long)st.readahead);
+	check_read(c, f, k, 2 * CHUNK + 4096, 4096); /* one in a row */
+	check_read(c, f, k, 2 * CHUNK + 8192, 4096); /* two: a stream */
+	chain_stats_get(c, &st);
+	cr_assert_gt(st.readahead, 0);
+	chain_free(c);
+	fixture_free(f);
+}
+
+/* A stream's own chunks leave the cache before the bases it decoded: reading a version and then
+ * its base (a restore of a reverse chain, oldest first) decodes the base once. */
+Test(chain, stream_keeps_bases_over_its_own_chunks)
+{
+	fixture *f = fixture_new();
+	/* room for version 1 and a little more, not for versions 1 and 2 */
+	size_t budget = f->size[1] + f->size[1] / 2;
+	cr_assert_lt(budget, f->size[1] + f->size[2]);
+	chain_opts o = {.cache_bytes = budget, .max_open = 8};
+	chain *c = chain_new(&o, open_obj, f);
+	cr_assert_not_null(c);
+	for (uint64_t off = 0; off < f->size[2]; off += 4 * CHUNK)
+		check_read(c, f, 2, off, 4 * CHUNK);
+	chain_stats st0, st1;
+	chain_stats_get(c, &st0);
+	cr_assert_gt(st0.decoded, 0);
+	for (uint64_t off = 0; off < f->size[1]; off += 4 * CHUNK)
+		check_read(c, f, 1, off, 4 * CHUNK);
+	chain_stats_get(c, &st1);
+	/* the chunks of version 1 that no chunk of version 2 was coded against are decoded now,
+	 * for the first time; every other one must still be cached */
+	obj_reader *r1, *r2;
+	cr_assert_eq(obj_reader_open(open(f->path[1], O_RDONLY), &r1), 0);
+	cr_assert_eq(obj_reader_open(open(f->path[2], O_RDONLY), &r2), 0);
+	size_t n1 = obj_reader_nchunks(r1), unused = 0;
+	for (size_t i = 0; i < n1; i++) {
+		const obj_chunk *b = obj_reader_chunk(r1, i);
+		int used = 0;
+		for (size_t j = 0; j < obj_reader_nchunks(r2) && !used; j++) {
+			const obj_chunk *ch = obj_reader_chunk(r2, j);
+			used = codec_uses_base(ch->codec) && ch->base_off != OBJ_NO_BASE &&
+			       ch->base_off < b->off + b->len && b->off < ch->base_off + ch->base_len;
+		}
+		unused += !used;
+	}
+	obj_reader_close(r1);
+	obj_reader_close(r2);
+	cr_assert_lt(unused, n1 / 2);
+	cr_assert_eq(st1.decoded - st0.decoded, unused,
+		     "version 1: %llu chunks decoded, %zu of %zu were never a base",
+		     (unsigned long long)(st1.decoded - st0.decoded), unused, n1);
+	chain_free(c);
+	fixture_free(f);
+}
+
 /* Zero-copy views: the same bytes as chain_pread, slices in order, -E2BIG past CHAIN_VIEW_MAX
  * chunks with nothing left pinned, and pins that outlive a forget of the object. */
 static void check_view(chain *c, fixture *f, uint64_t obj, uint64_t off, size_t len)
