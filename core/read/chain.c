@@ -542,6 +542,30 @@ static unsigned seq_note(chain *c, chain_rd *rd, uint64_t off, uint64_t end)
 	return run;
 }
 
+/* Ask for the payloads covering logical bytes [lo, hi) in every base below rd (pinned by the
+ * caller): a stream's read-ahead jobs then find the disk reads of all levels under way, not only
+ * those of the level each job has reached. Tensor chunks are coded against the same region of
+ * their base, so the same logical window is the right guess; a wrong one only reads a few pages
+ * that nobody needs. Best effort: stops at the first base that cannot be opened. */
+static void prefetch_bases(chain *c, const chain_rd *rd, uint64_t lo, uint64_t hi)
+{
+	uint64_t base = rd->base;
+	for (unsigned depth = 0; base && depth < CHAIN_MAX_DEPTH; depth++) {
+		chain_rd *b;
+		if (rd_get(c, base, &b) < 0)
+			return;
+		uint64_t size = obj_reader_info(b->r)->size;
+		if (lo < size) {
+			long f = obj_reader_find(b->r, lo);
+			long l = obj_reader_find(b->r, (hi < size ? hi : size) - 1);
+			if (f >= 0 && l >= f)
+				obj_reader_prefetch(b->r, (size_t)f, (size_t)l);
+		}
+		base = b->base;
+		rd_put(c, b);
+	}
+}
+
 /* After a top-level read whose last chunk was `last` and whose seq_note was run: queue the next
  * chunks of a stream. */
 static void ra_after_read(chain *c, chain_rd *rd, size_t last, unsigned run)
@@ -586,10 +610,14 @@ static void ra_after_read(chain *c, chain_rd *rd, size_t last, unsigned run)
 		c->st.readahead++;
 	}
 	pthread_mutex_unlock(&c->mu);
-	/* The window's payloads in one request: the jobs then find them in the page cache (their
-	 * bases' payloads are started by each job on its way down the chain). */
-	if (queued_to > queued_from)
+	/* The window's payloads in one request per level of the chain: the jobs then find them in
+	 * the page cache or on their way. */
+	if (queued_to > queued_from) {
 		obj_reader_prefetch(rd->r, queued_from, queued_to - 1);
+		const obj_chunk *a = obj_reader_chunk(rd->r, queued_from);
+		const obj_chunk *b = obj_reader_chunk(rd->r, queued_to - 1);
+		prefetch_bases(c, rd, a->off, b->off + b->len);
+	}
 }
 
 /* ---- reads ------------------------------------------------------------------------------ */
