@@ -432,6 +432,21 @@ void obj_reader_prefetch(const obj_reader *r, size_t first, size_t last)
 			    (off_t)(b->data_off + b->data_len - a->data_off), POSIX_FADV_WILLNEED);
 }
 
+#define OBJ_DROP_OVERLAP (2u << 20)
+
+void obj_reader_drop(const obj_reader *r, size_t first, size_t last)
+{
+	if (first > last || last >= r->n)
+		return;
+	const obj_chunk *a = &r->chunks[first], *b = &r->chunks[last];
+	/* The kernel drops whole folios only, and a large folio (up to 2 MiB) across the start
+	 * stays: start that much earlier, so that the pages a previous call left at its end go
+	 * with this one (callers drop consecutive ranges). */
+	uint64_t lo = a->data_off > OBJ_DROP_OVERLAP ? a->data_off - OBJ_DROP_OVERLAP : 0;
+	(void)posix_fadvise(r->fd, (off_t)lo, (off_t)(b->data_off + b->data_len - lo),
+			    POSIX_FADV_DONTNEED);
+}
+
 uint64_t obj_reader_file_bytes(const obj_reader *r)
 {
 	return r->file_bytes;

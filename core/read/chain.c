@@ -55,6 +55,7 @@
 #define CHAIN_DEFAULT_OPEN 64
 #define CHAIN_IDLE_CTX 32            /* idle codec contexts kept for reuse */
 #define CHAIN_RA_JOBS 64             /* read-ahead jobs in flight with a byte window */
+#define CHAIN_DROP_MIN (4u << 20)    /* a stream drops pages in steps of at least this */
 
 typedef struct chain_rd {
 	uint64_t obj, base;
@@ -63,6 +64,7 @@ typedef struct chain_rd {
 	int in_table;     /* 0 after chain_forget: closed by the last rd_put */
 	uint64_t next_off; /* where a sequential read would start next */
 	unsigned seq_run; /* reads in a row that started where the previous one ended */
+	uint64_t dropped_to; /* a stream let the object files' pages below this logical offset go */
 	long ra_upto;     /* highest chunk index queued for read-ahead, -1 none */
 	struct chain_rd *hnext;
 	struct chain_rd *prev, *next; /* idle list (refs == 0), most recent first */
@@ -502,11 +504,16 @@ static void ra_run(void *arg)
 {
 	ra_job *j = arg;
 	chain *c = j->c;
-	if (rd_forgotten(c, j->rd))
+	const obj_chunk *ch = obj_reader_chunk(j->rd->r, j->idx);
+	pthread_mutex_lock(&c->mu);
+	/* A job the stream has overtaken (it ran late, on a busy machine): the reader has had
+	 * these bytes; decoding them now would only read pages the stream already let go. */
+	int stale = !j->rd->in_table || ch->off + ch->len <= j->rd->next_off;
+	pthread_mutex_unlock(&c->mu);
+	if (stale)
 		goto out;
 	read_frame fr = {.obj = j->rd->obj, .depth = 0, .up = NULL};
 	load_ctx lc = {.c = c, .rd = j->rd, .frame = &fr};
-	const obj_chunk *ch = obj_reader_chunk(j->rd->r, j->idx);
 	cache_entry *e;
 	/* errors are dropped: a foreground read of the chunk will meet and report them */
 	if (cache_get(c->cache, j->rd->obj, j->idx, ch->len, chunk_load, &lc, &e) == 0)
@@ -542,25 +549,40 @@ static unsigned seq_note(chain *c, chain_rd *rd, uint64_t off, uint64_t end)
 	return run;
 }
 
-/* Ask for the payloads covering logical bytes [lo, hi) in every base below rd (pinned by the
- * caller): a stream's read-ahead jobs then find the disk reads of all levels under way, not only
- * those of the level each job has reached. Tensor chunks are coded against the same region of
- * their base, so the same logical window is the right guess; a wrong one only reads a few pages
- * that nobody needs. Best effort: stops at the first base that cannot be opened. */
-static void prefetch_bases(chain *c, const chain_rd *rd, uint64_t lo, uint64_t hi)
+/* The payloads covering logical bytes [lo, hi) of one level: prefetch them, or (drop) let the
+ * kernel forget their pages when the object file is larger than the cache budget. */
+static void level_advise(const chain *c, const obj_reader *r, uint64_t lo, uint64_t hi, int drop)
+{
+	uint64_t size = obj_reader_info(r)->size;
+	if (lo >= size || lo >= hi)
+		return;
+	if (drop && obj_reader_file_bytes(r) <= c->o.cache_bytes)
+		return;
+	long f = obj_reader_find(r, lo);
+	long l = obj_reader_find(r, (hi < size ? hi : size) - 1);
+	if (f < 0 || l < f)
+		return;
+	if (drop)
+		obj_reader_drop(r, (size_t)f, (size_t)l);
+	else
+		obj_reader_prefetch(r, (size_t)f, (size_t)l);
+}
+
+/* The same for every base below rd (pinned by the caller). Prefetch: a stream's read-ahead jobs
+ * then find the disk reads of all levels under way, not only those of the level each job has
+ * reached. Drop: a stream through a file larger than the cache leaves the page cache as a plain
+ * read does, holding its own pages only, not the object files' too (a 100 GB restore would
+ * otherwise push out twice its size of everything else). Tensor chunks are coded against the
+ * same region of their base, so the same logical window is the right guess; a wrong one only
+ * costs a few pages. Best effort: stops at the first base that cannot be opened. */
+static void bases_advise(chain *c, const chain_rd *rd, uint64_t lo, uint64_t hi, int drop)
 {
 	uint64_t base = rd->base;
 	for (unsigned depth = 0; base && depth < CHAIN_MAX_DEPTH; depth++) {
 		chain_rd *b;
 		if (rd_get(c, base, &b) < 0)
 			return;
-		uint64_t size = obj_reader_info(b->r)->size;
-		if (lo < size) {
-			long f = obj_reader_find(b->r, lo);
-			long l = obj_reader_find(b->r, (hi < size ? hi : size) - 1);
-			if (f >= 0 && l >= f)
-				obj_reader_prefetch(b->r, (size_t)f, (size_t)l);
-		}
+		level_advise(c, b->r, lo, hi, drop);
 		base = b->base;
 		rd_put(c, b);
 	}
@@ -609,6 +631,14 @@ static void ra_after_read(chain *c, chain_rd *rd, size_t last, unsigned run)
 		queued_to = i + 1;
 		c->st.readahead++;
 	}
+	/* Pages more than two windows behind the stream are done with: drop them a window at a
+	 * time (big objects only, see bases_advise). */
+	uint64_t drop_lo = rd->dropped_to, drop_hi = 0;
+	uint64_t behind = 2 * (c->o.readahead_bytes ? c->o.readahead_bytes : CHAIN_DROP_MIN);
+	if (lc->off > behind && lc->off - behind >= drop_lo + behind / 2) {
+		drop_hi = lc->off - behind;
+		rd->dropped_to = drop_hi;
+	}
 	pthread_mutex_unlock(&c->mu);
 	/* The window's payloads in one request per level of the chain: the jobs then find them in
 	 * the page cache or on their way. */
@@ -616,7 +646,11 @@ static void ra_after_read(chain *c, chain_rd *rd, size_t last, unsigned run)
 		obj_reader_prefetch(rd->r, queued_from, queued_to - 1);
 		const obj_chunk *a = obj_reader_chunk(rd->r, queued_from);
 		const obj_chunk *b = obj_reader_chunk(rd->r, queued_to - 1);
-		prefetch_bases(c, rd, a->off, b->off + b->len);
+		bases_advise(c, rd, a->off, b->off + b->len, 0);
+	}
+	if (drop_hi) {
+		level_advise(c, rd->r, drop_lo, drop_hi, 1);
+		bases_advise(c, rd, drop_lo, drop_hi, 1);
 	}
 }
 

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -436,6 +438,61 @@ Test(chain, stream_keeps_bases_over_its_own_chunks)
 		     "version 1: %llu chunks decoded, %zu of %zu were never a base",
 		     (unsigned long long)(st1.decoded - st0.decoded), unused, n1);
 	chain_free(c);
+	fixture_free(f);
+}
+
+/* Pages of the object file resident in the page cache among the first `bytes` (mincore). */
+static size_t resident_pages(const char *path, size_t bytes)
+{
+	int fd = open(path, O_RDONLY);
+	cr_assert(fd >= 0);
+	void *m = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert_neq(m, MAP_FAILED);
+	size_t np = (bytes + 4095) / 4096, n = 0;
+	unsigned char *v = malloc(np);
+	cr_assert_not_null(v);
+	cr_assert_eq(mincore(m, bytes, v), 0);
+	for (size_t i = 0; i < np; i++)
+		n += v[i] & 1;
+	free(v);
+	munmap(m, bytes);
+	close(fd);
+	return n;
+}
+
+/* A stream through an object file larger than the cache leaves its pages behind it to the
+ * kernel (a plain read's page-cache footprint), one whose file fits keeps them. */
+Test(chain, stream_drops_pages_behind_it_in_big_objects)
+{
+	fixture *f = fixture_new();
+	uint64_t k = 1; /* the keyframe: no base, its own pages only */
+	struct stat st;
+	cr_assert_eq(stat(f->path[k], &st), 0);
+	size_t head = (size_t)st.st_size / 2 & ~(size_t)4095;
+	for (int big = 0; big <= 1; big++) {
+		int fd = open(f->path[k], O_RDONLY);
+		cr_assert(fd >= 0);
+		cr_assert_eq(fsync(fd), 0); /* dirty pages cannot be dropped: stored objects are synced */
+		cr_assert_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+		close(fd);
+		chain_opts o = {.cache_bytes = big ? (size_t)st.st_size / 4 : 64u << 20,
+				.max_open = 8, .readahead = 2, .threads = 2,
+				.readahead_bytes = 2 * CHUNK};
+		chain *c = chain_new(&o, open_obj, f);
+		cr_assert_not_null(c);
+		for (uint64_t off = 0; off < f->size[k]; off += CHUNK)
+			check_read(c, f, k, off, CHUNK);
+		chain_free(c);
+		size_t res = resident_pages(f->path[k], head);
+		cr_log_info("cache %s the object: %zu of %zu pages of its first half resident",
+			    big ? "smaller than" : "larger than", res, head / 4096);
+		if (big)
+			cr_assert_lt(res, head / 4096 / 2, "%zu of %zu pages still cached", res,
+				     head / 4096);
+		else
+			cr_assert_gt(res, head / 4096 / 2, "only %zu of %zu pages cached", res,
+				     head / 4096);
+	}
 	fixture_free(f);
 }
 
