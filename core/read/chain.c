@@ -32,7 +32,9 @@
  * index or base anywhere in the chain is -EIO, never data. Failed decodes are not cached.
  * Memory: the cache budget + read-ahead in flight + open readers' indexes; the budget is exceeded
  * only by pinned chunks (per running decode, one base region per chain level); nothing
- * proportional to file size.
+ * proportional to file size. A stream through an object file larger than the budget also lets
+ * the kernel drop that file's pages behind it (and its bases'), so a restore leaves the page
+ * cache as a plain read of the file would.
  * Chain cycles (corrupt metadata) are caught per read by walking the frames of the recursion
  * (-ELOOP), and depth is capped at CHAIN_MAX_DEPTH.
  */
