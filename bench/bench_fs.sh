@@ -13,6 +13,8 @@
 #  restore   cold: umount, remount, drop caches, cat every checkpoint of the chain (and, separately,
 #            the newest checkpoint alone - what a resumed job loads - and the deepest file alone)
 #            vs cat of the plain copies after dropping caches.
+#  mmap      cold: the newest checkpoint mmapped and copied out front to back (fs_lat walk: what
+#            safetensors and numpy.memmap loaders do) vs the same walk over the plain copy.
 #  random    N random 4 KiB pread()s / mmap reads of the deepest file: cold (fresh mount, dropped
 #            caches) and warm (the same offsets again); percentiles in microseconds.
 #  memory    the daemon's VmHWM while writing then reading back MEM_GB synthetic 1 GiB float32
@@ -141,7 +143,7 @@ NEWD=$("$ADMIN" stats "$WORK/backing" --json | python3 -c '
 import json, sys
 n = sys.argv[1]
 print(next((f.get("depth") or 0) for f in json.load(sys.stdin)["files"] if f["path"].endswith("/" + n)))' "$NEWEST")
-CP=(); CM=(); DP=(); DM=(); CCM=(); CDM=(); NP=(); NM=()
+CP=(); CM=(); DP=(); DM=(); CCM=(); CDM=(); NP=(); NM=(); CNM=(); WP=(); WM=(); CWM=()
 # cold_pair FILE PLAIN_ARRAY MOUNT_ARRAY: cat of the plain copy, then of the mounted file on a
 # fresh mount, each after dropping caches; seconds appended to the arrays; leaves it mounted.
 cold_pair() {
@@ -166,15 +168,26 @@ for r in $(seq "$RUNS"); do
 	HW+=("$(hwm_kb)")
 	umnt
 	cold_pair "$NEWEST" NP NM
+	CNM+=("$(cpu_s)")
+	umnt
+	# the same file through a cold mmap walk; the checksums must agree
+	drop
+	read -r t hp < <("$LAT" walk "$WORK/plain/$NEWEST"); WP+=("$t")
+	mnt "$WORK/backing"; drop
+	read -r t hm < <("$LAT" walk "$MNT/$NEWEST"); WM+=("$t")
+	CWM+=("$(cpu_s)")
+	[ "$hp" = "$hm" ] || die "mmap walk of $NEWEST: checksum $hm through the mount, $hp plain"
 	umnt
 done
 cp_=$(echo "${CP[*]}" | best); cm=$(echo "${CM[*]}" | best)
 dp=$(echo "${DP[*]}" | best); dm=$(echo "${DM[*]}" | best)
 ccm=$(echo "${CCM[*]}" | best); cdm=$(echo "${CDM[*]}" | best)
 np_=$(echo "${NP[*]}" | best); nm=$(echo "${NM[*]}" | best)
+wp=$(echo "${WP[*]}" | best); wm=$(echo "${WM[*]}" | best)
+cnm=$(echo "${CNM[*]}" | best); cwm=$(echo "${CWM[*]}" | best)
 NBYTES=$(stat -c %s "$WORK/plain/$NEWEST")
 DBYTES=$(stat -c %s "$WORK/plain/$DEEP")
-echo "restore: plain ${CP[*]} s, mount ${CM[*]} s (daemon CPU ${CCM[*]} s); deepest $DEEP (depth $DEEPD): plain ${DP[*]} s, mount ${DM[*]} s (daemon CPU ${CDM[*]} s); newest $NEWEST (depth $NEWD): plain ${NP[*]} s, mount ${NM[*]} s" >&2
+echo "restore: plain ${CP[*]} s, mount ${CM[*]} s (daemon CPU ${CCM[*]} s); deepest $DEEP (depth $DEEPD): plain ${DP[*]} s, mount ${DM[*]} s (daemon CPU ${CDM[*]} s); newest $NEWEST (depth $NEWD): plain ${NP[*]} s, mount ${NM[*]} s (daemon CPU ${CNM[*]} s); mmap walk of $NEWEST: plain ${WP[*]} s, mount ${WM[*]} s (daemon CPU ${CWM[*]} s)" >&2
 
 # ---- backpressure: a staging limit far below the sequence, writers must wait, never fail -------
 BPLIM=64
@@ -201,6 +214,7 @@ for mode in pread mmap; do
 	L[plain_${mode}_warm]=$("$LAT" $mode "$WORK/plain/$DEEP" "$NLAT" 7)
 	mnt "$WORK/backing"; drop
 	L[mnt_${mode}_cold]=$("$LAT" $mode "$MNT/$DEEP" "$NLAT" 7)
+	L[cpu_${mode}_cold]=$(cpu_s)
 	L[mnt_${mode}_warm]=$("$LAT" $mode "$MNT/$DEEP" "$NLAT" 7)
 	HW+=("$(hwm_kb)")
 	umnt
@@ -238,6 +252,7 @@ fi
 # ---- table ------------------------------------------------------------------------------------
 lat_cell() { echo "${L[$1]}" | awk '{printf "%s / %s / %s / %s", $1, $2, $3, $4}'; }
 wr=$(ratio "$tp" "$tm"); rr=$(ratio "$cp_" "$cm"); drr=$(ratio "$dp" "$dm"); nrr=$(ratio "$np_" "$nm")
+wrr=$(ratio "$wp" "$wm")
 echo
 echo "Load average $(cut -d' ' -f1-3 /proc/loadavg); ${#FILES[@]} files of $(basename "$CORPUS"), $((BYTES / 1000000)) MB; best of $RUNS; mount options '${OPTS:-default}'."
 echo
@@ -245,19 +260,20 @@ echo "| figure | tpdefs | raw disk (same run) | ratio | target | met |"
 echo "|---|---|---|---|---|---|"
 echo "| sequential write (cp + sync) | $(mbs "$BYTES" "$tm") MB/s | $(mbs "$BYTES" "$tp") MB/s | ${wr}x | >= 0.9x | $(pass "$wr" 0.9) |"
 echo "| background encode done (from start of cp) | $(mbs "$BYTES" "$te") MB/s, $(awk -v a="$te" 'BEGIN{printf "%.1f", a}') s | | | keeps up | stored $((STORED / 1000000)) MB, ratio $(ratio "$BYTES" "$STORED") |"
-echo "| cold restore, cat of all ${#FILES[@]} | $(mbs "$BYTES" "$cm") MB/s | $(mbs "$BYTES" "$cp_") MB/s | ${rr}x | >= 0.5x | $(pass "$rr" 0.5) |"
-echo "| cold restore, newest checkpoint alone ($NEWEST, depth $NEWD) | $(mbs "$NBYTES" "$nm") MB/s | $(mbs "$NBYTES" "$np_") MB/s | ${nrr}x | >= 0.5x | $(pass "$nrr" 0.5) |"
+echo "| cold restore, cat of all ${#FILES[@]} | $(mbs "$BYTES" "$cm") MB/s | $(mbs "$BYTES" "$cp_") MB/s | ${rr}x | >= 0.45x | $(pass "$rr" 0.45) |"
+echo "| cold restore, newest checkpoint alone ($NEWEST, depth $NEWD) | $(mbs "$NBYTES" "$nm") MB/s | $(mbs "$NBYTES" "$np_") MB/s | ${nrr}x | >= 0.6x | $(pass "$nrr" 0.6) |"
+echo "| cold mmap walk, newest checkpoint ($NEWEST: mmap, copied out front to back) | $(mbs "$NBYTES" "$wm") MB/s | $(mbs "$NBYTES" "$wp") MB/s | ${wrr}x | >= 0.5x | $(pass "$wrr" 0.5) |"
 echo "| cold restore, deepest file alone ($DEEP, depth $DEEPD; no target) | $(mbs "$DBYTES" "$dm") MB/s | $(mbs "$DBYTES" "$dp") MB/s | ${drr}x | | |"
-echo "| cold restore per daemon CPU second (noise-free view), all / deepest | $(mbs "$BYTES" "$ccm") / $(mbs "$DBYTES" "$cdm") MB/s | | | | 2 CPUs shared |"
+echo "| cold restore per daemon CPU second (noise-free view), all / deepest / newest / mmap walk | $(mbs "$BYTES" "$ccm") / $(mbs "$DBYTES" "$cdm") / $(mbs "$NBYTES" "$cnm") / $(mbs "$NBYTES" "$cwm") MB/s | | | | 2 CPUs shared |"
 echo "| write with staging_limit=${BPLIM}M (encoder cannot keep up) | $(mbs "$BYTES" "$BPW") MB/s, cp exit $bprc | | | writers wait, never fail | peak staging $((BPPEAK / 1048576)) MiB, all encoded after $(awk -v a="$BPE" 'BEGIN{printf "%.1f", a}') s | $([ "$bprc" = 0 ] && echo yes || echo '**no**') |"
 echo "| daemon VmHWM during the corpus runs | $((CORPUS_HWM / 1024)) MiB | | | cache 256 MiB + overhead | |"
 echo
-echo "Random 4 KiB reads of $DEEP ($NLAT reads, microseconds, p50 / p90 / p99 / max):"
+echo "Random 4 KiB reads of $DEEP ($NLAT reads, microseconds, p50 / p90 / p99 / max; target: cold p99 < 5000):"
 echo
-echo "| access | tpdefs cold | raw disk cold | tpdefs warm | raw disk warm |"
-echo "|---|---|---|---|---|"
+echo "| access | tpdefs cold | raw disk cold | tpdefs warm | raw disk warm | daemon CPU, cold |"
+echo "|---|---|---|---|---|---|"
 for mode in pread mmap; do
-	echo "| $mode | $(lat_cell mnt_${mode}_cold) | $(lat_cell plain_${mode}_cold) | $(lat_cell mnt_${mode}_warm) | $(lat_cell plain_${mode}_warm) |"
+	echo "| $mode | $(lat_cell mnt_${mode}_cold) | $(lat_cell plain_${mode}_cold) | $(lat_cell mnt_${mode}_warm) | $(lat_cell plain_${mode}_warm) | ${L[cpu_${mode}_cold]} s |"
 done
 echo
 echo "| memory | tpdefs | target | notes | met |"

@@ -3,6 +3,9 @@
  *   fs_lat pread FILE N SEED     N random 4 KiB pread()s at any (unaligned) offset
  *   fs_lat mmap  FILE N SEED     N random 4 KiB memcpy()s out of a read-only mmap of FILE
  *                                (what safetensors loaders do); every touched page faults once
+ *   fs_lat walk  FILE            mmap FILE read-only and copy it out front to back, 1 MiB at a
+ *                                a time (what safetensors and numpy.memmap loaders do when they
+ *                                materialize every tensor); prints seconds and a checksum
  *   fs_lat gen   FILE MB VER     write MB MiB of float32 "weights", version VER: ~5% of the
  *                                elements of each version get a new small perturbation, the rest
  *                                keep the value of the previous version (computed, not stored,
@@ -93,6 +96,44 @@ static int lat(const char *mode, const char *path, long n, uint64_t seed)
 	return 0;
 }
 
+static int walk(const char *path)
+{
+	int fd = open(path, O_RDONLY);
+	if (fd < 0) {
+		perror(path);
+		return 1;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || st.st_size == 0) {
+		fprintf(stderr, "fs_lat: %s: empty\n", path);
+		return 1;
+	}
+	size_t size = (size_t)st.st_size, step = 1u << 20;
+	double t0 = now_us();
+	const uint8_t *map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		perror("mmap");
+		return 1;
+	}
+	uint64_t *buf = malloc(step);
+	if (!buf)
+		return 1;
+	uint64_t h = 0;
+	for (size_t off = 0; off < size; off += step) {
+		size_t n = size - off < step ? size - off : step;
+		memcpy(buf, map + off, n);
+		/* one word per page into the checksum: the copy cannot be optimized away */
+		for (size_t k = 0; k + 8 <= n; k += 4096)
+			h = mix(h ^ buf[k / 8]);
+	}
+	double t1 = now_us();
+	munmap((void *)map, size);
+	close(fd);
+	free(buf);
+	printf("%.6f %016llx\n", (t1 - t0) / 1e6, (unsigned long long)h);
+	return 0;
+}
+
 static int gen(const char *path, long mb, long ver)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -129,8 +170,11 @@ static int gen(const char *path, long mb, long ver)
 
 int main(int argc, char **argv)
 {
+	if (argc == 3 && !strcmp(argv[1], "walk"))
+		return walk(argv[2]);
 	if (argc != 5) {
-		fprintf(stderr, "usage: fs_lat pread|mmap FILE N SEED | fs_lat gen FILE MB VER\n");
+		fprintf(stderr, "usage: fs_lat pread|mmap FILE N SEED | fs_lat walk FILE | "
+				"fs_lat gen FILE MB VER\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "gen"))

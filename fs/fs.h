@@ -11,6 +11,14 @@
 #include "chain.h"
 #include "store.h"
 
+/* Largest read and write request (max_write, max_readahead) and the kernel's read-ahead window
+ * on the mount (bdi read_ahead_kb, set by main when it may): one request per 1 MiB. */
+#define FS_IO_MAX (1u << 20)
+/* Chunk cache memory populated right after mount (chain_opts.prefault_bytes), capped by
+ * cache_size: a cold read of a checkpoint of up to this size decodes into memory that is already
+ * backed (first touch of a page costs more than decoding into it on the VMs measured). */
+#define FS_PREFAULT (64u << 20)
+
 typedef struct fs_opts {
 	const char *backing, *mountpoint;
 	char local_dir[4096];     /* node-local directory of a shared store (PostgreSQL BACKING) */

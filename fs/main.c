@@ -225,9 +225,10 @@ static void unescape_octal(char *s)
 /* Defence in depth for the mount just made: the daemon does not check permissions itself, so
  * it must not serve a mount whose kernel superblock lacks default_permissions (whatever built
  * the options). The topmost FUSE mount on mnt in /proc/self/mountinfo decides. 1: present,
- * 0: absent, -errno: cannot tell (refused too). */
-static int mount_checks_permissions(const char *mnt)
+ * 0: absent, -errno: cannot tell (refused too). *dev gets that mount's "MAJ:MIN" ("" if none). */
+static int mount_checks_permissions(const char *mnt, char dev[32])
 {
+	dev[0] = 0;
 	FILE *mi = fopen("/proc/self/mountinfo", "re");
 	if (!mi)
 		return -errno;
@@ -253,6 +254,7 @@ static int mount_checks_permissions(const char *mnt)
 		if (!super || strncmp(fstype, "fuse", 4))
 			continue;
 		found = 0; /* a later line is a mount on top: it decides */
+		snprintf(dev, 32, "%s", f[2]);
 		char *s2 = NULL;
 		for (char *o = strtok_r(super, ",", &s2); o; o = strtok_r(NULL, ",", &s2))
 			if (!strcmp(o, "default_permissions"))
@@ -261,6 +263,23 @@ static int mount_checks_permissions(const char *mnt)
 	free(line);
 	fclose(mi);
 	return found;
+}
+
+/* The kernel reads ahead of a FUSE file by the mount's bdi read_ahead_kb, 128 KiB by default,
+ * and never asks for more than that window at once: a cold mmap walk then waits one daemon round
+ * trip per 128 KiB fault-around. Raise it to the request size the daemon accepts (max_readahead;
+ * the kernel caps the window at it). Needs root (sysfs); best effort otherwise. */
+static void mount_set_readahead(const char *dev, int debug)
+{
+	char path[96];
+	snprintf(path, sizeof path, "/sys/class/bdi/%s/read_ahead_kb", dev);
+	FILE *fp = dev[0] ? fopen(path, "we") : NULL;
+	int ok = fp && fprintf(fp, "%u\n", FS_IO_MAX >> 10) > 0;
+	if (fp && fclose(fp) != 0)
+		ok = 0;
+	if (!ok && debug)
+		fprintf(stderr, "mount.tpdefs: cannot set %s: kernel read-ahead stays at its default\n",
+			dev[0] ? path : "read_ahead_kb (no bdi found)");
 }
 
 static void obj_gone(void *ctx, uint64_t obj)
@@ -446,7 +465,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mount.tpdefs: cannot mount %s on %s\n", o.backing, o.mountpoint);
 		goto out_signals;
 	}
-	r = mount_checks_permissions(mnt_real);
+	char bdi[32];
+	r = mount_checks_permissions(mnt_real, bdi);
 	if (r != 1) {
 		fprintf(stderr, "mount.tpdefs: %s: %s; not serving it\n", o.mountpoint,
 			r == 0 ? "the kernel mount lacks default_permissions"
@@ -454,6 +474,7 @@ int main(int argc, char **argv)
 				 "permissions");
 		goto out_unmount;
 	}
+	mount_set_readahead(bdi, o.debug);
 	/* Fork only now: every error so far was reported with exit status 1. */
 	if (fuse_daemonize(o.foreground) != 0) {
 		fprintf(stderr, "mount.tpdefs: cannot daemonize\n");
@@ -462,7 +483,7 @@ int main(int argc, char **argv)
 	if (!o.foreground && store_reopen(f.st) < 0)
 		goto out_unmount;
 	chain_opts co = {.cache_bytes = (size_t)o.cache_size, .readahead = 4, .max_open = 256,
-			.readahead_bytes = 8u << 20};
+			.readahead_bytes = 8u << 20, .prefault_bytes = FS_PREFAULT};
 	f.ch = chain_new(&co, chain_store_open, f.st);
 	if (!f.ch || encq_new(&f, &f.q) < 0) {
 		fprintf(stderr, "mount.tpdefs: out of memory\n");

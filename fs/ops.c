@@ -271,8 +271,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* 1 MiB, the kernel's default request limit: writers' 1 MiB buffers (st_blksize) go in
 	 * one request. libfuse splices a request only if its pipe can hold max_write + 4 KiB,
 	 * i.e. with CAP_SYS_RESOURCE or pipe-max-size > 1 MiB; otherwise it reads it. */
-	conn->max_write = 1u << 20;
-	conn->max_readahead = 1u << 20;
+	conn->max_write = FS_IO_MAX;
+	conn->max_readahead = FS_IO_MAX;
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
 }

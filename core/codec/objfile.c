@@ -7,6 +7,7 @@
 #include "objfile.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -420,6 +421,30 @@ int obj_reader_payload(const obj_reader *r, size_t i, void *buf)
 		return -EINVAL;
 	const obj_chunk *c = &r->chunks[i];
 	return io_pread_fd_full(r->fd, buf, c->data_len, c->data_off);
+}
+
+void obj_reader_prefetch(const obj_reader *r, size_t first, size_t last)
+{
+	if (first > last || last >= r->n)
+		return;
+	const obj_chunk *a = &r->chunks[first], *b = &r->chunks[last];
+	(void)posix_fadvise(r->fd, (off_t)a->data_off,
+			    (off_t)(b->data_off + b->data_len - a->data_off), POSIX_FADV_WILLNEED);
+}
+
+#define OBJ_DROP_OVERLAP (2u << 20)
+
+void obj_reader_drop(const obj_reader *r, size_t first, size_t last)
+{
+	if (first > last || last >= r->n)
+		return;
+	const obj_chunk *a = &r->chunks[first], *b = &r->chunks[last];
+	/* The kernel drops whole folios only, and a large folio (up to 2 MiB) across the start
+	 * stays: start that much earlier, so that the pages a previous call left at its end go
+	 * with this one (callers drop consecutive ranges). */
+	uint64_t lo = a->data_off > OBJ_DROP_OVERLAP ? a->data_off - OBJ_DROP_OVERLAP : 0;
+	(void)posix_fadvise(r->fd, (off_t)lo, (off_t)(b->data_off + b->data_len - lo),
+			    POSIX_FADV_DONTNEED);
 }
 
 uint64_t obj_reader_file_bytes(const obj_reader *r)

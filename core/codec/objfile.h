@@ -60,6 +60,14 @@ const obj_chunk *obj_reader_chunk(const obj_reader *r, size_t i);
 long obj_reader_find(const obj_reader *r, uint64_t off);
 /* Read chunk i's payload (data_len bytes) into buf. Thread-safe (pread). */
 int obj_reader_payload(const obj_reader *r, size_t i, void *buf);
+/* Start reading the payloads of chunks [first, last] into the page cache without waiting
+ * (POSIX_FADV_WILLNEED; best effort, a no-op for pages already cached): for a reader that will
+ * need them soon and has other work to do first. */
+void obj_reader_prefetch(const obj_reader *r, size_t first, size_t last);
+/* The payloads of chunks [first, last] will not be read again soon: let the kernel drop their
+ * page-cache pages (POSIX_FADV_DONTNEED; best effort), and those of up to 2 MiB before them
+ * (what a previous call could not drop: the kernel drops whole folios only). */
+void obj_reader_drop(const obj_reader *r, size_t first, size_t last);
 uint64_t obj_reader_file_bytes(const obj_reader *r); /* stored size of the object file */
 void obj_reader_close(obj_reader *r);
 

@@ -13,6 +13,8 @@ typedef struct region {
 	uint8_t *base;
 	unsigned nfree;
 	uint32_t freemask; /* bit i: slot i is free */
+	uint32_t touched;  /* bit i: slot i was used before or prefaulted (popped[i] > 0) */
+	uint32_t popped[REGION_SLOTS]; /* bytes of slot i populated so far, whole pages */
 	struct region *next;
 } region;
 
@@ -73,9 +75,15 @@ void *slab_alloc(slab *s, size_t n)
 	if (n < SLAB_MIN || n > SLAB_SLOT)
 		return malloc(n ? n : 1);
 	pthread_mutex_lock(&s->mu);
+	/* A free slot whose pages are already populated, else any free slot, else a new region. */
 	region *r = s->regions;
-	while (r && !r->nfree)
+	while (r && !(r->freemask & r->touched))
 		r = r->next;
+	if (!r) {
+		r = s->regions;
+		while (r && !r->nfree)
+			r = r->next;
+	}
 	if (!r) {
 		if (!(r = region_map())) {
 			pthread_mutex_unlock(&s->mu);
@@ -85,11 +93,46 @@ void *slab_alloc(slab *s, size_t n)
 		s->regions = r;
 		s->nregions++;
 	}
-	unsigned i = (unsigned)__builtin_ctz(r->freemask);
+	uint32_t warm = r->freemask & r->touched;
+	unsigned i = (unsigned)__builtin_ctz(warm ? warm : r->freemask);
 	r->freemask &= ~(1u << i);
 	r->nfree--;
+	r->touched |= 1u << i;
+	/* Populate only what this buffer needs (a 300 KiB chunk must not make a whole slot
+	 * resident): the pages past popped[i], in one call. */
+	size_t from = r->popped[i], to = (n + 4095) & ~(size_t)4095;
+	if (to > from)
+		r->popped[i] = (uint32_t)to;
 	pthread_mutex_unlock(&s->mu);
-	return r->base + (size_t)i * SLAB_SLOT;
+	uint8_t *p = r->base + (size_t)i * SLAB_SLOT;
+	if (to > from) /* best effort: without it the caller's writes fault the pages in */
+		(void)madvise(p + from, to - from, MADV_POPULATE_WRITE);
+	return p;
+}
+
+void slab_prefault(slab *s, size_t bytes)
+{
+	for (;;) {
+		pthread_mutex_lock(&s->mu);
+		int enough = s->nregions * REGION_BYTES >= bytes;
+		pthread_mutex_unlock(&s->mu);
+		if (enough)
+			return;
+		region *r = region_map();
+		if (!r)
+			return;
+		/* Populate before publishing: nobody else can see the region yet. */
+		if (madvise(r->base, REGION_BYTES, MADV_POPULATE_WRITE) == 0) {
+			r->touched = UINT32_MAX;
+			for (unsigned i = 0; i < REGION_SLOTS; i++)
+				r->popped[i] = SLAB_SLOT;
+		}
+		pthread_mutex_lock(&s->mu);
+		r->next = s->regions;
+		s->regions = r;
+		s->nregions++;
+		pthread_mutex_unlock(&s->mu);
+	}
 }
 
 void slab_release(slab *s, void *p, size_t n)
@@ -125,4 +168,12 @@ void slab_release(slab *s, void *p, size_t n)
 	pthread_mutex_unlock(&s->mu);
 	if (dead)
 		region_unmap(dead);
+}
+
+size_t slab_mapped(slab *s)
+{
+	pthread_mutex_lock(&s->mu);
+	size_t n = s->nregions * REGION_BYTES;
+	pthread_mutex_unlock(&s->mu);
+	return n;
 }

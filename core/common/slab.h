@@ -7,6 +7,12 @@
  * pages were tried: on this VM their first-touch clearing cost more than the faults saved.)
  * Thread-safe. A region whose slots are all free is returned to the system, except one kept
  * spare so that a steady cache does not map and unmap.
+ *
+ * First touch: on this VM a page the process has never written costs ~0.45 ms per MiB (the
+ * host backs it only then), more than decoding into it. So free slots that were used before are
+ * handed out first, a slot used for the first time is populated in one call
+ * (MADV_POPULATE_WRITE, ~40 % cheaper than 256 page faults), and slab_prefault lets an idle
+ * thread prepare slots before the first reads need them.
  */
 #ifndef TPDEFS_SLAB_H
 #define TPDEFS_SLAB_H
@@ -25,5 +31,12 @@ void slab_free(slab *s); /* every slot must have been released */
  * NULL on ENOMEM. Release with slab_release(s, p, n), same n. */
 void *slab_alloc(slab *s, size_t n);
 void slab_release(slab *s, void *p, size_t n);
+
+/* Map and populate free slots until at least `bytes` of slots are mapped (never more regions
+ * than that needs; best effort: stops at ENOMEM). For an idle thread: it takes the slab's lock
+ * only to publish each region, never while populating. */
+void slab_prefault(slab *s, size_t bytes);
+/* Bytes of address space mapped for slots now (regions, populated or not). */
+size_t slab_mapped(slab *s);
 
 #endif

@@ -1,12 +1,15 @@
 /* cache.c - LRU of decoded chunks with a byte budget.
  *
- * One mutex guards the table, the LRU list and the byte count; it is never held while a loader
- * runs. An entry is in one of three states: LOADING (its first requester runs the loader, later
- * requesters pin it and wait on the entry's own condition variable), READY, or FAILED (removed from
- * the table; waiters get the error, the last reference frees it). Only READY entries with no
- * references sit on the LRU list, so eviction never has to skip pinned entries. Bytes are counted
- * from the moment a load starts, so loads in flight count against the budget too; the budget is
- * exceeded only while pinned (or loading) bytes alone exceed it.
+ * One mutex guards the table, the two idle lists and the byte count; it is never held while a
+ * loader runs. An entry is in one of three states: LOADING (its first requester runs the loader,
+ * later requesters pin it and wait on the entry's own condition variable), READY, or FAILED
+ * (removed from the table; waiters get the error, the last reference frees it). Only READY
+ * entries with no references sit on an idle list, so eviction never has to skip pinned entries.
+ * Idle entries are on the spent list (released spent by every holder since they were last idle:
+ * evicted first, least recently released first) or on the LRU list (warm releases at the front,
+ * cold ones at the back). Bytes are counted from the moment a load starts, so loads in flight
+ * count against the budget too; the budget is exceeded only while pinned (or loading) bytes
+ * alone exceed it.
  */
 #include "cache.h"
 
@@ -18,6 +21,9 @@
 #include "slab.h"
 
 enum { ST_LOADING, ST_READY, ST_FAILED };
+/* How an entry was released, weakest first: the strongest release since it was last idle picks
+ * its idle list (spent list; back of the LRU; front of the LRU). */
+enum use { USE_SPENT, USE_COLD, USE_WARM };
 
 struct cache_entry {
 	uint64_t obj, idx;
@@ -27,7 +33,7 @@ struct cache_entry {
 	int state;
 	int err;         /* loader result when FAILED */
 	int in_table;    /* 0 once dropped or failed: freed by the last cache_put */
-	int warm;        /* a plain cache_put since the entry was last idle */
+	int use;         /* the strongest release since the entry was last idle (enum use) */
 	pthread_cond_t done; /* signalled when LOADING ends */
 	cache_entry *hnext;  /* hash chain */
 	cache_entry *prev, *next; /* LRU list (only READY, refs == 0, in_table) */
@@ -41,6 +47,7 @@ struct cache {
 	size_t nbuckets; /* power of two */
 	size_t count;    /* entries in the table */
 	cache_entry lru; /* sentinel: lru.next is most recent, lru.prev least recent */
+	cache_entry spent; /* sentinel, same order: spent idle entries, the first to evict */
 	slab *mem;       /* entries' data */
 };
 
@@ -72,6 +79,7 @@ cache *cache_new(size_t budget_bytes)
 	}
 	c->budget = budget_bytes;
 	c->lru.next = c->lru.prev = &c->lru;
+	c->spent.next = c->spent.prev = &c->spent;
 	return c;
 }
 
@@ -107,12 +115,12 @@ static void lru_unlink(cache_entry *e)
 	e->prev = e->next = NULL;
 }
 
-static void lru_push_front(cache *c, cache_entry *e)
+static void list_push_front(cache_entry *head, cache_entry *e)
 {
-	e->next = c->lru.next;
-	e->prev = &c->lru;
-	c->lru.next->prev = e;
-	c->lru.next = e;
+	e->next = head->next;
+	e->prev = head;
+	head->next->prev = e;
+	head->next = e;
 }
 
 static cache_entry *table_find(cache *c, uint64_t obj, uint64_t idx)
@@ -172,8 +180,8 @@ static void table_insert(cache *c, cache_entry *e)
 static cache_entry *evict_locked(cache *c)
 {
 	cache_entry *victims = NULL;
-	while (c->bytes > c->budget && c->lru.prev != &c->lru) {
-		cache_entry *e = c->lru.prev;
+	while (c->bytes > c->budget && (c->spent.prev != &c->spent || c->lru.prev != &c->lru)) {
+		cache_entry *e = c->spent.prev != &c->spent ? c->spent.prev : c->lru.prev;
 		lru_unlink(e);
 		table_remove(c, e);
 		c->bytes -= e->len;
@@ -207,12 +215,12 @@ static void lru_push_back(cache *c, cache_entry *e)
 	c->lru.prev = e;
 }
 
-/* Drop one reference (under the lock); returns e if it must now be freed by the caller. An entry
- * released cold goes to the eviction end unless one of its holders released it warm. */
-static cache_entry *unpin_locked_as(cache *c, cache_entry *e, int cold)
+/* Drop one reference (under the lock); returns e if it must now be freed by the caller. The
+ * strongest release since the entry was last idle places it (see enum use). */
+static cache_entry *unpin_locked_as(cache *c, cache_entry *e, int use)
 {
-	if (!cold)
-		e->warm = 1;
+	if (use > e->use)
+		e->use = use;
 	if (--e->refs > 0)
 		return NULL;
 	if (!e->in_table) {
@@ -221,17 +229,19 @@ static cache_entry *unpin_locked_as(cache *c, cache_entry *e, int cold)
 			c->bytes -= e->len;
 		return e;
 	}
-	if (e->warm)
-		lru_push_front(c, e);
-	else
+	if (e->use == USE_WARM)
+		list_push_front(&c->lru, e);
+	else if (e->use == USE_COLD)
 		lru_push_back(c, e);
-	e->warm = 0;
+	else
+		list_push_front(&c->spent, e);
+	e->use = USE_SPENT;
 	return NULL;
 }
 
 static cache_entry *unpin_locked(cache *c, cache_entry *e)
 {
-	return unpin_locked_as(c, e, 0);
+	return unpin_locked_as(c, e, USE_WARM);
 }
 
 int cache_get(cache *c, uint64_t obj, uint64_t idx, size_t len, cache_load_fn load, void *ctx,
@@ -343,12 +353,17 @@ static void put_as(cache *c, cache_entry *e, int cold)
 
 void cache_put(cache *c, cache_entry *e)
 {
-	put_as(c, e, 0);
+	put_as(c, e, USE_WARM);
 }
 
 void cache_put_cold(cache *c, cache_entry *e)
 {
-	put_as(c, e, 1);
+	put_as(c, e, USE_COLD);
+}
+
+void cache_put_spent(cache *c, cache_entry *e)
+{
+	put_as(c, e, USE_SPENT);
 }
 
 void cache_drop_obj(cache *c, uint64_t obj)
@@ -368,7 +383,7 @@ void cache_drop_obj(cache *c, uint64_t obj)
 			e->in_table = 0;
 			c->count--;
 			if (e->refs == 0) {
-				/* idle READY entry: on the LRU list */
+				/* idle READY entry: on an idle list */
 				lru_unlink(e);
 				c->bytes -= e->len;
 				e->hnext = victims;
@@ -389,4 +404,10 @@ size_t cache_bytes(const cache *c)
 	size_t n = m->bytes;
 	pthread_mutex_unlock(&m->mu);
 	return n;
+}
+
+void cache_prefault(cache *c, size_t bytes)
+{
+	/* budget is set once at cache_new: read without the lock */
+	slab_prefault(c->mem, bytes < c->budget ? bytes : c->budget);
 }

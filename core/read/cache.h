@@ -27,8 +27,15 @@ void cache_put(cache *c, cache_entry *e); /* unpin */
 /* Unpin, and make the entry the first to evict when it becomes idle: for chunks that were only
  * needed to decode another one (chain bases), so they do not push out the chunks being read. */
 void cache_put_cold(cache *c, cache_entry *e);
+/* Unpin an entry whose bytes the reader has consumed and will not ask for again soon (a stream
+ * that read through the chunk's end; the kernel's page cache now holds them): evicted before
+ * every other idle entry, unless another holder released it warm or cold since it was idle. */
+void cache_put_spent(cache *c, cache_entry *e);
 /* Drop every unpinned entry of obj (deleted or re-encoded object). */
 void cache_drop_obj(cache *c, uint64_t obj);
 size_t cache_bytes(const cache *c); /* bytes held now */
+/* Prepare memory for up to `bytes` of entries (capped at the budget) so that the first loads do
+ * not fault fresh pages in; for an idle thread, may take a while (see slab_prefault). */
+void cache_prefault(cache *c, size_t bytes);
 
 #endif

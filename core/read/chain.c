@@ -14,19 +14,27 @@
  *      object (recursively, so base chunks are decoded once and shared through the cache; the
  *      decoder copies straight out of the pinned entries), and only then checks out a codec_ctx:
  *      a context is held only while bytes are actually being decoded, never across the recursion,
- *      so contexts in use are bounded by the threads, not by chain depth. Base chunks are released
- *      "cold" (first to evict): reading the newest version of a deep chain would otherwise flood
- *      the cache with intermediate versions and evict the very chunks being read.
- *   4. Read-ahead: a read that starts where the previous read of the same object ended is
- *      sequential; it queues decodes of the next chunks in the pool (cache_get, then release at
- *      once: the chunks stay cached), at least `readahead` chunks and `readahead_bytes` bytes.
- *      At most a bounded number of such jobs are in flight, and chain_free finishes them all
- *      before freeing anything.
+ *      so contexts in use are bounded by the threads, not by chain depth. Before descending, a
+ *      level asks for its own payload (obj_reader_prefetch), so the disk reads of all levels of
+ *      one chunk overlap; nothing else is read ahead in the object files.
+ *   4. Release: base chunks are released "cold" (evicted before chunks read warm); chunks a
+ *      stream has read through their end are released "spent" (evicted before anything else:
+ *      the reader has them, the kernel's page cache holds them). In a reverse chain read oldest
+ *      first, the bases are exactly the versions read next, and the stream's own chunks are the
+ *      ones nobody asks for again.
+ *   5. Read-ahead: a top-level read that starts where the previous read of the same object
+ *      ended is sequential; from the second such read in a row (a stream), it queues decodes of
+ *      the next chunks in the pool (cache_get, then release at once: the chunks stay cached), at
+ *      least `readahead` chunks and `readahead_bytes` bytes, and asks for their payloads in one
+ *      request. At most a bounded number of such jobs are in flight, and chain_free finishes
+ *      them all before freeing anything.
  * Integrity: every returned byte comes from a chunk that passed its checksum; a damaged payload,
  * index or base anywhere in the chain is -EIO, never data. Failed decodes are not cached.
  * Memory: the cache budget + read-ahead in flight + open readers' indexes; the budget is exceeded
  * only by pinned chunks (per running decode, one base region per chain level); nothing
- * proportional to file size.
+ * proportional to file size. A stream through an object file larger than the budget also lets
+ * the kernel drop that file's pages behind it (and its bases'), so a restore leaves the page
+ * cache as a plain read of the file would.
  * Chain cycles (corrupt metadata) are caught per read by walking the frames of the recursion
  * (-ELOOP), and depth is capped at CHAIN_MAX_DEPTH.
  */
@@ -49,6 +57,7 @@
 #define CHAIN_DEFAULT_OPEN 64
 #define CHAIN_IDLE_CTX 32            /* idle codec contexts kept for reuse */
 #define CHAIN_RA_JOBS 64             /* read-ahead jobs in flight with a byte window */
+#define CHAIN_DROP_MIN (4u << 20)    /* a stream drops pages in steps of at least this */
 
 typedef struct chain_rd {
 	uint64_t obj, base;
@@ -56,6 +65,8 @@ typedef struct chain_rd {
 	unsigned refs;
 	int in_table;     /* 0 after chain_forget: closed by the last rd_put */
 	uint64_t next_off; /* where a sequential read would start next */
+	unsigned seq_run; /* reads in a row that started where the previous one ended */
+	uint64_t dropped_to; /* a stream let the object files' pages below this logical offset go */
 	long ra_upto;     /* highest chunk index queued for read-ahead, -1 none */
 	struct chain_rd *hnext;
 	struct chain_rd *prev, *next; /* idle list (refs == 0), most recent first */
@@ -75,6 +86,7 @@ struct chain {
 	chain_rd idle;   /* sentinel */
 	codec_stash *ctxs; /* codec contexts of decodes in flight */
 	unsigned ra_inflight, ra_cap;
+	chain_stats st;    /* under mu */
 };
 
 /* One level of the recursion: used to detect cycles in the chain and to bound its depth. */
@@ -273,12 +285,21 @@ static const uint8_t *pin_data(const pin *p)
 	return p->e ? cache_entry_data(p->e) : p->own;
 }
 
-/* cold: the chunk was only a base for another one; let it be evicted before the chunks read. */
-static void chunk_release(chain *c, pin *p, int cold)
+/* How a read is done with a chunk, which decides what the cache evicts first. */
+enum rel {
+	REL_WARM,  /* read by a caller that may come back (random access, partial chunks) */
+	REL_COLD,  /* only a base for another chunk; let it go before the chunks read */
+	REL_SPENT, /* a stream read through its end: the caller (the kernel's page cache) holds the
+		    * bytes now, evicted first; a base's use keeps it longer (cache_put_spent) */
+};
+
+static void chunk_release(chain *c, pin *p, enum rel how)
 {
 	if (p->e) {
-		if (cold)
+		if (how == REL_COLD)
 			cache_put_cold(c->cache, p->e);
+		else if (how == REL_SPENT)
+			cache_put_spent(c->cache, p->e);
 		else
 			cache_put(c->cache, p->e);
 	}
@@ -322,7 +343,7 @@ typedef struct base_pins {
 static void base_release(base_pins *b)
 {
 	for (size_t i = 0; i < b->n; i++)
-		chunk_release(b->c, &b->p[i], 1);
+		chunk_release(b->c, &b->p[i], REL_COLD);
 	free(b->p);
 	b->p = NULL;
 	b->n = 0;
@@ -423,6 +444,9 @@ static int chunk_decode(const load_ctx *lc, uint64_t idx, uint8_t *buf, size_t l
 	if (codec_uses_base(ch->codec) && ch->base_off != OBJ_NO_BASE && ch->base_len > 0) {
 		if (!rd->base)
 			return -EIO; /* the chunk needs a predecessor the store does not know */
+		/* Start this level's payload read before descending: the disk reads of every level
+		 * of the chain then overlap instead of each waiting for its own on the way back. */
+		obj_reader_prefetch(rd->r, (size_t)idx, (size_t)idx);
 		/* Base first, codec context second: contexts are never held across the recursion. */
 		if ((rc = base_acquire(&bp, ch->base_off, ch->base_len)) < 0) {
 			base_release(&bp);
@@ -438,6 +462,11 @@ static int chunk_decode(const load_ctx *lc, uint64_t idx, uint8_t *buf, size_t l
 	rc = dec_chunk(x, rd->r, (size_t)idx, rd->base ? &src : NULL, buf);
 	codec_stash_give(c->ctxs, x);
 	base_release(&bp);
+	if (rc == 0) {
+		pthread_mutex_lock(&c->mu);
+		c->st.decoded++;
+		pthread_mutex_unlock(&c->mu);
+	}
 	if (rc == -EINVAL || rc == -EBADMSG || rc == -ESTALE || rc == -ENOENT || rc == -ELOOP)
 		rc = -EIO; /* malformed payload or inconsistent chain: damage */
 	return rc;
@@ -477,11 +506,16 @@ static void ra_run(void *arg)
 {
 	ra_job *j = arg;
 	chain *c = j->c;
-	if (rd_forgotten(c, j->rd))
+	const obj_chunk *ch = obj_reader_chunk(j->rd->r, j->idx);
+	pthread_mutex_lock(&c->mu);
+	/* A job the stream has overtaken (it ran late, on a busy machine): the reader has had
+	 * these bytes; decoding them now would only read pages the stream already let go. */
+	int stale = !j->rd->in_table || ch->off + ch->len <= j->rd->next_off;
+	pthread_mutex_unlock(&c->mu);
+	if (stale)
 		goto out;
 	read_frame fr = {.obj = j->rd->obj, .depth = 0, .up = NULL};
 	load_ctx lc = {.c = c, .rd = j->rd, .frame = &fr};
-	const obj_chunk *ch = obj_reader_chunk(j->rd->r, j->idx);
 	cache_entry *e;
 	/* errors are dropped: a foreground read of the chunk will meet and report them */
 	if (cache_get(c->cache, j->rd->obj, j->idx, ch->len, chunk_load, &lc, &e) == 0)
@@ -494,10 +528,15 @@ out:
 	free(j);
 }
 
-/* After a read of [off, end) whose last chunk was `last`: queue the next chunks if sequential. */
-static void ra_after_read(chain *c, chain_rd *rd, uint64_t off, uint64_t end, size_t last)
+/* A top-level read of [off, end) starts: returns how many reads in a row (this one included)
+ * started where the previous one ended. A stream is a run of at least SEQ_STREAM: it gets
+ * read-ahead, and chunks it reads through are released spent. Two, not one: a random reader
+ * lands near its previous read now and then (a 4 KiB reader of a 40 MB file about one read in
+ * forty), and each false start queued megabytes of decodes, through the whole chain, ahead of
+ * its next reads. */
+#define SEQ_STREAM 2
+static unsigned seq_note(chain *c, chain_rd *rd, uint64_t off, uint64_t end)
 {
-	size_t n = obj_reader_nchunks(rd->r);
 	/* Sequential = starts near where the last read ended. The slack absorbs the kernel issuing
 	 * a sequential reader's requests out of order (FUSE async reads) without waking on truly
 	 * random access, whose jumps are far larger than a few requests. */
@@ -506,7 +545,58 @@ static void ra_after_read(chain *c, chain_rd *rd, uint64_t off, uint64_t end, si
 	uint64_t prev = rd->next_off;
 	int seq = off <= prev ? prev - off <= slack : off - prev <= slack;
 	rd->next_off = end;
-	if (!seq) {
+	rd->seq_run = seq ? rd->seq_run + 1 : 0;
+	unsigned run = rd->seq_run;
+	pthread_mutex_unlock(&c->mu);
+	return run;
+}
+
+/* The payloads covering logical bytes [lo, hi) of one level: prefetch them, or (drop) let the
+ * kernel forget their pages when the object file is larger than the cache budget. */
+static void level_advise(const chain *c, const obj_reader *r, uint64_t lo, uint64_t hi, int drop)
+{
+	uint64_t size = obj_reader_info(r)->size;
+	if (lo >= size || lo >= hi)
+		return;
+	if (drop && obj_reader_file_bytes(r) <= c->o.cache_bytes)
+		return;
+	long f = obj_reader_find(r, lo);
+	long l = obj_reader_find(r, (hi < size ? hi : size) - 1);
+	if (f < 0 || l < f)
+		return;
+	if (drop)
+		obj_reader_drop(r, (size_t)f, (size_t)l);
+	else
+		obj_reader_prefetch(r, (size_t)f, (size_t)l);
+}
+
+/* The same for every base below rd (pinned by the caller). Prefetch: a stream's read-ahead jobs
+ * then find the disk reads of all levels under way, not only those of the level each job has
+ * reached. Drop: a stream through a file larger than the cache leaves the page cache as a plain
+ * read does, holding its own pages only, not the object files' too (a 100 GB restore would
+ * otherwise push out twice its size of everything else). Tensor chunks are coded against the
+ * same region of their base, so the same logical window is the right guess; a wrong one only
+ * costs a few pages. Best effort: stops at the first base that cannot be opened. */
+static void bases_advise(chain *c, const chain_rd *rd, uint64_t lo, uint64_t hi, int drop)
+{
+	uint64_t base = rd->base;
+	for (unsigned depth = 0; base && depth < CHAIN_MAX_DEPTH; depth++) {
+		chain_rd *b;
+		if (rd_get(c, base, &b) < 0)
+			return;
+		level_advise(c, b->r, lo, hi, drop);
+		base = b->base;
+		rd_put(c, b);
+	}
+}
+
+/* After a top-level read whose last chunk was `last` and whose seq_note was run: queue the next
+ * chunks of a stream. */
+static void ra_after_read(chain *c, chain_rd *rd, size_t last, unsigned run)
+{
+	size_t n = obj_reader_nchunks(rd->r);
+	pthread_mutex_lock(&c->mu);
+	if (run < SEQ_STREAM) {
 		rd->ra_upto = (long)last; /* a seek restarts the window */
 		pthread_mutex_unlock(&c->mu);
 		return;
@@ -517,6 +607,7 @@ static void ra_after_read(chain *c, chain_rd *rd, uint64_t off, uint64_t end, si
 	/* The window: at least `readahead` chunks and `readahead_bytes` bytes past the read. */
 	const obj_chunk *lc = obj_reader_chunk(rd->r, last);
 	uint64_t upto_off = lc->off + lc->len + c->o.readahead_bytes;
+	size_t queued_from = from, queued_to = from; /* [queued_from, queued_to) submitted */
 	for (size_t i = from; i < n && c->ra_inflight < c->ra_cap; i++) {
 		if (i > last + c->o.readahead && obj_reader_chunk(rd->r, i)->off >= upto_off)
 			break;
@@ -539,19 +630,42 @@ static void ra_after_read(chain *c, chain_rd *rd, uint64_t off, uint64_t end, si
 			break;
 		}
 		rd->ra_upto = (long)i;
+		queued_to = i + 1;
+		c->st.readahead++;
+	}
+	/* Pages more than two windows behind the stream are done with: drop them a window at a
+	 * time (big objects only, see bases_advise). */
+	uint64_t drop_lo = rd->dropped_to, drop_hi = 0;
+	uint64_t behind = 2 * (c->o.readahead_bytes ? c->o.readahead_bytes : CHAIN_DROP_MIN);
+	if (lc->off > behind && lc->off - behind >= drop_lo + behind / 2) {
+		drop_hi = lc->off - behind;
+		rd->dropped_to = drop_hi;
 	}
 	pthread_mutex_unlock(&c->mu);
+	/* The window's payloads in one request per level of the chain: the jobs then find them in
+	 * the page cache or on their way. */
+	if (queued_to > queued_from) {
+		obj_reader_prefetch(rd->r, queued_from, queued_to - 1);
+		const obj_chunk *a = obj_reader_chunk(rd->r, queued_from);
+		const obj_chunk *b = obj_reader_chunk(rd->r, queued_to - 1);
+		bases_advise(c, rd, a->off, b->off + b->len, 0);
+	}
+	if (drop_hi) {
+		level_advise(c, rd->r, drop_lo, drop_hi, 1);
+		bases_advise(c, rd, drop_lo, drop_hi, 1);
+	}
 }
 
 /* ---- reads ------------------------------------------------------------------------------ */
 
-/* Where the chunks of a read go: sink(ctx, pin, in, n, done) takes bytes [in, in+n) of the
- * pinned chunk for the read's bytes [done, done+n). It returns 1 if it keeps the pin (a view),
- * 0 if the walker may release it, or -errno. */
-typedef int (*read_sink)(void *ctx, pin *p, size_t in, size_t n, size_t done);
+/* Where the chunks of a read go: sink(ctx, pin, in, n, done, how) takes bytes [in, in+n) of
+ * the pinned chunk for the read's bytes [done, done+n). It returns 1 if it keeps the pin (a
+ * view, to be released `how` later), 0 if the walker may release it, or -errno. */
+typedef int (*read_sink)(void *ctx, pin *p, size_t in, size_t n, size_t done, enum rel how);
 
-static int sink_copy(void *ctx, pin *p, size_t in, size_t n, size_t done)
+static int sink_copy(void *ctx, pin *p, size_t in, size_t n, size_t done, enum rel how)
 {
+	(void)how;
 	memcpy((uint8_t *)ctx + done, pin_data(p) + in, n);
 	return 0;
 }
@@ -576,6 +690,8 @@ static ssize_t chain_walk(chain *c, uint64_t obj, size_t len, uint64_t off, cons
 	if (len > size - off)
 		len = (size_t)(size - off);
 
+	/* top-level reads only: the recursion through bases is not a reader's access pattern */
+	unsigned run = up ? 0 : seq_note(c, rd, off, off + len);
 	long li = obj_reader_find(rd->r, off);
 	size_t i = li < 0 ? 0 : (size_t)li;
 	size_t done = 0;
@@ -596,9 +712,12 @@ static ssize_t chain_walk(chain *c, uint64_t obj, size_t len, uint64_t off, cons
 		size_t n = ch->len - in;
 		if (n > len - done)
 			n = len - done;
-		rc = sink(sctx, &p, in, n, done);
+		enum rel how = up ? REL_COLD
+			       : run >= SEQ_STREAM && in + n == ch->len ? REL_SPENT
+									 : REL_WARM;
+		rc = sink(sctx, &p, in, n, done, how);
 		if (rc <= 0)
-			chunk_release(c, &p, up != NULL);
+			chunk_release(c, &p, how);
 		if (rc < 0) {
 			ret = rc;
 			break;
@@ -609,8 +728,8 @@ static ssize_t chain_walk(chain *c, uint64_t obj, size_t len, uint64_t off, cons
 	}
 	if (ret == 0) {
 		ret = (ssize_t)done;
-		if (readahead && c->pool)
-			ra_after_read(c, rd, off, off + done, i);
+		if (!up && readahead && c->pool)
+			ra_after_read(c, rd, i, run);
 	}
 	rd_put(c, rd);
 	return ret;
@@ -635,7 +754,7 @@ ssize_t chain_pread(chain *c, uint64_t obj, void *buf, size_t len, uint64_t off)
 }
 
 /* The view's sink: keep the pin, point a slice at it. */
-static int sink_view(void *ctx, pin *p, size_t in, size_t n, size_t done)
+static int sink_view(void *ctx, pin *p, size_t in, size_t n, size_t done, enum rel how)
 {
 	chain_view *v = ctx;
 	(void)done;
@@ -644,6 +763,7 @@ static int sink_view(void *ctx, pin *p, size_t in, size_t n, size_t done)
 	v->slice[v->n] = (chain_slice){.data = pin_data(p) + in, .len = n};
 	v->pin_[v->n][0] = p->e;
 	v->pin_[v->n][1] = p->own;
+	v->rel_[v->n] = (unsigned char)how;
 	v->n++;
 	return 1;
 }
@@ -661,9 +781,16 @@ void chain_view_put(chain *c, chain_view *v)
 {
 	for (size_t i = 0; i < v->n; i++) {
 		pin p = {.e = v->pin_[i][0], .own = v->pin_[i][1]};
-		chunk_release(c, &p, 0);
+		chunk_release(c, &p, (enum rel)v->rel_[i]);
 	}
 	v->n = 0;
+}
+
+void chain_stats_get(chain *c, chain_stats *st)
+{
+	pthread_mutex_lock(&c->mu);
+	*st = c->st;
+	pthread_mutex_unlock(&c->mu);
 }
 
 void chain_forget(chain *c, uint64_t obj)
@@ -684,6 +811,12 @@ void chain_forget(chain *c, uint64_t obj)
 }
 
 /* ---- lifetime --------------------------------------------------------------------------- */
+
+static void prefault_run(void *arg)
+{
+	chain *c = arg;
+	cache_prefault(c->cache, c->o.prefault_bytes);
+}
 
 chain *chain_new(const chain_opts *o, chain_open_fn open, void *ctx)
 {
@@ -718,6 +851,9 @@ chain *chain_new(const chain_opts *o, chain_open_fn open, void *ctx)
 		c->ra_cap = 2 * c->o.readahead + pool_threads(c->pool);
 		if (c->o.readahead_bytes && c->ra_cap < CHAIN_RA_JOBS)
 			c->ra_cap = CHAIN_RA_JOBS; /* a byte window may span many small chunks */
+		/* best effort: without it the first decodes fault their pages in themselves */
+		if (c->o.prefault_bytes)
+			(void)pool_submit(c->pool, prefault_run, c);
 	}
 	return c;
 fail:

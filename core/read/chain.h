@@ -26,6 +26,9 @@ typedef struct chain_opts {
 	unsigned max_open;   /* object readers (file descriptors) kept open */
 	size_t readahead_bytes; /* ...and at least this many bytes ahead (chunks vary from a few
 				 * bytes of archive header to 1 MiB of tensor); needs readahead > 0 */
+	size_t prefault_bytes;  /* cache memory a pool thread prepares right after chain_new, so
+				 * that the first reads decode into memory already backed (first
+				 * touch is slow on VMs); 0 = none; needs readahead > 0 */
 } chain_opts;
 
 chain *chain_new(const chain_opts *o, chain_open_fn open, void *ctx);
@@ -50,6 +53,7 @@ typedef struct chain_view {
 	size_t n;
 	chain_slice slice[CHAIN_VIEW_MAX];
 	void *pin_[CHAIN_VIEW_MAX][2]; /* private: the cache entry or private copy behind a slice */
+	unsigned char rel_[CHAIN_VIEW_MAX]; /* private: how chain_view_put releases it */
 } chain_view;
 
 ssize_t chain_view_get(chain *c, uint64_t obj, size_t len, uint64_t off, chain_view *v);
@@ -57,6 +61,14 @@ void chain_view_put(chain *c, chain_view *v);
 
 /* The object was deleted or replaced: close its reader and drop its cached chunks. */
 void chain_forget(chain *c, uint64_t obj);
+
+/* Counters since chain_new, for tests and diagnostics. */
+typedef struct chain_stats {
+	uint64_t decoded;   /* chunks decoded (and verified), at any level of a chain */
+	uint64_t readahead; /* read-ahead decodes queued */
+} chain_stats;
+
+void chain_stats_get(chain *c, chain_stats *st);
 
 /* An io_src over object obj (size = its logical size) read through the chain, so that the
  * encoder can take a stored object as new file or base. cancelled(ctx), when given, is polled

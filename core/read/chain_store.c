@@ -2,9 +2,6 @@
 #include "chain_store.h"
 
 #include <errno.h>
-#include <fcntl.h>
-
-#define CHAIN_STORE_PREFETCH_MAX (64u << 20) /* object files read ahead whole on open */
 
 int chain_store_open(void *ctx, uint64_t obj, obj_reader **r, uint64_t *base_obj)
 {
@@ -20,12 +17,9 @@ int chain_store_open(void *ctx, uint64_t obj, obj_reader **r, uint64_t *base_obj
 	int fd = store_obj_open(s, obj);
 	if (fd < 0)
 		return fd;
-	/* A cold read of a chain decodes every level chunk by chunk, each level waiting for its own
-	 * small synchronous reads: ask for the whole (small) object file at once so the disk reads
-	 * of all levels overlap. Larger objects are left to kernel read-ahead (a 4 KiB read of a
-	 * big file must not pull gigabytes). */
-	if (o.stored <= CHAIN_STORE_PREFETCH_MAX)
-		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+	/* No read-ahead of the whole object: the chain reader asks for exactly the payloads it is
+	 * about to decode (obj_reader_prefetch), so a 4 KiB read waits for its chunk and its chain,
+	 * not behind the whole of every object of the chain. */
 	rr = obj_reader_open(fd, r);
 	if (rr < 0)
 		return rr == -EBADMSG ? -EIO : rr;

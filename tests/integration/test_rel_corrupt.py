@@ -77,6 +77,68 @@ def test_damaged_blob_eio_only_for_damaged_range(mounts):
         assert 'file2.bin' in out, f'verify does not name the damaged file: {out[-2000:]}'
 
 
+def test_damaged_keyframe_under_stream_and_mmap(mounts):
+    """A damaged chunk in the keyframe of a reverse chain, read through the stream path (read-ahead
+    down the chain) and through an mmap walk: the bytes before the damage are exact, the damage is
+    EIO (SIGBUS for the mapping), never other bytes; the daemon lives."""
+    from test_rel_00_util import sample_bytes
+    m = mounts.new('streamdmg')
+    data = [sample_bytes(k) for k in range(3)]
+    for k, d in enumerate(data):
+        write_file(m.p(f'ckpt_{k:03d}.pt'), d)
+    m.flush()
+    m.unmount()
+    rows = db_rows(m.backing, 'SELECT d.name, i.obj, o.base FROM dentries d JOIN inodes i ON '
+                              'd.ino=i.ino JOIN objects o ON o.id=i.obj')
+    byname = {bytes(n).decode(): (o, b) for n, o, b in rows}
+    key, key_base = byname['ckpt_002.pt']
+    assert not key_base, 'the newest version is not the keyframe: reverse ingest expected'
+    assert byname['ckpt_001.pt'][1] == key, 'ckpt_001 is not stored against the newest'
+    blob = os.path.join(m.backing, 'objects', f'{key:016x}.tpdo')
+    # the middle of the blob: inside a tensor chunk's payload (the index sits at the end)
+    off = os.path.getsize(blob) // 2
+    with open(blob, 'r+b') as f:
+        f.seek(off)
+        b = f.read(1)
+        f.seek(off)
+        f.write(bytes([b[0] ^ 0x55]))
+    m.mount()
+    for name, want in (('ckpt_001.pt', data[1]), ('ckpt_002.pt', data[2])):
+        got = bytearray()
+        err = None
+        with open(m.p(name), 'rb', buffering=0) as f:
+            while True:
+                try:
+                    b = f.read(128 << 10)
+                except OSError as e:
+                    err = e
+                    break
+                if not b:
+                    break
+                got += b
+        assert err is not None and err.errno == errno.EIO, \
+            f'{name}: streamed through a damaged keyframe chunk without EIO ({err!r})'
+        assert bytes(got) == want[:len(got)], f'{name}: wrong bytes before the damage'
+        H.report(f"{name}: {len(got)} of {len(want)} bytes exact, then EIO")
+        # the mapping: a page that cannot be read is SIGBUS in the reader, and every page
+        # copied before it is exact
+        expect = os.path.join(m.base, f'{name}.want')
+        with open(expect, 'wb') as f:
+            f.write(want)
+        child = ('import mmap, os, sys\n'
+                 'w = open(sys.argv[2], "rb").read()\n'
+                 'f = open(sys.argv[1], "rb")\n'
+                 'mm = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)\n'
+                 'for o in range(0, len(w), 4096):\n'
+                 '    if mm[o:o + 4096] != w[o:o + 4096]:\n'
+                 '        sys.exit(3)\n'
+                 'sys.exit(0)\n')
+        r = subprocess.run([sys.executable, '-c', child, m.p(name), expect], timeout=120)
+        assert r.returncode == -7, f'{name}: mmap walk of a damaged chunk ended {r.returncode} ' \
+                                   f'(-7 SIGBUS expected; 3 = wrong bytes, 0 = no error)'
+    assert m.alive()
+
+
 def fill_db(m, n, rng):
     want = {}
     for k in range(n):

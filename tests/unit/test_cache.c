@@ -275,6 +275,38 @@ Test(cache, cold_release_is_evicted_first)
 	cache_free(c);
 }
 
+/* Entries a stream has read through are evicted before anything else, least recently released
+ * first; a warm or cold holder of the same entry keeps it off the spent list. */
+Test(cache, spent_release_is_evicted_first)
+{
+	cache *c = cache_new(400);
+	loader l = {0};
+	cache_entry *e;
+	touch(c, &l, 1, 0, 100); /* oldest warm */
+	cr_assert_eq(cache_get(c, 1, 1, 100, load, &l, &e), 0);
+	cache_put_cold(c, e);
+	cr_assert_eq(cache_get(c, 2, 0, 100, load, &l, &e), 0);
+	cache_put_spent(c, e);
+	cache_entry *a, *b;
+	cr_assert_eq(cache_get(c, 2, 1, 100, load, &l, &a), 0);
+	cr_assert_eq(cache_get(c, 2, 1, 100, load, &l, &b), 0);
+	cache_put_spent(c, a);
+	cache_put_cold(c, b); /* the cold use wins: not spent */
+	cr_assert_not(touch(c, &l, 3, 0, 100)); /* evicts the spent (2, 0) */
+	cr_assert_not(present(c, 2, 0));
+	cr_assert(present(c, 1, 0) && present(c, 1, 1) && present(c, 2, 1));
+	/* no spent entry idle: the LRU end goes, (3, 0) (present() released the others warm) */
+	cr_assert_eq(cache_get(c, 4, 0, 100, load, &l, &e), 0);
+	cache_put_spent(c, e);
+	cr_assert_not(present(c, 3, 0));
+	/* the next load evicts the spent (4, 0), not the warm ones */
+	cr_assert_eq(cache_get(c, 4, 1, 100, load, &l, &e), 0);
+	cache_put_spent(c, e);
+	cr_assert_not(present(c, 4, 0));
+	cr_assert(present(c, 1, 0) && present(c, 1, 1) && present(c, 2, 1) && present(c, 4, 1));
+	cache_free(c);
+}
+
 Test(cache, drop_during_load_is_not_cached)
 {
 	cache *c = cache_new(1 << 20);

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -367,6 +369,130 @@ Test(chain, sequential_readahead)
 	cr_assert_eq(chain_pread(c, 3, b, sizeof b, 0), (ssize_t)sizeof b);
 	cr_assert_eq(chain_pread(c, 3, b, sizeof b, sizeof b), (ssize_t)sizeof b);
 	chain_free(c);
+	fixture_free(f);
+}
+
+/* Read-ahead starts on the second sequential read in a row, not on a random read that happens
+ * to land next to the previous one. */
+Test(chain, readahead_needs_two_sequential_reads)
+{
+	fixture *f = fixture_new();
+	chain_opts o = {.cache_bytes = 8u << 20, .max_open = 8, .readahead = 2, .threads = 2};
+	chain *c = chain_new(&o, open_obj, f);
+	cr_assert_not_null(c);
+	chain_stats st;
+	uint64_t k = NVER, far = 10 * CHUNK;
+	check_read(c, f, k, far, 4096);        /* a seek */
+	check_read(c, f, k, far + 8192, 4096); /* lands near it: one in a row */
+	check_read(c, f, k, 2 * CHUNK, 4096);  /* another seek */
+	chain_stats_get(c, &st);
+	cr_assert_eq(st.readahead, 0, "random reads queued %llu read-aheads",
+		     (unsigned long long)st.readahead);
+	check_read(c, f, k, 2 * CHUNK + 4096, 4096); /* one in a row */
+	check_read(c, f, k, 2 * CHUNK + 8192, 4096); /* two: a stream */
+	chain_stats_get(c, &st);
+	cr_assert_gt(st.readahead, 0);
+	chain_free(c);
+	fixture_free(f);
+}
+
+/* A stream's own chunks leave the cache before the bases it decoded: reading a version and then
+ * its base (a restore of a reverse chain, oldest first) decodes the base once. */
+Test(chain, stream_keeps_bases_over_its_own_chunks)
+{
+	fixture *f = fixture_new();
+	/* room for version 1 and a little more, not for versions 1 and 2 */
+	size_t budget = f->size[1] + f->size[1] / 2;
+	cr_assert_lt(budget, f->size[1] + f->size[2]);
+	chain_opts o = {.cache_bytes = budget, .max_open = 8};
+	chain *c = chain_new(&o, open_obj, f);
+	cr_assert_not_null(c);
+	for (uint64_t off = 0; off < f->size[2]; off += 4 * CHUNK)
+		check_read(c, f, 2, off, 4 * CHUNK);
+	chain_stats st0, st1;
+	chain_stats_get(c, &st0);
+	cr_assert_gt(st0.decoded, 0);
+	for (uint64_t off = 0; off < f->size[1]; off += 4 * CHUNK)
+		check_read(c, f, 1, off, 4 * CHUNK);
+	chain_stats_get(c, &st1);
+	/* the chunks of version 1 that no chunk of version 2 was coded against are decoded now,
+	 * for the first time; every other one must still be cached */
+	obj_reader *r1, *r2;
+	cr_assert_eq(obj_reader_open(open(f->path[1], O_RDONLY), &r1), 0);
+	cr_assert_eq(obj_reader_open(open(f->path[2], O_RDONLY), &r2), 0);
+	size_t n1 = obj_reader_nchunks(r1), unused = 0;
+	for (size_t i = 0; i < n1; i++) {
+		const obj_chunk *b = obj_reader_chunk(r1, i);
+		int used = 0;
+		for (size_t j = 0; j < obj_reader_nchunks(r2) && !used; j++) {
+			const obj_chunk *ch = obj_reader_chunk(r2, j);
+			used = codec_uses_base(ch->codec) && ch->base_off != OBJ_NO_BASE &&
+			       ch->base_off < b->off + b->len && b->off < ch->base_off + ch->base_len;
+		}
+		unused += !used;
+	}
+	obj_reader_close(r1);
+	obj_reader_close(r2);
+	cr_assert_lt(unused, n1 / 2);
+	cr_assert_eq(st1.decoded - st0.decoded, unused,
+		     "version 1: %llu chunks decoded, %zu of %zu were never a base",
+		     (unsigned long long)(st1.decoded - st0.decoded), unused, n1);
+	chain_free(c);
+	fixture_free(f);
+}
+
+/* Pages of the object file resident in the page cache among the first `bytes` (mincore). */
+static size_t resident_pages(const char *path, size_t bytes)
+{
+	int fd = open(path, O_RDONLY);
+	cr_assert(fd >= 0);
+	void *m = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert_neq(m, MAP_FAILED);
+	size_t np = (bytes + 4095) / 4096, n = 0;
+	unsigned char *v = malloc(np);
+	cr_assert_not_null(v);
+	cr_assert_eq(mincore(m, bytes, v), 0);
+	for (size_t i = 0; i < np; i++)
+		n += v[i] & 1;
+	free(v);
+	munmap(m, bytes);
+	close(fd);
+	return n;
+}
+
+/* A stream through an object file larger than the cache leaves its pages behind it to the
+ * kernel (a plain read's page-cache footprint), one whose file fits keeps them. */
+Test(chain, stream_drops_pages_behind_it_in_big_objects)
+{
+	fixture *f = fixture_new();
+	uint64_t k = 1; /* the keyframe: no base, its own pages only */
+	struct stat st;
+	cr_assert_eq(stat(f->path[k], &st), 0);
+	size_t head = (size_t)st.st_size / 2 & ~(size_t)4095;
+	for (int big = 0; big <= 1; big++) {
+		int fd = open(f->path[k], O_RDONLY);
+		cr_assert(fd >= 0);
+		cr_assert_eq(fsync(fd), 0); /* dirty pages cannot be dropped: stored objects are synced */
+		cr_assert_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+		close(fd);
+		chain_opts o = {.cache_bytes = big ? (size_t)st.st_size / 4 : 64u << 20,
+				.max_open = 8, .readahead = 2, .threads = 2,
+				.readahead_bytes = 2 * CHUNK};
+		chain *c = chain_new(&o, open_obj, f);
+		cr_assert_not_null(c);
+		for (uint64_t off = 0; off < f->size[k]; off += CHUNK)
+			check_read(c, f, k, off, CHUNK);
+		chain_free(c);
+		size_t res = resident_pages(f->path[k], head);
+		cr_log_info("cache %s the object: %zu of %zu pages of its first half resident",
+			    big ? "smaller than" : "larger than", res, head / 4096);
+		if (big)
+			cr_assert_lt(res, head / 4096 / 2, "%zu of %zu pages still cached", res,
+				     head / 4096);
+		else
+			cr_assert_gt(res, head / 4096 / 2, "only %zu of %zu pages cached", res,
+				     head / 4096);
+	}
 	fixture_free(f);
 }
 

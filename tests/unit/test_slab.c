@@ -1,6 +1,7 @@
 /* Unit tests for core/slab.c: slot sizes, no overlap, reuse of released slots, regions. */
 #include <criterion/criterion.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "slab.h"
@@ -58,5 +59,50 @@ Test(slab, released_slot_is_reused)
 	cr_assert_eq(c, a);
 	slab_release(s, b, SLAB_SLOT);
 	slab_release(s, c, SLAB_SLOT);
+	slab_free(s);
+}
+
+/* Prefaulted regions serve the next allocations: nothing more is mapped until they are used up,
+ * and a second prefault of a smaller size maps nothing. */
+Test(slab, prefault_maps_what_it_is_asked_and_serves_from_it)
+{
+	slab *s = slab_new();
+	cr_assert_eq(slab_mapped(s), 0);
+	slab_prefault(s, 40u << 20);
+	size_t m = slab_mapped(s);
+	cr_assert_geq(m, 40u << 20);
+	cr_assert_lt(m, (40u << 20) + (64u << 20), "prefault mapped %zu bytes", m);
+	slab_prefault(s, 10u << 20);
+	cr_assert_eq(slab_mapped(s), m);
+	size_t nslots = m / SLAB_SLOT;
+	uint8_t **p = calloc(nslots, sizeof *p);
+	cr_assert_not_null(p);
+	for (size_t i = 0; i < nslots; i++) {
+		p[i] = slab_alloc(s, SLAB_SLOT);
+		cr_assert_not_null(p[i]);
+		memset(p[i], (int)i, SLAB_SLOT);
+	}
+	cr_assert_eq(slab_mapped(s), m, "allocations within the prefaulted slots mapped more");
+	for (size_t i = 0; i < nslots; i++) {
+		cr_assert_eq(p[i][SLAB_SLOT - 1], (uint8_t)i);
+		slab_release(s, p[i], SLAB_SLOT);
+	}
+	free(p);
+	slab_free(s);
+}
+
+/* A slot first used for a small buffer and then for a full one holds the full size. */
+Test(slab, partly_populated_slot_grows)
+{
+	slab *s = slab_new();
+	uint8_t *a = slab_alloc(s, SLAB_MIN);
+	cr_assert_not_null(a);
+	memset(a, 1, SLAB_MIN);
+	slab_release(s, a, SLAB_MIN);
+	uint8_t *b = slab_alloc(s, SLAB_SLOT);
+	cr_assert_eq(b, a);
+	memset(b, 2, SLAB_SLOT);
+	cr_assert_eq(b[SLAB_SLOT - 1], 2);
+	slab_release(s, b, SLAB_SLOT);
 	slab_free(s);
 }
