@@ -315,6 +315,31 @@ class Mount:
             return ''
 
 
+_pg = None
+
+
+def shared_backing(base, name):
+    """A formatted shared store (PostgreSQL metadata) for a test run with TPDEFS_ENGINE=pg:
+    (URI, local_dir). One server for the whole run, stopped at exit."""
+    global _pg
+    import atexit
+    import pgserver
+    if _pg is None:
+        os.chmod(base, 0o755)
+        _pg = pgserver.Server()
+        atexit.register(_pg.close)
+    db = 'db_' + ''.join(c if c.isalnum() else '_' for c in os.path.basename(base) + '_' + name)
+    _pg.createdb(db)
+    uri = _pg.uri(db)
+    blobs = os.path.join(base, name + '-blobs')
+    r = subprocess.run([ADMIN_BIN, 'format', uri, '--blobs', blobs], capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        raise MountError(f'tpdefs-admin format {uri}: {r.stdout}{r.stderr}')
+    local = os.path.join(base, name + '-local')
+    return uri, local
+
+
 class MountFactory:
     """Creates mounts under one temp dir and tears all of them down."""
 
@@ -324,6 +349,10 @@ class MountFactory:
 
     def new(self, name=None, opts=None, backing=None, mount=True):
         name = name or f'm{len(self.mounts)}'
+        if backing is None and os.environ.get('TPDEFS_ENGINE') == 'pg':
+            # the same test against the shared store: a fresh database on the suite's server
+            backing, local = shared_backing(self.base, name)
+            opts = list(opts or []) + [f'local_dir={local}']
         m = Mount(self.base, name=name, opts=opts, backing=backing)
         self.mounts.append(m)
         if mount:
