@@ -216,9 +216,9 @@ static int encode_one(encq *q, uint64_t ino, int depth)
 		snprintf(how, sizeof(how), "base=%" PRIu64 " (%s)", o->base, j.why);
 	report(q,
 	       "encoded ino=%" PRIu64 " name=%s size=%" PRIu64 " stored=%" PRIu64
-	       " ratio=%.2f %s depth=%u %.0f ms\n",
+	       " ratio=%.2f %s depth=%u tensor-lookup=%zu/%" PRId64 "us %.0f ms\n",
 	       ino, name, o->size, o->stored, o->stored ? (double)o->size / (double)o->stored : 0.0,
-	       how, o->depth, (double)(mono_ns() - t0) / 1e6);
+	       how, o->depth, j.lookups, j.lookup_us, (double)(mono_ns() - t0) / 1e6);
 	if (f->o->newest_keyframe) {
 		pthread_mutex_lock(&q->mu);
 		q->layout_due = 1; /* chains may have grown past max_chain */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -160,9 +161,42 @@ out:
 	return cost;
 }
 
+#define INGEST_CONTENT_CANDS 2 /* same-tensor files tried beside the name-based candidates */
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+uint64_t ingest_layout_sig(const layout *l)
+{
+	if (!l || l->kind == LAYOUT_UNKNOWN || l->n == 0)
+		return 0;
+	/* regions in file order: their names (zip members without the archive's root folder),
+	 * lengths and widths. FNV-1a: an index key, never trusted (the trial encode and the fit
+	 * check decide). */
+	uint64_t h = 14695981039346656037ull;
+#define SIG_MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211ull)
+	SIG_MIX(l->kind);
+	for (size_t i = 0; i < l->n; i++) {
+		for (const char *c = l->r[i].name; *c; c++)
+			SIG_MIX((unsigned char)*c);
+		SIG_MIX(0xff);
+		SIG_MIX(l->r[i].len);
+		SIG_MIX(l->r[i].width);
+	}
+#undef SIG_MIX
+	return h ? h : 1;
+}
+
 /* The chosen predecessor: its row and both parsed layouts (kept for the encodes). */
 typedef struct choice {
 	store_obj base;        /* id 0: none */
+	uint64_t sig;          /* the new file's tensor signature (0: no tensors) */
+	int64_t lookup_us;     /* the signature lookup's cost */
+	size_t lookups;        /* objects it found */
 	int newer;             /* base is a later version, stored already: code forward against it */
 	int kind;
 	const char *why;
@@ -182,25 +216,45 @@ static void choose_base(store *s, chain *ch, uint64_t ino, const io_src *nsrc,
 	memset(out, 0, sizeof(*out));
 	out->why = "no candidate";
 	unsigned max_chain = o->max_chain ? o->max_chain : INGEST_DEFAULT_MAX_CHAIN;
-	pred_cand cand[8];
+	pred_cand cand[8 + INGEST_CONTENT_CANDS];
 	size_t nc = 0;
-	if (pred_candidates(s, ino, cand, 8, &nc) < 0 || nc == 0)
+	if (pred_candidates(s, ino, cand, 8, &nc) < 0)
+		nc = 0;
+	if (layout_parse(nsrc, &out->nl) < 0) {
+		out->nl = NULL;
+		return;
+	}
+	/* stored files with the same tensors, as extra candidates (after the names'): a copy of a
+	 * state under another name (Lightning's last.ckpt), a fine-tune's base */
+	out->sig = ingest_layout_sig(out->nl);
+	if (out->sig) {
+		int64_t t0 = mono_us();
+		uint64_t objs[INGEST_CONTENT_CANDS];
+		size_t no = 0;
+		if (store_sig_find(s, out->sig, objs, INGEST_CONTENT_CANDS, &no) == 0)
+			for (size_t i = 0; i < no; i++) {
+				int dup = 0;
+				for (size_t k = 0; k < nc; k++)
+					dup |= cand[k].obj == objs[i];
+				if (!dup)
+					cand[nc++] = (pred_cand){PRED_CONTENT, objs[i], 0, 0};
+			}
+		out->lookup_us = mono_us() - t0;
+		out->lookups = no;
+	}
+	if (nc == 0)
 		return;
 	if (o->reverse) {
 		/* A later version is stored already (a batch is taken in newest first): this one is
 		 * coded once, forward, against it, and the chain's keyframe stays where it is. Those
 		 * candidates go first, in their ranked order. */
-		pred_cand tmp[8];
+		pred_cand tmp[8 + INGEST_CONTENT_CANDS];
 		size_t k = 0;
 		for (int pass = 1; pass >= 0; pass--)
 			for (size_t i = 0; i < nc; i++)
 				if ((cand[i].newer != 0) == pass)
 					tmp[k++] = cand[i];
 		memcpy(cand, tmp, nc * sizeof(*cand));
-	}
-	if (layout_parse(nsrc, &out->nl) < 0) {
-		out->nl = NULL;
-		return;
 	}
 	store_obj fit[PROBE_CANDS];
 	int fit_kind[PROBE_CANDS], fit_newer[PROBE_CANDS];
@@ -402,9 +456,16 @@ int ingest_prepare(store *s, chain *ch, uint64_t ino, int sfd, uint64_t size,
 	j->kind = c.kind;
 	j->why = c.why;
 	j->pred = c.base.id;
+	j->sig = c.sig;
+	j->lookup_us = c.lookup_us;
+	j->lookups = c.lookups;
 	int r;
 	ingest_src n = {&nsrc, c.nl, 0};
-	if ((o->reverse && !c.newer) || !c.base.id) {
+	/* Reverse ingest makes the new version its chain's keyframe, except against a later stored
+	 * version (a batch newest first) or a file found by its tensors: a copy of a state under
+	 * another name (last.ckpt beside its epoch file) is the one that goes first, so it becomes
+	 * the delta and the named series keeps its chain. */
+	if ((o->reverse && !c.newer && c.kind != PRED_CONTENT) || !c.base.id) {
 		r = ingest_encode_blob(s, &n, NULL, 0, 0, 0, &j->obj);
 		if (r == 0 && c.base.id &&
 		    rebase_pred(s, ch, j, &c, &nsrc, o->cancel) == -ECANCELED) {
@@ -441,6 +502,8 @@ int ingest_commit(store *s, ingest_job *j, int (*check)(void *ctx), void *ctx)
 		store_obj_discard(s, j->rb.nw.id); /* the predecessor changed meanwhile */
 	if (j->has_rebase && j->rb.switched)
 		j->retired = j->rb.expect.id;
+	if (j->sig)
+		store_sig_put(s, j->obj.id, j->sig); /* best effort: only a lookup aid */
 	return 0;
 }
 

@@ -44,6 +44,9 @@ typedef struct ingest_job {
 	uint64_t pred;         /* the predecessor object, 0 for none */
 	int dedup;             /* obj is an existing object with the same bytes: nothing encoded,
 				* the file shares it (whole-file dedup) */
+	uint64_t sig;          /* the file's tensor signature, recorded with obj (0: none) */
+	int64_t lookup_us;     /* what finding same-tensor files cost, and how many it found */
+	size_t lookups;
 	int has_rebase;        /* reverse: rb.nw holds the predecessor re-coded against obj */
 	store_rebase rb;
 	uint64_t retired;      /* after ingest_commit: the predecessor object replaced by rb.nw,
@@ -64,6 +67,10 @@ int ingest_commit(store *s, ingest_job *j, int (*check)(void *ctx), void *ctx);
 
 /* Frees what ingest_commit left in j (the switch's lists), not the objects. */
 void ingest_job_done(ingest_job *j);
+
+/* A key for "the same tensors": names, lengths and widths of a parsed layout's regions. 0 when
+ * the layout holds none. */
+uint64_t ingest_layout_sig(const layout *l);
 
 /* 1 when a and b hold the same bytes (same size, compared block by block), 0 when not, -errno. */
 int ingest_same_bytes(const io_src *a, const io_src *b);

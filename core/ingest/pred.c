@@ -118,6 +118,8 @@ const char *pred_kind_name(int kind)
 		return "sibling";
 	case PRED_SIBDIR:
 		return "sibling-dir";
+	case PRED_CONTENT:
+		return "same tensors";
 	default:
 		return "none";
 	}

@@ -44,7 +44,8 @@ typedef struct pred_entry {
 size_t pred_rank(const char *name, size_t len, const pred_entry *e, size_t n, size_t *out,
 		 size_t max);
 
-enum pred_kind { PRED_HINT = 1, PRED_SIBLING = 2, PRED_SIBDIR = 3 };
+/* PRED_CONTENT: not by name: a stored file with the same tensors (ingest's signature lookup). */
+enum pred_kind { PRED_HINT = 1, PRED_SIBLING = 2, PRED_SIBDIR = 3, PRED_CONTENT = 4 };
 
 typedef struct pred_cand {
 	int kind;

@@ -8,7 +8,34 @@
 #include <string.h>
 
 #include "gc_internal.h"
+#include "pred.h"
 #include "store_admin.h"
+
+/* One file name holding obj (into name, len), 0 when found. */
+static int file_name(gcx *g, uint64_t obj, char *name, size_t *len)
+{
+	uint64_t ino, parent;
+	if (store_admin_first_inode_of_obj(g->s, obj, &ino) < 0 || !ino)
+		return -ENOENT;
+	return store_parent(g->s, ino, &parent, name, len);
+}
+
+/* Are the newest leaf and the keyframe versions of one named series (ckpt_009 / ckpt_000, the
+ * same name in checkpoint-N directories)? A leaf that is a copy found by its tensors under
+ * another name (last.ckpt on its epoch file) stays the delta: making it the keyframe would hang
+ * the named series on a file that is replaced every epoch. */
+static int same_series(gcx *g, uint64_t leaf, uint64_t root)
+{
+	char a[STORE_NAME_MAX + 1], b[STORE_NAME_MAX + 1];
+	size_t la, lb;
+	if (file_name(g, leaf, a, &la) < 0 || file_name(g, root, b, &lb) < 0)
+		return 1; /* cannot tell (a hint object without a file): as before */
+	if (la == lb && !memcmp(a, b, la))
+		return 1;
+	pred_name pa, pb;
+	return pred_name_parse(a, la, &pa) == 0 && pred_name_parse(b, lb, &pb) == 0 &&
+	       pred_same_series(&pa, &pb);
+}
 
 /* rank[i] orders objects by the newest file holding them (inode numbers only grow: a higher
  * one was created later); 0: no file holds object i. One query for the whole table. */
@@ -126,7 +153,7 @@ int gc_newest_keyframes(gcx *g, uint64_t **olds, size_t *nolds, size_t *cap)
 			dead |= rows[j].unref; /* a deleted file on the path: explicit gc first */
 			path[len++] = rows[j];
 		}
-		if (dead)
+		if (dead || !same_series(g, path[0].id, rows[k].id))
 			continue;
 		if (g->o->dry_run) {
 			gc_say(g, "would make object %" PRIu64 " the keyframe of its chain"

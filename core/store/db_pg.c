@@ -189,6 +189,13 @@ static int result_err(pg_db *d, PGresult *res, const char *what)
 	return r;
 }
 
+/* The server's NOTICEs (e.g. "already exists, skipping") are not errors and not for stderr. */
+static void quiet_notice(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
 int db_open_pg(const char *conninfo, db **out, char *err, size_t errlen)
 {
 	*out = NULL;
@@ -201,6 +208,8 @@ int db_open_pg(const char *conninfo, db **out, char *err, size_t errlen)
 	d->base.ops = &pg_ops;
 	d->gen = 1;
 	d->c = PQconnectdb(conninfo);
+	if (d->c)
+		PQsetNoticeProcessor(d->c, quiet_notice, NULL);
 	if (!d->c || PQstatus(d->c) != CONNECTION_OK) {
 		/* libpq's message names host and user, never the password */
 		const char *m = d->c ? PQerrorMessage(d->c) : "out of memory";

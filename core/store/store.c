@@ -333,6 +333,11 @@ static int open_db(store *s, char *err, size_t errlen)
 		seterr(err, errlen, "%s: cannot configure database: %s", s->path, db_errmsg(s->db));
 		return -EIO;
 	}
+	if (!s->rdonly && store_sigs_ensure(s) < 0) {
+		seterr(err, errlen, "%s: cannot add the tensor signature index: %s", s->path,
+		       db_errmsg(s->db));
+		return -EIO;
+	}
 	return 0;
 }
 

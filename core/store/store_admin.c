@@ -228,6 +228,9 @@ int store_switch_locked(store *s, const store_obj *expect, const store_obj *nw,
 		r = exec2(s, "UPDATE inodes SET pred_hint=?2 WHERE pred_hint=?1", expect->id, nw->id);
 	if (r >= 0)
 		r = exec2(s, "UPDATE objects SET base=?2 WHERE base=?1", expect->id, nw->id);
+	/* the same content: its tensor signature moves to the replacement */
+	if (r >= 0)
+		r = exec2(s, "UPDATE layout_sigs SET obj=?2 WHERE obj=?1", expect->id, nw->id);
 	/* the descendants' depths follow the new base depth (bounded: no runaway on a cycle) */
 	if (r >= 0)
 		r = exec2(s, "WITH RECURSIVE d(id, depth) AS (SELECT id, depth FROM objects WHERE id=?1"

@@ -348,6 +348,16 @@ int store_obj_release_locked(store *s, uint64_t obj)
 		r = exists_query(s, ST_OBJ_HAS_DEP, obj);
 		if (r < 0)
 			return r;
+		if (!r) { /* deleted: its signature goes with it */
+			db_stmt *ds;
+			if (db_prepare(s->db, "DELETE FROM layout_sigs WHERE obj=?1", 0, &ds) == 0) {
+				db_bind_i64(ds, 1, (int64_t)obj);
+				int dr = db_step(ds);
+				db_finalize(ds);
+				if (dr < 0)
+					return dr;
+			}
+		}
 		db_stmt *st = store_stmt(s, r ? ST_OBJ_UNREF : ST_OBJ_DEL);
 		if (!st)
 			return -EIO;
@@ -489,6 +499,51 @@ int store_release_retired(store *s, uint64_t id)
 		r = store_end(s, store_obj_release_locked(s, id));
 	store_unlock(s); /* unlinks the freed blobs and tells the obj_gone hook */
 	return r;
+}
+
+/* The tensor signature index (files found as bases by their tensors, not their names): an
+ * additive table, created when a store opened read-write lacks it, so stores of format 1 from
+ * before it stay readable by every version (older ones ignore it). */
+int store_sigs_ensure(store *s)
+{
+	return db_exec(s->db, "CREATE TABLE IF NOT EXISTS layout_sigs(obj BIGINT PRIMARY KEY,"
+		       " sig BIGINT NOT NULL);"
+		       "CREATE INDEX IF NOT EXISTS layout_sigs_sig ON layout_sigs(sig);");
+}
+
+int store_sig_put(store *s, uint64_t obj, uint64_t sig)
+{
+	store_lock(s);
+	db_stmt *st;
+	int r = db_prepare(s->db, "INSERT INTO layout_sigs(obj, sig) VALUES(?1, ?2) ON CONFLICT(obj) "
+			   "DO UPDATE SET sig=excluded.sig", 0, &st);
+	if (r == 0) {
+		db_bind_i64(st, 1, (int64_t)obj);
+		db_bind_i64(st, 2, (int64_t)sig);
+		r = db_step(st);
+		db_finalize(st);
+	}
+	store_unlock(s);
+	return r < 0 ? r : 0;
+}
+
+int store_sig_find(store *s, uint64_t sig, uint64_t *objs, size_t max, size_t *n)
+{
+	*n = 0;
+	store_lock(s);
+	db_stmt *st;
+	/* the newest files' objects with these tensors (a file holds them: not a hidden base) */
+	int r = db_prepare(s->db, "SELECT l.obj FROM layout_sigs l JOIN objects o ON o.id=l.obj "
+			   "WHERE l.sig=?1 AND o.unref=0 ORDER BY l.obj DESC LIMIT 4", 0, &st);
+	if (r == 0) {
+		db_bind_i64(st, 1, (int64_t)sig);
+		while ((r = db_step(st)) == DB_ROW)
+			if (*n < max)
+				objs[(*n)++] = (uint64_t)db_col_i64(st, 0);
+		db_finalize(st);
+	}
+	store_unlock(s);
+	return r < 0 ? r : 0;
 }
 
 int store_obj_find_content(store *s, uint64_t size, uint64_t hash, uint64_t *ids, size_t max,

@@ -97,6 +97,8 @@ int store_shared_disown_locked(store *s, uint64_t ino);
 int store_shared_trash_locked(store *s, const store_obj *o);
 /* The mount's recovery is over: other nodes may mount. */
 void store_shared_recovered(store *s);
+/* store_data.c: create the tensor signature index when a read-write open finds it missing. */
+int store_sigs_ensure(store *s);
 /* Shared helpers of store.c for both kinds of store. */
 int store_meta_get(db *d, const char *key, char *buf, size_t n);
 int store_check_format(store *s, char *err, size_t errlen);

@@ -60,7 +60,9 @@ static const char schema_pg_v1[] =
 	" pid BIGINT NOT NULL, started BIGINT NOT NULL, oldest_open BIGINT NOT NULL DEFAULT 0);"
 	"CREATE TABLE stage_owner(ino BIGINT PRIMARY KEY, session BIGINT NOT NULL);"
 	"CREATE TABLE trash(id BIGINT PRIMARY KEY, base BIGINT, stored BIGINT NOT NULL,"
-	" at BIGINT NOT NULL);";
+	" at BIGINT NOT NULL);"
+	"CREATE TABLE layout_sigs(obj BIGINT PRIMARY KEY, sig BIGINT NOT NULL);"
+	"CREATE INDEX layout_sigs_sig ON layout_sigs(sig);";
 
 const char *store_schema_ddl(int dialect)
 {

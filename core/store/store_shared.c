@@ -284,6 +284,7 @@ int store_open_shared(store *s, const char *uri, const char *local_dir, int flag
 		return -ENOMEM;
 	if ((r = store_check_format(s, err, errlen)) < 0)
 		return r;
+	/* (the tensor signature index is part of the PostgreSQL schema from its first version) */
 	char blobs[PATH_MAX], id[80], mark[80];
 	if (store_meta_get(s->db, "blobs_dir", blobs, sizeof(blobs)) < 0 ||
 	    store_meta_get(s->db, "store_id", id, sizeof(id)) < 0) {
