@@ -162,6 +162,7 @@ out:
 }
 
 #define INGEST_CONTENT_CANDS 2 /* same-tensor files tried beside the name-based candidates */
+#define INGEST_SIG_MIN_BYTES (64u << 10) /* tensors smaller than this identify nothing */
 
 static int64_t mono_us(void)
 {
@@ -170,31 +171,63 @@ static int64_t mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-uint64_t ingest_layout_sig(const layout *l)
+static uint64_t fnv(uint64_t h, uint64_t v)
+{
+	return (h ^ v) * 1099511628211ull;
+}
+
+static uint64_t region_sig(const layout_region *r)
+{
+	uint64_t h = 14695981039346656037ull;
+	for (const char *c = r->name; *c; c++)
+		h = fnv(h, (unsigned char)*c);
+	h = fnv(h, 0xff);
+	h = fnv(h, r->len);
+	return fnv(h, r->width);
+}
+
+size_t ingest_layout_sigs(const layout *l, uint64_t *sigs)
 {
 	if (!l || l->kind == LAYOUT_UNKNOWN || l->n == 0)
 		return 0;
-	/* regions in file order: their names (zip members without the archive's root folder),
-	 * lengths and widths. FNV-1a: an index key, never trusted (the trial encode and the fit
-	 * check decide). */
-	uint64_t h = 14695981039346656037ull;
-#define SIG_MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211ull)
-	SIG_MIX(l->kind);
+	/* [0]: the whole layout in file order (an exact copy of the tensors matches every key);
+	 * then the largest tensors one by one (a fine-tune shares its base's big weights even when
+	 * the optimizer state differs). Region names are zip members without the archive's root
+	 * folder, or safetensors keys. FNV-1a: index keys, never trusted (the fit check and a trial
+	 * encode decide). */
+	uint64_t h = fnv(14695981039346656037ull, (uint64_t)l->kind);
+	for (size_t i = 0; i < l->n; i++)
+		h = fnv(h, region_sig(&l->r[i]));
+	size_t n = 0;
+	sigs[n++] = h ? h : 1;
+	enum { K = STORE_SIG_MAX - 1 };
+	size_t top[K]; /* indices of the K largest regions, largest first */
+	size_t nt = 0;
 	for (size_t i = 0; i < l->n; i++) {
-		for (const char *c = l->r[i].name; *c; c++)
-			SIG_MIX((unsigned char)*c);
-		SIG_MIX(0xff);
-		SIG_MIX(l->r[i].len);
-		SIG_MIX(l->r[i].width);
+		size_t k;
+		if (nt < K)
+			k = nt++;
+		else if (l->r[i].len > l->r[top[K - 1]].len)
+			k = K - 1;
+		else
+			continue;
+		while (k > 0 && l->r[top[k - 1]].len < l->r[i].len) {
+			top[k] = top[k - 1];
+			k--;
+		}
+		top[k] = i;
 	}
-#undef SIG_MIX
-	return h ? h : 1;
+	for (size_t i = 0; i < nt; i++)
+		if (l->r[top[i]].len >= INGEST_SIG_MIN_BYTES)
+			sigs[n++] = region_sig(&l->r[top[i]]);
+	return n;
 }
 
 /* The chosen predecessor: its row and both parsed layouts (kept for the encodes). */
 typedef struct choice {
 	store_obj base;        /* id 0: none */
-	uint64_t sig;          /* the new file's tensor signature (0: no tensors) */
+	uint64_t sigs[STORE_SIG_MAX]; /* the new file's tensor signatures */
+	size_t nsigs;
 	int64_t lookup_us;     /* the signature lookup's cost */
 	size_t lookups;        /* objects it found */
 	int newer;             /* base is a later version, stored already: code forward against it */
@@ -224,14 +257,20 @@ static void choose_base(store *s, chain *ch, uint64_t ino, const io_src *nsrc,
 		out->nl = NULL;
 		return;
 	}
-	/* stored files with the same tensors, as extra candidates (after the names'): a copy of a
-	 * state under another name (Lightning's last.ckpt), a fine-tune's base */
-	out->sig = ingest_layout_sig(out->nl);
-	if (out->sig) {
+	/* stored files with the same tensors, as extra candidates (after the names'), for a file
+	 * that is not part of a named series: a copy of a state under another name (Lightning's
+	 * last.ckpt, whose only name-based candidate is the version it replaced), a fine-tune's
+	 * first checkpoint. A series has its predecessor already; probing more would cost every
+	 * version a trial encode. */
+	out->nsigs = ingest_layout_sigs(out->nl, out->sigs);
+	int series = 0;
+	for (size_t k = 0; k < nc; k++)
+		series |= cand[k].kind == PRED_SIBLING || cand[k].kind == PRED_SIBDIR;
+	if (out->nsigs && !series) {
 		int64_t t0 = mono_us();
 		uint64_t objs[INGEST_CONTENT_CANDS];
 		size_t no = 0;
-		if (store_sig_find(s, out->sig, objs, INGEST_CONTENT_CANDS, &no) == 0)
+		if (store_sig_find(s, out->sigs, out->nsigs, objs, INGEST_CONTENT_CANDS, &no) == 0)
 			for (size_t i = 0; i < no; i++) {
 				int dup = 0;
 				for (size_t k = 0; k < nc; k++)
@@ -456,7 +495,8 @@ int ingest_prepare(store *s, chain *ch, uint64_t ino, int sfd, uint64_t size,
 	j->kind = c.kind;
 	j->why = c.why;
 	j->pred = c.base.id;
-	j->sig = c.sig;
+	memcpy(j->sigs, c.sigs, sizeof(j->sigs));
+	j->nsigs = c.nsigs;
 	j->lookup_us = c.lookup_us;
 	j->lookups = c.lookups;
 	int r;
@@ -502,8 +542,8 @@ int ingest_commit(store *s, ingest_job *j, int (*check)(void *ctx), void *ctx)
 		store_obj_discard(s, j->rb.nw.id); /* the predecessor changed meanwhile */
 	if (j->has_rebase && j->rb.switched)
 		j->retired = j->rb.expect.id;
-	if (j->sig)
-		store_sig_put(s, j->obj.id, j->sig); /* best effort: only a lookup aid */
+	if (j->nsigs)
+		store_sig_put(s, j->obj.id, j->sigs, j->nsigs); /* best effort: a lookup aid */
 	return 0;
 }
 

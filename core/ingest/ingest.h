@@ -44,7 +44,8 @@ typedef struct ingest_job {
 	uint64_t pred;         /* the predecessor object, 0 for none */
 	int dedup;             /* obj is an existing object with the same bytes: nothing encoded,
 				* the file shares it (whole-file dedup) */
-	uint64_t sig;          /* the file's tensor signature, recorded with obj (0: none) */
+	uint64_t sigs[STORE_SIG_MAX]; /* the file's tensor signatures, recorded with obj */
+	size_t nsigs;
 	int64_t lookup_us;     /* what finding same-tensor files cost, and how many it found */
 	size_t lookups;
 	int has_rebase;        /* reverse: rb.nw holds the predecessor re-coded against obj */
@@ -68,9 +69,9 @@ int ingest_commit(store *s, ingest_job *j, int (*check)(void *ctx), void *ctx);
 /* Frees what ingest_commit left in j (the switch's lists), not the objects. */
 void ingest_job_done(ingest_job *j);
 
-/* A key for "the same tensors": names, lengths and widths of a parsed layout's regions. 0 when
- * the layout holds none. */
-uint64_t ingest_layout_sig(const layout *l);
+/* Keys for "the same tensors" (at most STORE_SIG_MAX into sigs): the whole layout, then its
+ * largest tensors' names, lengths and widths. 0 keys when the layout holds no tensors. */
+size_t ingest_layout_sigs(const layout *l, uint64_t *sigs);
 
 /* 1 when a and b hold the same bytes (same size, compared block by block), 0 when not, -errno. */
 int ingest_same_bytes(const io_src *a, const io_src *b);

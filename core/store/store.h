@@ -220,11 +220,14 @@ typedef struct store_rebase {
 int store_commit_version(store *s, uint64_t ino, const store_obj *o, store_rebase *rb,
 			 int (*check)(void *ctx), void *ctx);
 
-/* Tensor signatures (what tensors a file holds: names, sizes, widths), for finding a base by
- * content when names do not lead to one: record obj's, and find the newest objects files hold
- * with sig (at most max, bounded by an index lookup). */
-int store_sig_put(store *s, uint64_t obj, uint64_t sig);
-int store_sig_find(store *s, uint64_t sig, uint64_t *objs, size_t max, size_t *n);
+/* Tensor signatures, for finding a base by content when names do not lead to one: a few keys per
+ * object (its whole tensor layout, and its largest tensors' names, sizes and widths). Record
+ * obj's (at most STORE_SIG_MAX), and find the newest objects files hold that share the most of
+ * sigs (at most max; one indexed query). */
+#define STORE_SIG_MAX 9
+int store_sig_put(store *s, uint64_t obj, const uint64_t *sigs, size_t n);
+int store_sig_find(store *s, const uint64_t *sigs, size_t nsigs, uint64_t *objs, size_t max,
+		   size_t *n);
 /* Objects with this logical size and content hash, newest first (at most max; whole-file dedup
  * compares their bytes before sharing one). */
 int store_obj_find_content(store *s, uint64_t size, uint64_t hash, uint64_t *ids, size_t max,

@@ -506,37 +506,57 @@ int store_release_retired(store *s, uint64_t id)
  * before it stay readable by every version (older ones ignore it). */
 int store_sigs_ensure(store *s)
 {
-	return db_exec(s->db, "CREATE TABLE IF NOT EXISTS layout_sigs(obj BIGINT PRIMARY KEY,"
-		       " sig BIGINT NOT NULL);"
+	return db_exec(s->db, "CREATE TABLE IF NOT EXISTS layout_sigs(obj BIGINT NOT NULL,"
+		       " sig BIGINT NOT NULL, PRIMARY KEY(obj, sig));"
 		       "CREATE INDEX IF NOT EXISTS layout_sigs_sig ON layout_sigs(sig);");
 }
 
-int store_sig_put(store *s, uint64_t obj, uint64_t sig)
+int store_sig_put(store *s, uint64_t obj, const uint64_t *sigs, size_t n)
 {
 	store_lock(s);
-	db_stmt *st;
-	int r = db_prepare(s->db, "INSERT INTO layout_sigs(obj, sig) VALUES(?1, ?2) ON CONFLICT(obj) "
-			   "DO UPDATE SET sig=excluded.sig", 0, &st);
-	if (r == 0) {
-		db_bind_i64(st, 1, (int64_t)obj);
-		db_bind_i64(st, 2, (int64_t)sig);
-		r = db_step(st);
-		db_finalize(st);
+	int r = store_begin(s);
+	if (r < 0) {
+		store_unlock(s);
+		return r;
 	}
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		db_stmt *st;
+		r = db_prepare(s->db, "INSERT INTO layout_sigs(obj, sig) VALUES(?1, ?2) ON "
+			       "CONFLICT(obj, sig) DO NOTHING", 0, &st);
+		if (r == 0) {
+			db_bind_i64(st, 1, (int64_t)obj);
+			db_bind_i64(st, 2, (int64_t)sigs[i]);
+			r = db_step(st);
+			db_finalize(st);
+		}
+	}
+	r = store_end(s, r < 0 ? r : 0);
 	store_unlock(s);
-	return r < 0 ? r : 0;
+	return r;
 }
 
-int store_sig_find(store *s, uint64_t sig, uint64_t *objs, size_t max, size_t *n)
+int store_sig_find(store *s, const uint64_t *sigs, size_t nsigs, uint64_t *objs, size_t max,
+		   size_t *n)
 {
 	*n = 0;
+	if (nsigs == 0)
+		return 0;
+	if (nsigs > STORE_SIG_MAX)
+		nsigs = STORE_SIG_MAX;
+	/* the objects files hold (not hidden bases) sharing the most signatures, newest first */
+	char sql[512];
+	int k = snprintf(sql, sizeof(sql), "SELECT l.obj FROM layout_sigs l JOIN objects o ON "
+			 "o.id=l.obj WHERE o.unref=0 AND l.sig IN (");
+	for (size_t i = 0; i < nsigs; i++)
+		k += snprintf(sql + k, sizeof(sql) - (size_t)k, "%s?%zu", i ? "," : "", i + 1);
+	snprintf(sql + k, sizeof(sql) - (size_t)k,
+		 ") GROUP BY l.obj ORDER BY count(*) DESC, l.obj DESC LIMIT 4");
 	store_lock(s);
 	db_stmt *st;
-	/* the newest files' objects with these tensors (a file holds them: not a hidden base) */
-	int r = db_prepare(s->db, "SELECT l.obj FROM layout_sigs l JOIN objects o ON o.id=l.obj "
-			   "WHERE l.sig=?1 AND o.unref=0 ORDER BY l.obj DESC LIMIT 4", 0, &st);
+	int r = db_prepare(s->db, sql, 0, &st);
 	if (r == 0) {
-		db_bind_i64(st, 1, (int64_t)sig);
+		for (size_t i = 0; i < nsigs; i++)
+			db_bind_i64(st, (int)i + 1, (int64_t)sigs[i]);
 		while ((r = db_step(st)) == DB_ROW)
 			if (*n < max)
 				objs[(*n)++] = (uint64_t)db_col_i64(st, 0);

@@ -61,7 +61,7 @@ static const char schema_pg_v1[] =
 	"CREATE TABLE stage_owner(ino BIGINT PRIMARY KEY, session BIGINT NOT NULL);"
 	"CREATE TABLE trash(id BIGINT PRIMARY KEY, base BIGINT, stored BIGINT NOT NULL,"
 	" at BIGINT NOT NULL);"
-	"CREATE TABLE layout_sigs(obj BIGINT PRIMARY KEY, sig BIGINT NOT NULL);"
+	"CREATE TABLE layout_sigs(obj BIGINT NOT NULL, sig BIGINT NOT NULL, PRIMARY KEY(obj, sig));"
 	"CREATE INDEX layout_sigs_sig ON layout_sigs(sig);";
 
 const char *store_schema_ddl(int dialect)
