@@ -394,6 +394,50 @@ int store_obj_insert_locked(store *s, const store_obj *o)
 	return store_step_done(s, st);
 }
 
+/* The commit of a staged file may go ahead (lock + transaction held): check(ctx) agrees, this
+ * node owns the staged data (a shared store), and *a is the inode as it is now. */
+static int commit_may_locked(store *s, uint64_t ino, int (*check)(void *ctx), void *ctx,
+			     store_attr *a)
+{
+	if (check && check(ctx) != 1)
+		return -EAGAIN;
+	int r = store_shared_owned_locked(s, ino);
+	if (r != 1)
+		return r < 0 ? r : -EAGAIN;
+	return store_getattr_locked(s, ino, a);
+}
+
+static int point_inode_locked(store *s, uint64_t ino, const store_obj *o)
+{
+	db_stmt *st = store_stmt(s, ST_INODE_SET_OBJ);
+	if (!st)
+		return -EIO;
+	db_bind_i64(st, 1, (int64_t)ino);
+	db_bind_i64(st, 2, (int64_t)o->id);
+	db_bind_i64(st, 3, (int64_t)o->size);
+	return store_step_done(s, st);
+}
+
+/* After the inode points at its new object: it is no longer staged by anyone, and what it held
+ * before (its predecessor hint, an old object) goes unless it is keep or keep2. */
+static int release_replaced_locked(store *s, uint64_t ino, const store_attr *a, uint64_t keep,
+				   uint64_t keep2)
+{
+	int r = store_shared_disown_locked(s, ino);
+	if (r >= 0 && a->pred_hint && a->pred_hint != keep && a->pred_hint != keep2)
+		r = store_obj_release_locked(s, a->pred_hint);
+	if (r >= 0 && a->obj && a->obj != keep && a->obj != keep2)
+		r = store_obj_release_locked(s, a->obj);
+	return r;
+}
+
+static void staging_gone(store *s, uint64_t ino)
+{
+	char rel[STORE_STAGING_NAME_SIZE];
+	store_staging_name(ino, rel, sizeof(rel));
+	unlinkat(s->dirfd, rel, 0);
+}
+
 int store_commit_version(store *s, uint64_t ino, const store_obj *o, store_rebase *rb,
 			 int (*check)(void *ctx), void *ctx)
 {
@@ -406,18 +450,8 @@ int store_commit_version(store *s, uint64_t ino, const store_obj *o, store_rebas
 	int r = store_begin(s);
 	if (r < 0)
 		goto out;
-	if (check && check(ctx) != 1) {
-		r = -EAGAIN;
-		goto end;
-	}
-	/* a shared store: only the node that owns the staged data commits it */
-	if ((r = store_shared_owned_locked(s, ino)) != 1) {
-		r = r < 0 ? r : -EAGAIN;
-		goto end;
-	}
 	store_attr a;
-	r = store_getattr_locked(s, ino, &a);
-	if (r < 0)
+	if ((r = commit_may_locked(s, ino, check, ctx, &a)) < 0)
 		goto end;
 	store_obj bo;
 	if (o->base && store_obj_get_locked(s, o->base, &bo) < 0) {
@@ -425,17 +459,8 @@ int store_commit_version(store *s, uint64_t ino, const store_obj *o, store_rebas
 		goto end;
 	}
 	r = store_obj_insert_locked(s, o);
-	if (r < 0)
-		goto end;
-	db_stmt *st = store_stmt(s, ST_INODE_SET_OBJ);
-	if (!st) {
-		r = -EIO;
-		goto end;
-	}
-	db_bind_i64(st, 1, (int64_t)ino);
-	db_bind_i64(st, 2, (int64_t)o->id);
-	db_bind_i64(st, 3, (int64_t)o->size);
-	r = store_step_done(s, st);
+	if (r >= 0)
+		r = point_inode_locked(s, ino, o);
 	if (r >= 0 && rb) {
 		/* the predecessor re-coded against the new version: switched in the same
 		 * transaction, or (changed meanwhile) left as it was, the new version then standing
@@ -450,19 +475,11 @@ int store_commit_version(store *s, uint64_t ino, const store_obj *o, store_rebas
 	/* a switched predecessor is retired, not freed: readers may still hold its id, and the
 	 * caller releases it once they are done */
 	if (r >= 0)
-		r = store_shared_disown_locked(s, ino);
-	uint64_t keep = rb && rb->switched ? rb->expect.id : 0;
-	if (r >= 0 && a.pred_hint && a.pred_hint != keep)
-		r = store_obj_release_locked(s, a.pred_hint);
-	if (r >= 0 && a.obj && a.obj != o->id && a.obj != keep)
-		r = store_obj_release_locked(s, a.obj);
+		r = release_replaced_locked(s, ino, &a, o->id, rb && rb->switched ? rb->expect.id : 0);
 end:
 	r = store_end(s, r);
-	if (r >= 0) {
-		char rel[STORE_STAGING_NAME_SIZE];
-		store_staging_name(ino, rel, sizeof(rel));
-		unlinkat(s->dirfd, rel, 0);
-	}
+	if (r >= 0)
+		staging_gone(s, ino);
 out:
 	store_unlock(s);
 	if (r < 0 && rb) {
@@ -595,34 +612,19 @@ int store_commit_existing(store *s, uint64_t ino, const store_obj *o, int (*chec
 		store_unlock(s);
 		return r;
 	}
-	if (check && check(ctx) != 1) {
-		r = -EAGAIN;
+	store_attr a;
+	if ((r = commit_may_locked(s, ino, check, ctx, &a)) < 0)
 		goto end;
-	}
-	if ((r = store_shared_owned_locked(s, ino)) != 1) {
-		r = r < 0 ? r : -EAGAIN;
-		goto end;
-	}
 	/* still the object that was compared (gc may have replaced it meanwhile) */
 	store_obj cur;
 	if (store_obj_get_locked(s, o->id, &cur) < 0 || cur.size != o->size || cur.hash != o->hash) {
 		r = -EAGAIN;
 		goto end;
 	}
-	store_attr a;
-	if ((r = store_getattr_locked(s, ino, &a)) < 0)
-		goto end;
-	db_stmt *st = store_stmt(s, ST_INODE_SET_OBJ);
-	r = st ? 0 : -EIO;
-	if (st) {
-		db_bind_i64(st, 1, (int64_t)ino);
-		db_bind_i64(st, 2, (int64_t)o->id);
-		db_bind_i64(st, 3, (int64_t)o->size);
-		r = store_step_done(s, st);
-	}
+	r = point_inode_locked(s, ino, o);
 	/* a hidden base that a file uses again is a file's data again */
 	if (r >= 0 && cur.unref) {
-		st = store_stmt(s, ST_OBJ_REREF);
+		db_stmt *st = store_stmt(s, ST_OBJ_REREF);
 		r = st ? 0 : -EIO;
 		if (st) {
 			db_bind_i64(st, 1, (int64_t)o->id);
@@ -630,18 +632,11 @@ int store_commit_existing(store *s, uint64_t ino, const store_obj *o, int (*chec
 		}
 	}
 	if (r >= 0)
-		r = store_shared_disown_locked(s, ino);
-	if (r >= 0 && a.pred_hint && a.pred_hint != o->id)
-		r = store_obj_release_locked(s, a.pred_hint);
-	if (r >= 0 && a.obj && a.obj != o->id)
-		r = store_obj_release_locked(s, a.obj);
+		r = release_replaced_locked(s, ino, &a, o->id, 0);
 end:
 	r = store_end(s, r);
-	if (r >= 0) {
-		char rel[STORE_STAGING_NAME_SIZE];
-		store_staging_name(ino, rel, sizeof(rel));
-		unlinkat(s->dirfd, rel, 0);
-	}
+	if (r >= 0)
+		staging_gone(s, ino);
 	store_unlock(s);
 	return r;
 }
