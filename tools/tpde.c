@@ -18,6 +18,7 @@
 #include "codec.h"
 #include "decoder.h"
 #include "encoder.h"
+#include "layout.h"
 #include "io.h"
 #include "objfile.h"
 
@@ -52,6 +53,7 @@ typedef struct opts {
 	uint32_t chunk_size;
 	int level;
 	int verbose;
+	float lossy;  /* > 0: --lossy-threshold (opt-in, named lossy; never in the filesystem) */
 } opts;
 
 static void usage(FILE *f)
@@ -67,6 +69,10 @@ static void usage(FILE *f)
 		"  -c, --chunk-size SZ   chunk size in bytes, suffixes K and M (default 1M, 4K..64M)\n"
 		"  -l, --level N         zstd level 1..22 (default 3)\n"
 		"  -v, --verbose         print encode statistics to stderr\n"
+		"      --lossy-threshold T  LOSSY, encode only: the seed method's thresholding: every\n"
+		"                        fp32 element that changed by less than T from the base keeps the\n"
+		"                        base's value (needs --base); the object records that it is lossy\n"
+		"                        and T, and decodes to the thresholded file, not the input\n"
 		"  -h, --help            this help\n"
 		"      --version         print the version\n");
 }
@@ -216,6 +222,66 @@ static int out_commit(outfile *o)
 	return 0;
 }
 
+typedef struct lossy_stats {
+	uint64_t elements, changed, kept;
+} lossy_stats;
+
+/* The seed method's thresholding, into out_fd: a copy of n where every fp32 element of a tensor
+ * aligned with the base that changed by less than T (|new - base| < T) takes the base's value.
+ * Other bytes (headers, other dtypes, unaligned tensors) are copied exactly. */
+static int lossy_copy(const io_src *n, const io_src *b, int out_fd, float T, lossy_stats *ls)
+{
+	memset(ls, 0, sizeof(*ls));
+	layout *nl = NULL, *bl = NULL;
+	seg *sg = NULL;
+	size_t ns = 0;
+	size_t bs = 1u << 20;
+	uint8_t *x = malloc(bs), *y = malloc(bs);
+	int r = x && y ? 0 : -ENOMEM;
+	if (r == 0 && (r = layout_parse(n, &nl)) == 0 && (r = layout_parse(b, &bl)) == 0)
+		r = layout_align(nl, n->size, bl, b->size, &sg, &ns);
+	for (size_t i = 0; r == 0 && i < ns; i++) {
+		const seg *g = &sg[i];
+		int thr = g->tensor && g->width == 4 && g->base_off != SEG_NO_BASE;
+		for (uint64_t off = 0; r == 0 && off < g->len;) {
+			size_t len = g->len - off < bs ? (size_t)(g->len - off) : bs;
+			len -= thr ? len % 4 : 0;
+			if (len == 0)
+				len = (size_t)(g->len - off); /* a tail shorter than an element */
+			r = io_pread_full(n, x, len, g->off + off);
+			if (r == 0 && thr && len % 4 == 0)
+				r = io_pread_full(b, y, len, g->base_off + off);
+			if (r == 0 && thr && len % 4 == 0) {
+				for (size_t k = 0; k < len; k += 4) {
+					float fn, fb;
+					memcpy(&fn, x + k, 4);
+					memcpy(&fb, y + k, 4);
+					ls->elements++;
+					if (!memcmp(x + k, y + k, 4))
+						continue;
+					ls->changed++;
+					float d = fn - fb;
+					if ((d < 0 ? -d : d) < T)
+						memcpy(x + k, y + k, 4); /* dropped: the base's value */
+					else
+						ls->kept++;
+				}
+			}
+			if (r == 0 && pwrite(out_fd, x, len, (off_t)(g->off + off)) != (ssize_t)len)
+				r = errno ? -errno : -EIO;
+			off += len;
+		}
+	}
+	if (r == 0 && ftruncate(out_fd, (off_t)n->size) < 0)
+		r = -errno;
+	free(sg);
+	layout_free(nl);
+	layout_free(bl);
+	free(x);
+	free(y);
+	return r;
+}
+
 static int cmd_encode(const opts *op, const char *newp)
 {
 	if (!op->out)
@@ -239,13 +305,46 @@ static int cmd_encode(const opts *op, const char *newp)
 			goto out;
 		}
 	}
+	int tfd = -1;
+	char tpath[4096] = "";
+	if (op->lossy > 0) {
+		if (bfd < 0) {
+			fail("--lossy-threshold needs --base (it drops small changes against it)");
+			goto out;
+		}
+		snprintf(tpath, sizeof(tpath), "%s.lossy-XXXXXX", op->out);
+		tfd = mkstemp(tpath);
+		if (tfd < 0) {
+			fail("cannot create %s: %s", tpath, strerror(errno));
+			goto out;
+		}
+		unlink(tpath); /* an anonymous scratch copy: gone with its fd */
+		lossy_stats ls;
+		int le = lossy_copy(&n, &b, tfd, op->lossy, &ls);
+		if (le < 0) {
+			fail("cannot threshold %s: %s", newp, strerror(-le));
+			close(tfd);
+			goto out;
+		}
+		io_src_from_fd(&n, tfd, nsize);
+		fprintf(stderr, "tpde: LOSSY: threshold %g: %" PRIu64 " of %" PRIu64 " fp32 elements "
+			"changed, %" PRIu64 " kept (%.2f%%), %" PRIu64 " dropped; other bytes exact\n",
+			(double)op->lossy, ls.changed, ls.elements, ls.kept,
+			ls.changed ? 100.0 * (double)ls.kept / (double)ls.changed : 0.0,
+			ls.changed - ls.kept);
+	}
 	outfile of;
-	if (out_open(&of, op->out, op->guard))
+	if (out_open(&of, op->out, op->guard)) {
+		if (tfd >= 0)
+			close(tfd);
 		goto out;
+	}
 	enc_opts eo = {.chunk_size = op->chunk_size, .zstd_level = op->level,
-		       .threads = op->threads};
+		       .threads = op->threads, .lossy_threshold = op->lossy};
 	enc_stats st;
 	int e = enc_encode(&eo, &n, bfd >= 0 ? &b : NULL, bh, of.fd, &st);
+	if (tfd >= 0)
+		close(tfd);
 	if (e < 0) {
 		out_abort(&of);
 		if (e == -EIO)
@@ -448,6 +547,11 @@ static int cmd_inspect(const char *inp)
 		       in->base_size, in->base_hash);
 	else
 		printf("base:           none\n");
+	if (in->lossy_threshold > 0)
+		printf("LOSSY:          yes, threshold %g (fp32 changes smaller than it dropped; "
+		       "decodes to the thresholded file)\n", (double)in->lossy_threshold);
+	else
+		printf("lossy:          no (bit-exact)\n");
 	printf("chunks:         %zu\n", n);
 
 	uint64_t cc[256] = {0}, ci[256] = {0}, co[256] = {0};
@@ -493,6 +597,7 @@ int main(int argc, char **argv)
 		{"chunk-size", required_argument, NULL, 'c'},
 		{"level", required_argument, NULL, 'l'},
 		{"verbose", no_argument, NULL, 'v'},
+		{"lossy-threshold", required_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -532,6 +637,16 @@ int main(int argc, char **argv)
 		case 'v':
 			op.verbose = 1;
 			break;
+		case 'L': {
+			char *end;
+			double x = strtod(optarg, &end);
+			if (*end || !(x > 0) || x > 1e30) {
+				fail("bad --lossy-threshold '%s' (a positive number)", optarg);
+				return 2;
+			}
+			op.lossy = (float)x;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;

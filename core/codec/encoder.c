@@ -284,7 +284,8 @@ int enc_encode(const enc_opts *o, const io_src *newf, const io_src *base, uint64
 		goto out;
 	}
 	obj_info info = {.size = newf->size, .chunk_size = C, .has_base = base != NULL,
-			 .base_size = base ? base->size : 0, .base_hash = base ? base_hash : 0};
+			 .base_size = base ? base->size : 0, .base_hash = base ? base_hash : 0,
+			 .lossy_threshold = o->lossy_threshold};
 	if ((rc = obj_writer_open(out_fd, &info, &w)) < 0)
 		goto out;
 

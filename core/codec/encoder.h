@@ -17,6 +17,9 @@ typedef struct enc_opts {
 	/* Layouts the caller parsed already (borrowed, never freed here), so that a file taken in
 	 * once is parsed once: NULL means parse it here. */
 	const layout *new_layout, *base_layout;
+	/* > 0: record in the object that its input was thresholded (the CLI's opt-in lossy mode;
+	 * the encoding itself stays exact for the bytes it is given). */
+	float lossy_threshold;
 } enc_opts;
 
 typedef struct enc_stats {

@@ -20,7 +20,8 @@
 #define OBJ_ENTRY_SIZE 48u
 #define OBJ_FTR_SIZE 48u
 #define OBJ_FLAG_BASE 0x1u
-#define OBJ_KNOWN_FLAGS OBJ_FLAG_BASE
+#define OBJ_FLAG_LOSSY 0x2u /* made by `tpde encode --lossy-threshold` only: bytes 44..47 hold T */
+#define OBJ_KNOWN_FLAGS (OBJ_FLAG_BASE | OBJ_FLAG_LOSSY)
 /* Largest chunk a reader accepts: a bound on what a damaged index can make us allocate. */
 #define OBJ_MAX_CHUNK (256u << 20)
 #define OBJ_NCODECS 8u /* codec ids 0..7 (enum codec_id, CODEC_MAX) */
@@ -61,12 +62,18 @@ static void enc_header(uint8_t h[OBJ_HDR_SIZE], const obj_info *info)
 	memset(h, 0, OBJ_HDR_SIZE);
 	memcpy(h, hdr_magic, 8);
 	put32(h + 8, OBJ_FORMAT_VERSION);
-	put32(h + 12, info->has_base ? OBJ_FLAG_BASE : 0);
+	put32(h + 12, (info->has_base ? OBJ_FLAG_BASE : 0) |
+			      (info->lossy_threshold > 0 ? OBJ_FLAG_LOSSY : 0));
 	put64(h + 16, info->size);
 	put64(h + 24, info->has_base ? info->base_size : 0);
 	put64(h + 32, info->has_base ? info->base_hash : 0);
 	put32(h + 40, info->chunk_size);
-	/* 44..55 reserved, zero */
+	if (info->lossy_threshold > 0) {
+		uint32_t bits;
+		memcpy(&bits, &info->lossy_threshold, 4);
+		put32(h + 44, bits);
+	}
+	/* 48..55 reserved, zero (44..47 too for a lossless object) */
 	put64(h + 56, cksum64(h, 56));
 }
 
@@ -241,10 +248,16 @@ static int parse_header(const uint8_t h[OBJ_HDR_SIZE], obj_info *info)
 	uint32_t flags = get32(h + 12);
 	if (flags & ~OBJ_KNOWN_FLAGS)
 		return -EBADMSG;
-	for (unsigned i = 44; i < 56; i++)
+	for (unsigned i = (flags & OBJ_FLAG_LOSSY) ? 48 : 44; i < 56; i++)
 		if (h[i] != 0)
 			return -EBADMSG;
 	memset(info, 0, sizeof *info);
+	if (flags & OBJ_FLAG_LOSSY) {
+		uint32_t bits = get32(h + 44);
+		memcpy(&info->lossy_threshold, &bits, 4);
+		if (!(info->lossy_threshold > 0) || info->lossy_threshold > 1e30f)
+			return -EBADMSG; /* a lossy object names a finite, positive threshold */
+	}
 	info->size = get64(h + 16);
 	info->has_base = (flags & OBJ_FLAG_BASE) ? 1 : 0;
 	info->base_size = get64(h + 24);

@@ -32,6 +32,8 @@ typedef struct obj_info {
 	uint64_t base_size;    /* logical size of the predecessor */
 	uint64_t base_hash;    /* content hash of the predecessor (cksum64 stream over it) */
 	uint64_t content_hash; /* content hash of this file, from the footer */
+	float lossy_threshold; /* > 0: a lossy object (tpde encode --lossy-threshold): the bytes it
+				* decodes to are the input with changes smaller than this dropped */
 } obj_info;
 
 typedef struct obj_writer obj_writer;
