@@ -196,21 +196,17 @@ int admin_flush(int argc, char **argv)
 		return 1;
 	store_totals t;
 	int r = store_totals_get(s, &t);
-	int shared = store_is_shared(s);
+	/* a shared store: every daemon of this host serving it encodes what it staged */
+	char **dirs = NULL;
+	size_t nd = 0;
+	if (r == 0 && store_is_shared(s))
+		store_shared_local_dirs(s, &dirs, &nd);
 	store_close(s);
 	if (r < 0) {
 		fprintf(stderr, "tpdefs-admin: %s: cannot read metadata: %s\n", dir, strerror(-r));
 		return 1;
 	}
-	if (shared) {
-		/* every daemon of this host serving the store encodes what it staged */
-		store *q;
-		char **dirs = NULL;
-		size_t nd = 0;
-		if (admin_open_store(dir, &q) == 0) {
-			store_shared_local_dirs(q, &dirs, &nd);
-			store_close(q);
-		}
+	if (nd) {
 		int status = 0;
 		for (size_t i = 0; i < nd; i++) {
 			int cfd = admin_connect_dir(dirs[i]);
@@ -218,8 +214,7 @@ int admin_flush(int argc, char **argv)
 			free(dirs[i]);
 		}
 		free(dirs);
-		if (nd)
-			return status;
+		return status;
 	}
 	int fd = admin_connect(dir);
 	if (fd >= 0)

@@ -58,6 +58,19 @@ int admin_open_locked(const char *backing, store **out, char *err, size_t errlen
 	return store_open_at(backing, ld, STORE_O_NOCREATE | STORE_O_NOWAIT, out, err, errlen);
 }
 
+/* store_shared_mount of the shared store named by uri, opened for inspection. */
+static int shared_mount(const char *uri, char *host, size_t hlen, char *local, size_t llen)
+{
+	store *s;
+	char err[1024] = "";
+	int r = store_open_at(uri, NULL, STORE_O_NOCREATE | STORE_O_NOLOCK, &s, err, sizeof(err));
+	if (r < 0)
+		return r;
+	r = store_shared_mount(s, host, hlen, local, llen);
+	store_close(s);
+	return r;
+}
+
 /* The directory holding the control socket of the daemon serving backing: BACKING itself, or
  * for a shared store the local_dir the serving daemon recorded (-EREMOTE: on another host,
  * -ENOENT: nobody serves it). */
@@ -67,15 +80,8 @@ static int control_dir(const char *backing, char *out, size_t size)
 		snprintf(out, size, "%s", backing);
 		return 0;
 	}
-	store *s;
-	char err[1024] = "";
-	int r = store_open_at(backing, NULL, STORE_O_NOCREATE | STORE_O_NOLOCK, &s, err,
-			      sizeof(err));
-	if (r < 0)
-		return r;
 	char host[256], local[4096], me[256] = "";
-	r = store_shared_mount(s, host, sizeof(host), local, sizeof(local));
-	store_close(s);
+	int r = shared_mount(backing, host, sizeof(host), local, sizeof(local));
 	if (r <= 0)
 		return r < 0 ? r : -ENOENT;
 	store_host_name(me, sizeof(me));
@@ -123,16 +129,8 @@ int admin_connect_dir(const char *dir)
 int admin_daemon_running(const char *dir)
 {
 	if (store_uri_is_pg(dir)) {
-		store *s;
-		char err[1024] = "";
-		int r = store_open_at(dir, NULL, STORE_O_NOCREATE | STORE_O_NOLOCK, &s, err,
-				      sizeof(err));
-		if (r < 0)
-			return r;
 		char host[256], local[4096];
-		r = store_shared_mount(s, host, sizeof(host), local, sizeof(local));
-		store_close(s);
-		return r;
+		return shared_mount(dir, host, sizeof(host), local, sizeof(local));
 	}
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)

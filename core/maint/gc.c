@@ -58,16 +58,20 @@ static int read_cancelled(void *ctx)
 	return gc_cancelled(ctx); /* unmount or client gone: stop, the old blob stays in use */
 }
 
+int gc_file_name(gcx *g, uint64_t obj, char *name, size_t *len)
+{
+	uint64_t ino, parent;
+	if (store_admin_first_inode_of_obj(g->s, obj, &ino) < 0 || !ino)
+		return -ENOENT;
+	return store_parent(g->s, ino, &parent, name, len);
+}
+
 void gc_obj_name(gcx *g, uint64_t obj, char *buf, size_t size)
 {
 	snprintf(buf, size, "-");
-	uint64_t ino;
-	if (store_admin_first_inode_of_obj(g->s, obj, &ino) < 0 || !ino)
-		return;
 	char name[STORE_NAME_MAX + 1];
 	size_t len;
-	uint64_t parent;
-	if (store_parent(g->s, ino, &parent, name, &len) == 0)
+	if (gc_file_name(g, obj, name, &len) == 0)
 		stats_quote(name, buf, size); /* names are bytes: keep the output one line */
 }
 

@@ -42,6 +42,8 @@ long gc_find(const gcx *g, uint64_t id);
 uint64_t gc_sum_stored(const store_obj *v, size_t n);
 /* A short name for messages: one file name using the object, or "-". */
 void gc_obj_name(gcx *g, uint64_t obj, char *buf, size_t size);
+/* One file name holding obj (name gets STORE_NAME_MAX + 1 bytes), 0 or -errno. */
+int gc_file_name(gcx *g, uint64_t obj, char *name, size_t *len);
 /* Re-encode d against a (NULL: keyframe) and switch the metadata to the new blob; the daemon is
  * told and readers holding the old id reopen. 0 (*nw describes the new object) or -errno, and
  * then nothing changed. Layouts already parsed by a fit check are passed on (NULL: parse). */

@@ -11,15 +11,6 @@
 #include "pred.h"
 #include "store_admin.h"
 
-/* One file name holding obj (into name, len), 0 when found. */
-static int file_name(gcx *g, uint64_t obj, char *name, size_t *len)
-{
-	uint64_t ino, parent;
-	if (store_admin_first_inode_of_obj(g->s, obj, &ino) < 0 || !ino)
-		return -ENOENT;
-	return store_parent(g->s, ino, &parent, name, len);
-}
-
 /* Are the newest leaf and the keyframe versions of one named series (ckpt_009 / ckpt_000, the
  * same name in checkpoint-N directories)? A leaf that is a copy found by its tensors under
  * another name (last.ckpt on its epoch file) stays the delta: making it the keyframe would hang
@@ -28,7 +19,7 @@ static int same_series(gcx *g, uint64_t leaf, uint64_t root)
 {
 	char a[STORE_NAME_MAX + 1], b[STORE_NAME_MAX + 1];
 	size_t la, lb;
-	if (file_name(g, leaf, a, &la) < 0 || file_name(g, root, b, &lb) < 0)
+	if (gc_file_name(g, leaf, a, &la) < 0 || gc_file_name(g, root, b, &lb) < 0)
 		return 1; /* cannot tell (a hint object without a file): as before */
 	if (la == lb && !memcmp(a, b, la))
 		return 1;

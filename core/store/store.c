@@ -103,7 +103,7 @@ void store_name_escape(const char *name, size_t len, char *out)
 	*out = 0;
 }
 
-static void seterr(char *err, size_t n, const char *fmt, ...)
+void store_seterr(char *err, size_t n, const char *fmt, ...)
 {
 	if (!err || !n)
 		return;
@@ -250,8 +250,7 @@ static int is_own_entry(const char *n)
 	       !strcmp(n, "tpdefs.db.init-journal");
 }
 
-/* 1 when the directory holds nothing but (leftovers of) our own initialisation. */
-static int dir_is_empty(int dirfd)
+int store_dir_empty(int dirfd, int (*ours)(const char *name))
 {
 	int fd = dup(dirfd);
 	if (fd < 0)
@@ -264,7 +263,7 @@ static int dir_is_empty(int dirfd)
 	int empty = 1;
 	struct dirent *e;
 	while ((e = readdir(d))) {
-		if (!is_own_entry(e->d_name)) {
+		if (!ours(e->d_name)) {
 			empty = 0;
 			break;
 		}
@@ -279,7 +278,7 @@ static int init_db(store *s, char *err, size_t errlen)
 	for (size_t i = 0; i < 3; i++)
 		if (mkdirat(s->dirfd, dirs[i], 0700) < 0 && errno != EEXIST) {
 			int e = errno;
-			seterr(err, errlen, "cannot create %s/%s: %s", s->path, dirs[i], strerror(e));
+			store_seterr(err, errlen, "cannot create %s/%s: %s", s->path, dirs[i], strerror(e));
 			return -e;
 		}
 	char p[PATH_MAX];
@@ -289,7 +288,7 @@ static int init_db(store *s, char *err, size_t errlen)
 	char msg[256];
 	int r = db_open_sqlite(p, DB_OPEN_CREATE, &d, msg, sizeof(msg));
 	if (r < 0) {
-		seterr(err, errlen, "cannot create %s: %s", p, msg);
+		store_seterr(err, errlen, "cannot create %s: %s", p, msg);
 		return -EIO;
 	}
 	int64_t now = store_now_ns();
@@ -299,7 +298,7 @@ static int init_db(store *s, char *err, size_t errlen)
 	if (r == 0)
 		r = db_commit(d);
 	if (r < 0) {
-		seterr(err, errlen, "cannot initialise %s: %s", p, db_errmsg(d));
+		store_seterr(err, errlen, "cannot initialise %s: %s", p, db_errmsg(d));
 		db_close(d); /* rolls back */
 		return -EIO;
 	}
@@ -308,7 +307,7 @@ static int init_db(store *s, char *err, size_t errlen)
 	snprintf(q, sizeof(q), "%s/tpdefs.db", s->path);
 	if (rename(p, q) < 0) {
 		int e = errno;
-		seterr(err, errlen, "cannot rename %s: %s", p, strerror(e));
+		store_seterr(err, errlen, "cannot rename %s: %s", p, strerror(e));
 		return -e;
 	}
 	return io_fsync_dirfd(s->dirfd);
@@ -321,7 +320,7 @@ static int open_db(store *s, char *err, size_t errlen)
 	char p[PATH_MAX], msg[256];
 	snprintf(p, sizeof(p), "%s/tpdefs.db", s->path);
 	if (db_open_sqlite(p, s->rdonly ? DB_OPEN_RO : DB_OPEN_RW, &s->db, msg, sizeof(msg)) < 0) {
-		seterr(err, errlen, "%s: cannot open database: %s", s->path, msg);
+		store_seterr(err, errlen, "%s: cannot open database: %s", s->path, msg);
 		return -EIO;
 	}
 	int r = store_check_format(s, err, errlen);
@@ -330,11 +329,11 @@ static int open_db(store *s, char *err, size_t errlen)
 	/* WAL, synchronous=FULL (db_setup) only now that the file is known to be ours. A read-only
 	 * connection changes nothing (the store is in WAL mode since its creation). */
 	if (!s->rdonly && db_setup(s->db) < 0) {
-		seterr(err, errlen, "%s: cannot configure database: %s", s->path, db_errmsg(s->db));
+		store_seterr(err, errlen, "%s: cannot configure database: %s", s->path, db_errmsg(s->db));
 		return -EIO;
 	}
 	if (!s->rdonly && store_sigs_ensure(s) < 0) {
-		seterr(err, errlen, "%s: cannot add the tensor signature index: %s", s->path,
+		store_seterr(err, errlen, "%s: cannot add the tensor signature index: %s", s->path,
 		       db_errmsg(s->db));
 		return -EIO;
 	}
@@ -346,23 +345,23 @@ int store_check_format(store *s, char *err, size_t errlen)
 {
 	char v[128];
 	if (store_meta_get(s->db, "format", v, sizeof(v)) < 0 || strcmp(v, STORE_FORMAT_NAME) != 0) {
-		seterr(err, errlen, s->shared ? "%s: the database holds no tpdefs store (tpdefs-admin "
+		store_seterr(err, errlen, s->shared ? "%s: the database holds no tpdefs store (tpdefs-admin "
 		       "format URI --blobs DIR creates one)" : "%s: not a tpdefs backing directory "
 		       "(tpdefs.db has no tpdefs metadata)", s->path);
 		return -EMEDIUMTYPE;
 	}
 	if (store_meta_get(s->db, "version", v, sizeof(v)) < 0) {
-		seterr(err, errlen, "%s: tpdefs metadata has no format version", s->path);
+		store_seterr(err, errlen, "%s: tpdefs metadata has no format version", s->path);
 		return -EMEDIUMTYPE;
 	}
 	long ver = strtol(v, NULL, 10);
 	if (ver > STORE_FORMAT_VERSION) {
-		seterr(err, errlen, "%s: backing format version %ld is newer than this tpdefs "
+		store_seterr(err, errlen, "%s: backing format version %ld is newer than this tpdefs "
 		       "supports (%d); upgrade tpdefs", s->path, ver, STORE_FORMAT_VERSION);
 		return -EPROTONOSUPPORT;
 	}
 	if (ver < 1) {
-		seterr(err, errlen, "%s: invalid backing format version '%s'", s->path, v);
+		store_seterr(err, errlen, "%s: invalid backing format version '%s'", s->path, v);
 		return -EMEDIUMTYPE;
 	}
 	return 0;
@@ -408,7 +407,7 @@ static int check_integrity(store *s, char *err, size_t errlen)
 		}
 		if (pass == 0 && db_reindex(s->db) == 0)
 			continue;
-		seterr(err, errlen, "%s: the metadata database is damaged (%s); refusing to serve it "
+		store_seterr(err, errlen, "%s: the metadata database is damaged (%s); refusing to serve it "
 		       "(tpdefs-admin verify %s lists what is affected)", s->path, msg, s->path);
 		return -EIO;
 	}
@@ -425,7 +424,7 @@ int store_take_lock(store *s, int flags, char *err, size_t errlen)
 				      : openat(s->localfd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 		if (s->lockfd < 0 && !(s->rdonly && errno == ENOENT)) {
 			r = -errno;
-			seterr(err, errlen, "%s/LOCK: %s", s->local, strerror(errno));
+			store_seterr(err, errlen, "%s/LOCK: %s", s->local, strerror(errno));
 			return r;
 		}
 	}
@@ -442,7 +441,7 @@ int store_take_lock(store *s, int flags, char *err, size_t errlen)
 			usleep(50000);
 		if (lr < 0) {
 			r = errno == EWOULDBLOCK ? -EBUSY : -errno;
-			seterr(err, errlen, "%s: already in use by a running tpdefs daemon (LOCK held)",
+			store_seterr(err, errlen, "%s: already in use by a running tpdefs daemon (LOCK held)",
 			       s->local);
 			return r;
 		}
@@ -460,7 +459,7 @@ static int open_shared(const char *uri, const char *local_dir, int flags, store 
 {
 	store *s = calloc(1, sizeof(*s));
 	if (!s) {
-		seterr(err, errlen, "out of memory");
+		store_seterr(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	s->lockfd = s->dirfd = s->localfd = -1;
@@ -483,33 +482,33 @@ int store_open_at(const char *dir, const char *local_dir, int flags, store **out
 	if (dir && store_uri_is_pg(dir))
 		return open_shared(dir, local_dir, flags, out, err, errlen);
 	if (local_dir) {
-		seterr(err, errlen, "local_dir is for a store named by a PostgreSQL URI; %s is a "
+		store_seterr(err, errlen, "local_dir is for a store named by a PostgreSQL URI; %s is a "
 		       "directory, which is node-local already", dir);
 		return -EINVAL;
 	}
 	if (!dir || !*dir) {
-		seterr(err, errlen, "no backing directory given");
+		store_seterr(err, errlen, "no backing directory given");
 		return -EINVAL;
 	}
 	struct stat st;
 	if (stat(dir, &st) < 0) {
 		int e = errno;
 		if (e != ENOENT || (flags & STORE_O_NOCREATE)) {
-			seterr(err, errlen, "%s: %s", dir, strerror(e));
+			store_seterr(err, errlen, "%s: %s", dir, strerror(e));
 			return -e;
 		}
 		if (mkdir(dir, 0700) < 0) {
 			e = errno;
-			seterr(err, errlen, "cannot create backing directory %s: %s", dir, strerror(e));
+			store_seterr(err, errlen, "cannot create backing directory %s: %s", dir, strerror(e));
 			return -e;
 		}
 	} else if (!S_ISDIR(st.st_mode)) {
-		seterr(err, errlen, "%s: not a directory", dir);
+		store_seterr(err, errlen, "%s: not a directory", dir);
 		return -ENOTDIR;
 	}
 	store *s = calloc(1, sizeof(*s));
 	if (!s) {
-		seterr(err, errlen, "out of memory");
+		store_seterr(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	s->lockfd = s->dirfd = s->localfd = -1;
@@ -521,33 +520,33 @@ int store_open_at(const char *dir, const char *local_dir, int flags, store **out
 	int r = -ENOMEM;
 	if (!s->path) {
 		r = -errno;
-		seterr(err, errlen, "%s: %s", dir, strerror(errno));
+		store_seterr(err, errlen, "%s: %s", dir, strerror(errno));
 		goto fail;
 	}
 	s->dirfd = open(s->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0) {
 		r = -errno;
-		seterr(err, errlen, "%s: %s", s->path, strerror(errno));
+		store_seterr(err, errlen, "%s: %s", s->path, strerror(errno));
 		goto fail;
 	}
 	s->localfd = s->dirfd;
 	s->local = s->path;
 	int have_db = faccessat(s->dirfd, "tpdefs.db", F_OK, 0) == 0;
 	if (!have_db) {
-		r = dir_is_empty(s->dirfd);
+		r = store_dir_empty(s->dirfd, is_own_entry);
 		if (r < 0) {
-			seterr(err, errlen, "%s: %s", s->path, strerror(-r));
+			store_seterr(err, errlen, "%s: %s", s->path, strerror(-r));
 			goto fail;
 		}
 		if (!r) {
 			r = -EMEDIUMTYPE;
-			seterr(err, errlen, "%s: not a tpdefs backing directory (not empty and has no "
+			store_seterr(err, errlen, "%s: not a tpdefs backing directory (not empty and has no "
 			       "tpdefs metadata); refusing to use it", s->path);
 			goto fail;
 		}
 		if (flags & STORE_O_NOCREATE) {
 			r = -EMEDIUMTYPE;
-			seterr(err, errlen, "%s: not a tpdefs backing directory (empty)", s->path);
+			store_seterr(err, errlen, "%s: not a tpdefs backing directory (empty)", s->path);
 			goto fail;
 		}
 	}

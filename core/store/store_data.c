@@ -100,19 +100,25 @@ int store_staging_open(store *s, uint64_t ino, int create)
 	return fd;
 }
 
+/* Statement id with (ino, size, mtime, ctime), lock held. */
+static int ino_stmt_locked(store *s, int id, uint64_t ino, uint64_t size, int64_t mtime,
+			   int64_t ctime)
+{
+	db_stmt *st = store_stmt(s, id);
+	if (!st)
+		return -EIO;
+	db_bind_i64(st, 1, (int64_t)ino);
+	db_bind_i64(st, 2, (int64_t)size);
+	db_bind_i64(st, 3, mtime);
+	db_bind_i64(st, 4, ctime);
+	return store_step_done(s, st);
+}
+
 static int run_ino_stmt(store *s, int id, uint64_t ino, uint64_t size, int64_t mtime,
 			int64_t ctime)
 {
 	store_lock(s);
-	db_stmt *st = store_stmt(s, id);
-	int r = -EIO;
-	if (st) {
-		db_bind_i64(st, 1, (int64_t)ino);
-		db_bind_i64(st, 2, (int64_t)size);
-		db_bind_i64(st, 3, mtime);
-		db_bind_i64(st, 4, ctime);
-		r = store_step_done(s, st);
-	}
+	int r = ino_stmt_locked(s, id, ino, size, mtime, ctime);
 	store_unlock(s);
 	return r;
 }
@@ -130,17 +136,8 @@ int store_begin_staging(store *s, uint64_t ino, uint64_t size, int64_t mtime, in
 		return r;
 	}
 	r = store_shared_claim_locked(s, ino, 0);
-	if (r >= 0) {
-		db_stmt *st = store_stmt(s, ST_BEGIN_STAGING);
-		r = st ? 0 : -EIO;
-		if (st) {
-			db_bind_i64(st, 1, (int64_t)ino);
-			db_bind_i64(st, 2, (int64_t)size);
-			db_bind_i64(st, 3, mtime);
-			db_bind_i64(st, 4, ctime);
-			r = store_step_done(s, st);
-		}
-	}
+	if (r >= 0)
+		r = ino_stmt_locked(s, ST_BEGIN_STAGING, ino, size, mtime, ctime);
 	r = store_end(s, r);
 	store_unlock(s);
 	return r;
@@ -536,17 +533,17 @@ int store_sig_put(store *s, uint64_t obj, const uint64_t *sigs, size_t n)
 		store_unlock(s);
 		return r;
 	}
+	db_stmt *st = NULL;
+	r = db_prepare(s->db, "INSERT INTO layout_sigs(obj, sig) VALUES(?1, ?2) ON "
+		       "CONFLICT(obj, sig) DO NOTHING", 0, &st);
 	for (size_t i = 0; r >= 0 && i < n; i++) {
-		db_stmt *st;
-		r = db_prepare(s->db, "INSERT INTO layout_sigs(obj, sig) VALUES(?1, ?2) ON "
-			       "CONFLICT(obj, sig) DO NOTHING", 0, &st);
-		if (r == 0) {
-			db_bind_i64(st, 1, (int64_t)obj);
-			db_bind_i64(st, 2, (int64_t)sigs[i]);
-			r = db_step(st);
-			db_finalize(st);
-		}
+		db_bind_i64(st, 1, (int64_t)obj);
+		db_bind_i64(st, 2, (int64_t)sigs[i]);
+		r = db_step(st);
+		db_reset(st);
 	}
+	if (st)
+		db_finalize(st);
 	r = store_end(s, r < 0 ? r : 0);
 	store_unlock(s);
 	return r;

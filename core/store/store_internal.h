@@ -100,6 +100,10 @@ void store_shared_recovered(store *s);
 /* store_data.c: create the tensor signature index when a read-write open finds it missing. */
 int store_sigs_ensure(store *s);
 /* Shared helpers of store.c for both kinds of store. */
+/* A one-line message into err (NULL or 0 bytes: none). */
+void store_seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* 1 when every entry of the directory is one ours(name) accepts, 0 when not, -errno. */
+int store_dir_empty(int dirfd, int (*ours)(const char *name));
 int store_meta_get(db *d, const char *key, char *buf, size_t n);
 int store_check_format(store *s, char *err, size_t errlen);
 int store_take_lock(store *s, int flags, char *err, size_t errlen);

@@ -15,14 +15,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #include "db_pg.h"
 #include "io.h"
@@ -38,17 +36,6 @@
 static int64_t session_key(uint64_t id)
 {
 	return SHARED_SESSION_BASE | (int64_t)(id & 0x00ffffffffffffffULL);
-}
-
-static void seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t n, const char *fmt, ...)
-{
-	if (!err || !n)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, n, fmt, ap);
-	va_end(ap);
 }
 
 /* libpq's messages end with a newline and may span lines: keep the first line. */
@@ -90,6 +77,14 @@ void store_host_name(char *buf, size_t size)
 }
 
 static int start_session(store *s, char *err, size_t errlen);
+typedef struct live_session {
+	uint64_t id;
+	const char *host, *local;
+	int64_t oldest_open;
+	int self;              /* this process's own session */
+} live_session;
+
+static int each_live_session(store *s, int (*fn)(void *ctx, const live_session *ls), void *ctx);
 static int live_sessions(store *s, char *host, size_t hlen, char *local, size_t llen,
 			 char *any_host, size_t alen);
 
@@ -139,24 +134,10 @@ static int write_marker(int dirfd, const char *id)
 	return r;
 }
 
-/* 1 when the directory holds nothing (a lost+found aside), 0 when it does, -errno. */
-static int dir_empty(int dirfd)
+/* What an empty blobs directory may hold. */
+static int blobs_dir_entry_ok(const char *n)
 {
-	int fd = dup(dirfd);
-	if (fd < 0)
-		return -errno;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	int empty = 1;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, "lost+found"))
-			empty = 0;
-	closedir(d);
-	return empty;
+	return !strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, "lost+found");
 }
 
 static int connect_uri(const char *uri, store_uri *u, db **d, char *err, size_t errlen)
@@ -168,7 +149,7 @@ static int connect_uri(const char *uri, store_uri *u, db **d, char *err, size_t 
 	r = db_open_pg(uri, d, msg, sizeof(msg));
 	if (r < 0) {
 		one_line(msg);
-		seterr(err, errlen, "%s: cannot connect: %s", u->redacted, msg);
+		store_seterr(err, errlen, "%s: cannot connect: %s", u->redacted, msg);
 		return r;
 	}
 	return 0;
@@ -193,19 +174,19 @@ int store_format_shared(const char *uri, const char *blobs_dir, char *err, size_
 	if (ntables != 0) {
 		char v[64];
 		if (ntables < 0)
-			seterr(err, errlen, "%s: cannot list the database's tables: %s", u.redacted,
+			store_seterr(err, errlen, "%s: cannot list the database's tables: %s", u.redacted,
 			       db_errmsg(d));
 		else if (store_meta_get(d, "format", v, sizeof(v)) == 0 && !strcmp(v, STORE_FORMAT_NAME))
-			seterr(err, errlen, "%s: already holds a tpdefs store; refusing to format it",
+			store_seterr(err, errlen, "%s: already holds a tpdefs store; refusing to format it",
 			       u.redacted);
 		else
-			seterr(err, errlen, "%s: the database holds %lld tables of something else; "
+			store_seterr(err, errlen, "%s: the database holds %lld tables of something else; "
 			       "format needs an empty database", u.redacted, (long long)ntables);
 		r = -EEXIST;
 		goto out;
 	}
 	if (!blobs_dir || blobs_dir[0] != '/') {
-		seterr(err, errlen, "--blobs needs an absolute path (a directory every node mounts)");
+		store_seterr(err, errlen, "--blobs needs an absolute path (a directory every node mounts)");
 		r = -EINVAL;
 		goto out;
 	}
@@ -213,18 +194,18 @@ int store_format_shared(const char *uri, const char *blobs_dir, char *err, size_
 	dfd = r == 0 ? open(blobs_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 	if (dfd < 0) {
 		r = r < 0 ? r : -errno;
-		seterr(err, errlen, "%s: %s", blobs_dir, strerror(-r));
+		store_seterr(err, errlen, "%s: %s", blobs_dir, strerror(-r));
 		goto out;
 	}
 	char other[80];
 	if (read_marker(dfd, other, sizeof(other)) == 0) {
-		seterr(err, errlen, "%s is already the blobs directory of tpdefs store %s; one blobs "
+		store_seterr(err, errlen, "%s is already the blobs directory of tpdefs store %s; one blobs "
 		       "directory per store", blobs_dir, other);
 		r = -EEXIST;
 		goto out;
 	}
-	if ((r = dir_empty(dfd)) != 1) {
-		seterr(err, errlen, "%s is not empty; the blobs directory must be new or empty",
+	if ((r = store_dir_empty(dfd, blobs_dir_entry_ok)) != 1) {
+		store_seterr(err, errlen, "%s is not empty; the blobs directory must be new or empty",
 		       blobs_dir);
 		r = r < 0 ? r : -ENOTEMPTY;
 		goto out;
@@ -232,7 +213,7 @@ int store_format_shared(const char *uri, const char *blobs_dir, char *err, size_
 	unsigned char rnd[16];
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
 		r = -errno;
-		seterr(err, errlen, "no random bytes for the store id: %s", strerror(errno));
+		store_seterr(err, errlen, "no random bytes for the store id: %s", strerror(errno));
 		goto out;
 	}
 	char id[40];
@@ -242,11 +223,11 @@ int store_format_shared(const char *uri, const char *blobs_dir, char *err, size_
 	for (size_t i = 0; i < 3; i++)
 		if (mkdirat(dfd, dirs[i], 0700) < 0 && errno != EEXIST) {
 			r = -errno;
-			seterr(err, errlen, "%s/%s: %s", blobs_dir, dirs[i], strerror(errno));
+			store_seterr(err, errlen, "%s/%s: %s", blobs_dir, dirs[i], strerror(errno));
 			goto out;
 		}
 	if ((r = write_marker(dfd, id)) < 0) {
-		seterr(err, errlen, "%s/%s: %s", blobs_dir, SHARED_MARKER, strerror(-r));
+		store_seterr(err, errlen, "%s/%s: %s", blobs_dir, SHARED_MARKER, strerror(-r));
 		goto out;
 	}
 	made_marker = 1;
@@ -263,7 +244,7 @@ int store_format_shared(const char *uri, const char *blobs_dir, char *err, size_
 		r = meta_put(d, "store_id", id);
 	r = r == 0 ? db_commit(d) : (db_rollback(d), r);
 	if (r < 0)
-		seterr(err, errlen, "%s: cannot create the schema: %s", u.redacted, db_errmsg(d));
+		store_seterr(err, errlen, "%s: cannot create the schema: %s", u.redacted, db_errmsg(d));
 out:
 	if (r < 0 && made_marker)
 		unlinkat(dfd, SHARED_MARKER, 0);
@@ -288,19 +269,19 @@ int store_open_shared(store *s, const char *uri, const char *local_dir, int flag
 	char blobs[PATH_MAX], id[80], mark[80];
 	if (store_meta_get(s->db, "blobs_dir", blobs, sizeof(blobs)) < 0 ||
 	    store_meta_get(s->db, "store_id", id, sizeof(id)) < 0) {
-		seterr(err, errlen, "%s: the store records no blobs directory (damaged metadata)",
+		store_seterr(err, errlen, "%s: the store records no blobs directory (damaged metadata)",
 		       s->path);
 		return -EMEDIUMTYPE;
 	}
 	s->dirfd = open(blobs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0) {
 		r = -errno;
-		seterr(err, errlen, "%s: blobs directory %s: %s (is the shared filesystem mounted on "
+		store_seterr(err, errlen, "%s: blobs directory %s: %s (is the shared filesystem mounted on "
 		       "this node?)", s->path, blobs, strerror(errno));
 		return r;
 	}
 	if (read_marker(s->dirfd, mark, sizeof(mark)) < 0 || strcmp(mark, id)) {
-		seterr(err, errlen, "%s: %s is not this store's blobs directory (its %s is %s): not "
+		store_seterr(err, errlen, "%s: %s is not this store's blobs directory (its %s is %s): not "
 		       "the shared directory the store was formatted with?", s->path, blobs,
 		       SHARED_MARKER, faccessat(s->dirfd, SHARED_MARKER, F_OK, 0) ? "missing" :
 		       "another store's");
@@ -308,7 +289,7 @@ int store_open_shared(store *s, const char *uri, const char *local_dir, int flag
 	}
 	if (!local_dir) {
 		if (!(flags & STORE_O_NOLOCK)) {
-			seterr(err, errlen, "%s: a shared store needs a node-local directory "
+			store_seterr(err, errlen, "%s: a shared store needs a node-local directory "
 			       "(local_dir)", s->path);
 			return -EINVAL;
 		}
@@ -316,13 +297,13 @@ int store_open_shared(store *s, const char *uri, const char *local_dir, int flag
 		return 0; /* inspection: no LOCK, no mount lock */
 	}
 	if ((r = mkdir_p(local_dir, 0700)) < 0) {
-		seterr(err, errlen, "local_dir %s: %s", local_dir, strerror(-r));
+		store_seterr(err, errlen, "local_dir %s: %s", local_dir, strerror(-r));
 		return r;
 	}
 	if (!(s->local = realpath(local_dir, NULL)) ||
 	    (s->localfd = open(s->local, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		r = -errno;
-		seterr(err, errlen, "local_dir %s: %s", local_dir, strerror(errno));
+		store_seterr(err, errlen, "local_dir %s: %s", local_dir, strerror(errno));
 		return r;
 	}
 	if ((r = store_take_lock(s, flags, err, errlen)) < 0)
@@ -333,7 +314,7 @@ int store_open_shared(store *s, const char *uri, const char *local_dir, int flag
 		/* an offline command: the store to itself, or not at all */
 		r = db_pg_hold_lock(s->db, SHARED_MOUNT_LOCK, 0);
 		if (r != 1) {
-			seterr(err, errlen, "%s: served by a mounted tpdefs daemon; run the command "
+			store_seterr(err, errlen, "%s: served by a mounted tpdefs daemon; run the command "
 			       "through it (on its host) or unmount first", s->path);
 			return r < 0 ? r : -EBUSY;
 		}
@@ -348,7 +329,7 @@ int store_open_shared(store *s, const char *uri, const char *local_dir, int flag
 static int start_session(store *s, char *err, size_t errlen)
 {
 	if (getrandom(&s->session, sizeof(s->session), 0) != (ssize_t)sizeof(s->session)) {
-		seterr(err, errlen, "no random bytes for the session id: %s", strerror(errno));
+		store_seterr(err, errlen, "no random bytes for the session id: %s", strerror(errno));
 		return -EIO;
 	}
 	s->session &= 0x00ffffffffffffffULL;
@@ -356,12 +337,12 @@ static int start_session(store *s, char *err, size_t errlen)
 	if (r == 1)
 		r = db_pg_hold_lock(s->db, SHARED_MOUNT_LOCK, 1);
 	if (r != 1) {
-		seterr(err, errlen, "%s: an offline tpdefs-admin command has the store; try again "
+		store_seterr(err, errlen, "%s: an offline tpdefs-admin command has the store; try again "
 		       "when it is done", s->path);
 		return r < 0 ? r : -EBUSY;
 	}
 	if ((r = db_pg_lock_wait(s->db, SHARED_RECOVER_LOCK)) < 0) {
-		seterr(err, errlen, "%s: %s", s->path, db_errmsg(s->db));
+		store_seterr(err, errlen, "%s: %s", s->path, db_errmsg(s->db));
 		return r;
 	}
 	s->recover_locked = 1;
@@ -380,12 +361,12 @@ static int start_session(store *s, char *err, size_t errlen)
 		db_finalize(st);
 	}
 	if (r < 0) {
-		seterr(err, errlen, "%s: cannot record the session: %s", s->path, db_errmsg(s->db));
+		store_seterr(err, errlen, "%s: cannot record the session: %s", s->path, db_errmsg(s->db));
 		return r;
 	}
 	int others = live_sessions(s, NULL, 0, NULL, 0, NULL, 0);
 	if (others < 0) {
-		seterr(err, errlen, "%s: cannot list the sessions: %s", s->path, db_errmsg(s->db));
+		store_seterr(err, errlen, "%s: cannot list the sessions: %s", s->path, db_errmsg(s->db));
 		return others;
 	}
 	s->alone = others == 0;
@@ -405,41 +386,41 @@ void store_shared_recovered(store *s)
 /* Other sessions that are alive (their lock is held); dead ones' rows are removed. With host,
  * the first live one on this host (or any) is described. Count, or -errno. Lock held or not
  * (the caller's business: this runs its own statements). */
-static int live_sessions(store *s, char *host, size_t hlen, char *local, size_t llen,
-			 char *any_host, size_t alen)
+/* Call fn for every session whose node is alive (its session lock is held; this process's own
+ * counts as alive), oldest first, and remove the rows of dead ones. fn stops the walk with a
+ * negative return. 0, or -errno. The caller holds the store lock or owns the store alone. */
+static int each_live_session(store *s, int (*fn)(void *ctx, const live_session *ls), void *ctx)
 {
 	db_stmt *st;
-	int r = db_prepare(s->db, "SELECT id, host, local_dir FROM sessions ORDER BY started", 0,
-			   &st);
+	int r = db_prepare(s->db, "SELECT id, host, local_dir, oldest_open FROM sessions ORDER BY "
+			   "started", 0, &st);
 	if (r < 0)
 		return r;
 	uint64_t dead[64];
 	size_t ndead = 0;
-	int alive = 0;
-	char me[256] = "";
-	store_host_name(me, sizeof(me));
 	while ((r = db_step(st)) == DB_ROW) {
-		uint64_t id = (uint64_t)db_col_i64(st, 0);
-		if (id == s->session && s->session)
-			continue;
-		int taken = db_pg_lock_taken(s->db, session_key(id));
-		if (taken < 0) {
-			r = taken;
+		live_session ls = {(uint64_t)db_col_i64(st, 0), db_col_text(st, 1),
+				   db_col_text(st, 2), db_col_i64(st, 3), 0};
+		ls.self = s->session && ls.id == s->session;
+		if (!ls.self) {
+			/* (a try of one's own lock would succeed: the lock is re-entrant) */
+			int taken = db_pg_lock_taken(s->db, session_key(ls.id));
+			if (taken < 0) {
+				r = taken;
+				break;
+			}
+			if (!taken) {
+				if (ndead < 64)
+					dead[ndead++] = ls.id;
+				continue;
+			}
+		}
+		if (!ls.host)
+			ls.host = "?";
+		if (!ls.local)
+			ls.local = "";
+		if ((r = fn(ctx, &ls)) < 0)
 			break;
-		}
-		if (!taken) {
-			if (ndead < 64)
-				dead[ndead++] = id;
-			continue;
-		}
-		const char *h = db_col_text(st, 1), *l = db_col_text(st, 2);
-		if (any_host && alive == 0)
-			snprintf(any_host, alen, "%s", h ? h : "?");
-		if (host && h && !strcmp(h, me) && !host[0]) {
-			snprintf(host, hlen, "%s", h);
-			snprintf(local, llen, "%s", l ? l : "");
-		}
-		alive++;
 	}
 	db_finalize(st);
 	if (r < 0)
@@ -451,7 +432,41 @@ static int live_sessions(store *s, char *host, size_t hlen, char *local, size_t 
 			db_finalize(st);
 		}
 	}
-	return alive;
+	return 0;
+}
+
+typedef struct others_ctx {
+	char me[256];
+	char *host, *local, *any_host;
+	size_t hlen, llen, alen;
+	int alive;
+} others_ctx;
+
+static int count_other(void *ctx, const live_session *ls)
+{
+	others_ctx *c = ctx;
+	if (ls->self)
+		return 0;
+	if (c->any_host && c->alive == 0)
+		snprintf(c->any_host, c->alen, "%s", ls->host);
+	if (c->host && !strcmp(ls->host, c->me) && !c->host[0]) {
+		snprintf(c->host, c->hlen, "%s", ls->host);
+		snprintf(c->local, c->llen, "%s", ls->local);
+	}
+	c->alive++;
+	return 0;
+}
+
+/* Other sessions that are alive; with host, the first live one on this host is described, with
+ * any_host the first of any. Count, or -errno. */
+static int live_sessions(store *s, char *host, size_t hlen, char *local, size_t llen,
+			 char *any_host, size_t alen)
+{
+	others_ctx c = {.host = host, .local = local, .any_host = any_host, .hlen = hlen,
+			.llen = llen, .alen = alen};
+	store_host_name(c.me, sizeof(c.me));
+	int r = each_live_session(s, count_other, &c);
+	return r < 0 ? r : c.alive;
 }
 
 int store_shared_mount(store *s, char *host, size_t hlen, char *local, size_t llen)
@@ -468,53 +483,50 @@ int store_shared_mount(store *s, char *host, size_t hlen, char *local, size_t ll
 	return r < 0 ? r : r > 0;
 }
 
+typedef struct dirs_ctx {
+	char me[256];
+	char **dirs;
+	size_t n, cap;
+} dirs_ctx;
+
+static int add_local_dir(void *ctx, const live_session *ls)
+{
+	dirs_ctx *c = ctx;
+	if (strcmp(ls->host, c->me))
+		return 0;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 4;
+		char **p = realloc(c->dirs, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		c->dirs = p;
+		c->cap = cap;
+	}
+	if (!(c->dirs[c->n] = strdup(ls->local)))
+		return -ENOMEM;
+	c->n++;
+	return 0;
+}
+
 int store_shared_local_dirs(store *s, char ***dirs, size_t *n)
 {
 	*dirs = NULL;
 	*n = 0;
 	if (!s->shared)
 		return -EINVAL;
-	char me[256] = "";
-	store_host_name(me, sizeof(me));
+	dirs_ctx c = {.dirs = NULL};
+	store_host_name(c.me, sizeof(c.me));
 	store_lock(s);
-	db_stmt *st;
-	int r = db_prepare(s->db, "SELECT id, local_dir FROM sessions WHERE host=?1 ORDER BY started",
-			   0, &st);
-	size_t cap = 0;
-	if (r == 0) {
-		db_bind_text(st, 1, me);
-		while ((r = db_step(st)) == DB_ROW) {
-			uint64_t id = (uint64_t)db_col_i64(st, 0);
-			if (db_pg_lock_taken(s->db, session_key(id)) != 1)
-				continue; /* dead */
-			if (*n == cap) {
-				size_t c = cap ? 2 * cap : 4;
-				char **p = realloc(*dirs, c * sizeof(*p));
-				if (!p) {
-					r = -ENOMEM;
-					break;
-				}
-				*dirs = p;
-				cap = c;
-			}
-			const char *l = db_col_text(st, 1);
-			if (!((*dirs)[*n] = strdup(l ? l : ""))) {
-				r = -ENOMEM;
-				break;
-			}
-			(*n)++;
-		}
-		db_finalize(st);
-	}
+	int r = each_live_session(s, add_local_dir, &c);
 	store_unlock(s);
 	if (r < 0) {
-		for (size_t i = 0; i < *n; i++)
-			free((*dirs)[i]);
-		free(*dirs);
-		*dirs = NULL;
-		*n = 0;
+		for (size_t i = 0; i < c.n; i++)
+			free(c.dirs[i]);
+		free(c.dirs);
 		return r;
 	}
+	*dirs = c.dirs;
+	*n = c.n;
 	return 0;
 }
 
@@ -684,23 +696,18 @@ int store_shared_set_oldest_open(store *s, int64_t ns)
 
 /* The oldest open handle of any live session (0: none), so that no blob a reader may still open
  * is unlinked. Lock held. */
+static int min_open(void *ctx, const live_session *ls)
+{
+	int64_t *oldest = ctx;
+	if (ls->oldest_open > 0 && (!*oldest || ls->oldest_open < *oldest))
+		*oldest = ls->oldest_open;
+	return 0;
+}
+
 static int64_t oldest_open_anywhere(store *s)
 {
-	db_stmt *st;
 	int64_t oldest = 0;
-	if (db_prepare(s->db, "SELECT id, oldest_open FROM sessions WHERE oldest_open > 0", 0,
-		       &st) < 0)
-		return -1;
-	while (db_step(st) == DB_ROW) {
-		uint64_t id = (uint64_t)db_col_i64(st, 0);
-		int64_t t = db_col_i64(st, 1);
-		if (id != s->session && db_pg_lock_taken(s->db, session_key(id)) != 1)
-			continue; /* dead: its handles are gone */
-		if (!oldest || t < oldest)
-			oldest = t;
-	}
-	db_finalize(st);
-	return oldest;
+	return each_live_session(s, min_open, &oldest) < 0 ? -1 : oldest;
 }
 
 int store_shared_sweep(store *s, int64_t grace_ns)
