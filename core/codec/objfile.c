@@ -228,7 +228,7 @@ void obj_writer_free(obj_writer *w)
 /* ---- reader ---- */
 
 struct obj_reader {
-	int fd;
+	io_rfile *f;
 	obj_info info;
 	uint64_t file_bytes;
 	size_t n;
@@ -304,47 +304,56 @@ int obj_reader_open(int fd, obj_reader **out)
 	*out = NULL;
 	if (fd < 0)
 		return -EBADF;
-	obj_reader *r = calloc(1, sizeof *r);
-	if (!r) {
-		close(fd);
-		return -ENOMEM;
-	}
-	r->fd = fd;
-	int rc;
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		goto fail;
+		int e = errno;
+		close(fd);
+		return -e;
 	}
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-		rc = -EBADMSG;
-		goto fail;
+		close(fd);
+		return -EBADMSG;
 	}
-	r->file_bytes = (uint64_t)st.st_size;
+	io_rfile *f;
+	int rc = io_rfile_from_fd(fd, &f);
+	return rc < 0 ? rc : obj_reader_open_file(f, out);
+}
+
+int obj_reader_open_file(io_rfile *f, obj_reader **out)
+{
+	*out = NULL;
+	obj_reader *r = calloc(1, sizeof *r);
+	if (!r) {
+		io_rfile_close(f);
+		return -ENOMEM;
+	}
+	r->f = f;
+	int rc;
+	r->file_bytes = f->size;
 	uint8_t h[OBJ_HDR_SIZE];
 	if (r->file_bytes < OBJ_HDR_SIZE + OBJ_FTR_SIZE) {
 		/* Still tell "newer format" apart from "damaged" when the header is readable. */
 		rc = -EBADMSG;
-		if (r->file_bytes >= 12 && io_pread_fd_full(fd, h, 12, 0) == 0 &&
+		if (r->file_bytes >= 12 && io_rfile_pread(f, h, 12, 0) == 0 &&
 		    memcmp(h, hdr_magic, 8) == 0 && get32(h + 8) > OBJ_FORMAT_VERSION)
 			rc = -EPROTONOSUPPORT;
 		goto fail;
 	}
-	if ((rc = io_pread_fd_full(fd, h, sizeof h, 0)) < 0)
+	if ((rc = io_rfile_pread(f, h, sizeof h, 0)) < 0)
 		goto fail;
 	if ((rc = parse_header(h, &r->info)) < 0)
 		goto fail;
 
-	uint8_t f[OBJ_FTR_SIZE];
-	if ((rc = io_pread_fd_full(fd, f, sizeof f, r->file_bytes - OBJ_FTR_SIZE)) < 0)
+	uint8_t ftr[OBJ_FTR_SIZE];
+	if ((rc = io_rfile_pread(f, ftr, sizeof ftr, r->file_bytes - OBJ_FTR_SIZE)) < 0)
 		goto fail;
 	rc = -EBADMSG;
-	if (memcmp(f + 40, ftr_magic, 8) != 0 || get64(f + 32) != cksum64(f, 32))
+	if (memcmp(ftr + 40, ftr_magic, 8) != 0 || get64(ftr + 32) != cksum64(ftr, 32))
 		goto fail;
-	uint64_t index_off = get64(f + 0);
-	uint64_t nchunks = get64(f + 8);
-	r->info.content_hash = get64(f + 16);
-	uint64_t index_ck = get64(f + 24);
+	uint64_t index_off = get64(ftr + 0);
+	uint64_t nchunks = get64(ftr + 8);
+	r->info.content_hash = get64(ftr + 16);
+	uint64_t index_ck = get64(ftr + 24);
 	/* The index must exactly fill the space between the payloads and the footer. */
 	uint64_t room = r->file_bytes - OBJ_HDR_SIZE - OBJ_FTR_SIZE;
 	if (nchunks > room / OBJ_ENTRY_SIZE || nchunks > SIZE_MAX / sizeof(obj_chunk))
@@ -370,7 +379,7 @@ int obj_reader_open(int fd, obj_reader **out)
 	rc = 0;
 	for (size_t i = 0; i < r->n && rc == 0;) {
 		size_t k = r->n - i < 256 ? r->n - i : 256;
-		rc = io_pread_fd_full(fd, buf, k * OBJ_ENTRY_SIZE, index_off + i * OBJ_ENTRY_SIZE);
+		rc = io_rfile_pread(f, buf, k * OBJ_ENTRY_SIZE, index_off + i * OBJ_ENTRY_SIZE);
 		if (rc < 0)
 			break;
 		cksum_update(cs, buf, k * OBJ_ENTRY_SIZE);
@@ -433,7 +442,7 @@ int obj_reader_payload(const obj_reader *r, size_t i, void *buf)
 	if (i >= r->n)
 		return -EINVAL;
 	const obj_chunk *c = &r->chunks[i];
-	return io_pread_fd_full(r->fd, buf, c->data_len, c->data_off);
+	return io_rfile_pread(r->f, buf, c->data_len, c->data_off);
 }
 
 void obj_reader_prefetch(const obj_reader *r, size_t first, size_t last)
@@ -441,8 +450,7 @@ void obj_reader_prefetch(const obj_reader *r, size_t first, size_t last)
 	if (first > last || last >= r->n)
 		return;
 	const obj_chunk *a = &r->chunks[first], *b = &r->chunks[last];
-	(void)posix_fadvise(r->fd, (off_t)a->data_off,
-			    (off_t)(b->data_off + b->data_len - a->data_off), POSIX_FADV_WILLNEED);
+	io_rfile_advise(r->f, a->data_off, b->data_off + b->data_len - a->data_off, IO_WILLNEED);
 }
 
 #define OBJ_DROP_OVERLAP (2u << 20)
@@ -456,8 +464,7 @@ void obj_reader_drop(const obj_reader *r, size_t first, size_t last)
 	 * stays: start that much earlier, so that the pages a previous call left at its end go
 	 * with this one (callers drop consecutive ranges). */
 	uint64_t lo = a->data_off > OBJ_DROP_OVERLAP ? a->data_off - OBJ_DROP_OVERLAP : 0;
-	(void)posix_fadvise(r->fd, (off_t)lo, (off_t)(b->data_off + b->data_len - lo),
-			    POSIX_FADV_DONTNEED);
+	io_rfile_advise(r->f, lo, b->data_off + b->data_len - lo, IO_DONTNEED);
 }
 
 uint64_t obj_reader_file_bytes(const obj_reader *r)
@@ -469,8 +476,7 @@ void obj_reader_close(obj_reader *r)
 {
 	if (!r)
 		return;
-	if (r->fd >= 0)
-		close(r->fd);
+	io_rfile_close(r->f);
 	free(r->chunks);
 	free(r);
 }

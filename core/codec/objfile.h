@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "io.h"
+
 #define OBJ_FORMAT_VERSION 1
 #define OBJ_NO_BASE UINT64_MAX
 
@@ -55,6 +57,8 @@ typedef struct obj_reader obj_reader;
  * lengths). Takes ownership of fd (closed by obj_reader_close, also on failure).
  * Errors: -EBADMSG damaged or not an object, -EPROTONOSUPPORT newer format, -errno for I/O. */
 int obj_reader_open(int fd, obj_reader **out);
+/* obj_reader_open over any readable file (a blob in object storage): owns f. */
+int obj_reader_open_file(io_rfile *f, obj_reader **out);
 const obj_info *obj_reader_info(const obj_reader *r);
 size_t obj_reader_nchunks(const obj_reader *r);
 const obj_chunk *obj_reader_chunk(const obj_reader *r, size_t i);

@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static ssize_t fd_pread(const io_src *s, void *buf, size_t len, uint64_t off)
@@ -136,4 +138,56 @@ int io_fsync_dir_of(const char *path)
 	int rc = io_fsync_dirfd(fd);
 	close(fd);
 	return rc;
+}
+
+/* ---- io_rfile over a local file ---- */
+
+typedef struct fd_rfile {
+	io_rfile f;
+	int fd;
+} fd_rfile;
+
+static int fdr_pread(io_rfile *f, void *buf, size_t len, uint64_t off)
+{
+	return io_pread_fd_full(((fd_rfile *)f)->fd, buf, len, off);
+}
+
+static void fdr_advise(io_rfile *f, uint64_t off, uint64_t len, int advice)
+{
+	(void)posix_fadvise(((fd_rfile *)f)->fd, (off_t)off, (off_t)len,
+			    advice == IO_WILLNEED ? POSIX_FADV_WILLNEED : POSIX_FADV_DONTNEED);
+}
+
+static void fdr_close(io_rfile *f)
+{
+	close(((fd_rfile *)f)->fd);
+	free(f);
+}
+
+static const io_rfile_ops fd_rfile_ops = {fdr_pread, fdr_advise, fdr_close};
+
+int io_rfile_from_fd(int fd, io_rfile **out)
+{
+	*out = NULL;
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	fd_rfile *r = malloc(sizeof *r);
+	if (!r) {
+		close(fd);
+		return -ENOMEM;
+	}
+	r->f.ops = &fd_rfile_ops;
+	r->f.size = (uint64_t)st.st_size;
+	r->fd = fd;
+	*out = &r->f;
+	return 0;
+}
+
+int io_rfile_fd(const io_rfile *f)
+{
+	return f->ops == &fd_rfile_ops ? ((const fd_rfile *)f)->fd : -1;
 }

@@ -44,6 +44,42 @@ int io_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 /* Loop over short reads and EINTR; -EIO if the file ends before len bytes. */
 int io_pread_fd_full(int fd, void *buf, size_t len, uint64_t off);
 
+/* A readable file that need not be a local file descriptor: an object blob in a directory (an
+ * fd) or in object storage (read through a node-local cache). Whoever opens one owns it and closes
+ * it with io_rfile_close; pread may be called from several threads at once. */
+typedef struct io_rfile io_rfile;
+enum { IO_WILLNEED, IO_DONTNEED };
+typedef struct io_rfile_ops {
+	/* Exactly len bytes at off, or -errno (-EIO when the file ends first). */
+	int (*pread)(io_rfile *f, void *buf, size_t len, uint64_t off);
+	/* A hint: [off, off + len) is needed soon (start fetching it) or not again soon. */
+	void (*advise)(io_rfile *f, uint64_t off, uint64_t len, int advice);
+	void (*close)(io_rfile *f);
+} io_rfile_ops;
+struct io_rfile {
+	const io_rfile_ops *ops;
+	uint64_t size; /* bytes in the file */
+};
+
+/* An io_rfile over fd, which it owns (closed with it, also on failure). -errno from fstat. */
+int io_rfile_from_fd(int fd, io_rfile **out);
+/* The fd under an io_rfile made by io_rfile_from_fd, -1 for any other kind. */
+int io_rfile_fd(const io_rfile *f);
+static inline int io_rfile_pread(io_rfile *f, void *buf, size_t len, uint64_t off)
+{
+	return f->ops->pread(f, buf, len, off);
+}
+static inline void io_rfile_advise(io_rfile *f, uint64_t off, uint64_t len, int advice)
+{
+	if (f->ops->advise)
+		f->ops->advise(f, off, len, advice);
+}
+static inline void io_rfile_close(io_rfile *f)
+{
+	if (f)
+		f->ops->close(f);
+}
+
 /* fsync the directory that holds path (after a rename or create, for durability). 0 or -errno. */
 int io_fsync_dir_of(const char *path);
 int io_fsync_dirfd(int dirfd);

@@ -26,8 +26,42 @@ static int old_enough(gcx *g, int dfd, const char *name)
 	return time(NULL) - st.st_mtime > GC_ONLINE_MIN_AGE_S;
 }
 
+static void removed(gcx *g, uint64_t *kind, const char *sub, const char *nm, uint64_t bytes,
+		    int doit)
+{
+	(*kind)++;
+	g->res->orphan_bytes += bytes;
+	gc_say(g, "%s %s/%s (%" PRIu64 " bytes)\n", doit ? "removed" : "would remove", sub, nm,
+	       bytes);
+}
+
+typedef struct blob_scan {
+	gcx *g;
+	int doit;
+} blob_scan;
+
+/* objects/ through the store: a directory or a bucket alike. */
+static int clean_blob(void *ctx, const char *name, uint64_t id, uint64_t size, int64_t mtime_ns)
+{
+	blob_scan *b = ctx;
+	gcx *g = b->g;
+	if (!id || store_admin_obj_exists(g->s, id) != 0)
+		return 0; /* not ours, or in use */
+	if (g->o->online && time(NULL) - mtime_ns / 1000000000LL <= GC_ONLINE_MIN_AGE_S)
+		return 0;
+	if (b->doit && store_blob_delete(g->s, name) < 0)
+		return 0;
+	removed(g, &g->res->orphan_blobs, "objects", name, size, b->doit);
+	return 0;
+}
+
 void gc_clean_dir(gcx *g, const char *sub, int doit)
 {
+	if (!strcmp(sub, "objects")) {
+		blob_scan b = {g, doit};
+		store_blob_list(g->s, clean_blob, &b);
+		return;
+	}
 	int dfd = openat(store_dirfd(g->s), sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return;
@@ -49,12 +83,6 @@ void gc_clean_dir(gcx *g, const char *sub, int doit)
 		if (!strcmp(sub, "tmp")) {
 			stale = 1;
 			kind = &g->res->tmp_files;
-		} else if (!strcmp(sub, "objects")) {
-			uint64_t id;
-			if (store_blob_name_parse(nm, &id) < 0)
-				continue; /* not ours: leave it */
-			stale = store_admin_obj_exists(g->s, id) == 0;
-			kind = &g->res->orphan_blobs;
 		} else {
 			uint64_t ino;
 			if (store_staging_name_parse(nm, &ino) < 0)
@@ -71,10 +99,7 @@ void gc_clean_dir(gcx *g, const char *sub, int doit)
 										    : 0;
 		if (doit && unlinkat(dfd, nm, 0) < 0)
 			continue;
-		(*kind)++;
-		g->res->orphan_bytes += bytes;
-		gc_say(g, "%s %s/%s (%" PRIu64 " bytes)\n", doit ? "removed" : "would remove",
-		       sub, nm, bytes);
+		removed(g, kind, sub, nm, bytes, doit);
 	}
 	closedir(d);
 	close(dfd);

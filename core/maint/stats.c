@@ -135,11 +135,11 @@ static int walk(store *s, stats_report *rep)
 
 static void codec_mix(store *s, stats_file *f)
 {
-	int fd = store_obj_open(s, f->obj);
-	if (fd < 0)
+	io_rfile *file;
+	if (store_obj_open(s, f->obj, &file) < 0)
 		return;
 	obj_reader *rd;
-	if (obj_reader_open(fd, &rd) < 0)
+	if (obj_reader_open_file(file, &rd) < 0)
 		return;
 	for (size_t i = 0; i < obj_reader_nchunks(rd); i++) {
 		const obj_chunk *c = obj_reader_chunk(rd, i);

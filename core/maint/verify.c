@@ -105,16 +105,17 @@ static void forget_chain(vx *x, uint64_t obj)
 /* Blob, chunks, content hash of one object. 1 when damaged. */
 static int check_object(vx *x, const store_obj *o, uint8_t **buf, size_t *bufcap)
 {
-	int fd = store_obj_open(x->s, o->id);
-	if (fd < 0) {
+	io_rfile *f;
+	int r = store_obj_open(x->s, o->id, &f);
+	if (r < 0) {
 		if (gone(x, o->id))
 			return 0;
 		note(x, "object %" PRIu64 ": blob missing or unreadable: %s\n", o->id,
-		     strerror(-fd));
+		     strerror(-r));
 		return 1;
 	}
 	obj_reader *rd;
-	int r = obj_reader_open(fd, &rd);
+	r = obj_reader_open_file(f, &rd);
 	if (r < 0) {
 		if (gone(x, o->id))
 			return 0;
@@ -218,40 +219,33 @@ static int check_object(vx *x, const store_obj *o, uint8_t **buf, size_t *bufcap
 	return bad;
 }
 
+static int check_blob(void *ctx, const char *name, uint64_t id, uint64_t size, int64_t mtime)
+{
+	vx *x = ctx;
+	if (!id) {
+		note(x, "objects/%s: not an object blob name (note)\n", name);
+		return 0;
+	}
+	if (find(x, id) >= 0 || store_admin_obj_exists(x->s, id) == 1)
+		return 0;
+	if (x->o->online) {
+		note(x, "objects/%s: no metadata row (an encode in flight, or garbage that "
+		     "gc removes) (note)\n", name);
+		return 0;
+	}
+	note(x, "objects/%s: blob without a metadata row (gc removes it)\n", name);
+	x->res->problems++;
+	return 0;
+}
+
 /* Rows without blobs are found per object; here: blobs without rows. */
 static void check_blob_files(vx *x)
 {
-	int dfd = openat(store_dirfd(x->s), STORE_BLOB_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0) {
-		note(x, "objects/ directory missing: %s\n", strerror(errno));
-		x->res->problems++;
-		return;
-	}
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return;
-	}
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		uint64_t id;
-		if (e->d_name[0] == '.')
-			continue;
-		if (store_blob_name_parse(e->d_name, &id) < 0) {
-			note(x, "objects/%s: not an object blob name (note)\n", e->d_name);
-			continue;
-		}
-		if (find(x, id) >= 0 || store_admin_obj_exists(x->s, id) == 1)
-			continue;
-		if (x->o->online) {
-			note(x, "objects/%s: no metadata row (an encode in flight, or garbage that "
-			     "gc removes) (note)\n", e->d_name);
-			continue;
-		}
-		note(x, "objects/%s: blob without a metadata row (gc removes it)\n", e->d_name);
+	int r = store_blob_list(x->s, check_blob, x);
+	if (r < 0) {
+		note(x, "objects/: cannot list the blobs: %s\n", strerror(-r));
 		x->res->problems++;
 	}
-	closedir(d);
 }
 
 /* Bases exist, no cycles, depths consistent. Damaged objects get flag 1 in bad[]. */

@@ -14,13 +14,14 @@ int chain_store_open(void *ctx, uint64_t obj, obj_reader **r, uint64_t *base_obj
 		rr = store_trash_get(s, obj, &o);
 	if (rr < 0)
 		return rr;
-	int fd = store_obj_open(s, obj);
-	if (fd < 0)
-		return fd;
+	io_rfile *f;
+	rr = store_obj_open(s, obj, &f);
+	if (rr < 0)
+		return rr;
 	/* No read-ahead of the whole object: the chain reader asks for exactly the payloads it is
 	 * about to decode (obj_reader_prefetch), so a 4 KiB read waits for its chunk and its chain,
 	 * not behind the whole of every object of the chain. */
-	rr = obj_reader_open(fd, r);
+	rr = obj_reader_open_file(f, r);
 	if (rr < 0)
 		return rr == -EBADMSG ? -EIO : rr;
 	*base_obj = o.base;

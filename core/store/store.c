@@ -199,7 +199,7 @@ void store_unlock(store *s)
 		store_blob_name(gone[i], p, sizeof(p));
 		/* a shared store's blobs wait in trash: another node may still read them */
 		if (!s->shared)
-			unlinkat(s->dirfd, p, 0);
+			blob_delete(s->blobs, p);
 		if (s->gone_fn)
 			s->gone_fn(s->gone_ctx, gone[i]);
 	}
@@ -531,6 +531,10 @@ int store_open_at(const char *dir, const char *local_dir, int flags, store **out
 	}
 	s->localfd = s->dirfd;
 	s->local = s->path;
+	if ((r = blob_dir_new(s->dirfd, &s->blobs)) < 0) {
+		store_seterr(err, errlen, "out of memory");
+		goto fail;
+	}
 	int have_db = faccessat(s->dirfd, "tpdefs.db", F_OK, 0) == 0;
 	if (!have_db) {
 		r = store_dir_empty(s->dirfd, is_own_entry);
@@ -615,6 +619,7 @@ void store_close(store *s)
 	if (!s)
 		return;
 	close_db(s);
+	blob_free(s->blobs);
 	if (s->lockfd >= 0)
 		close(s->lockfd);
 	if (s->localfd >= 0 && s->localfd != s->dirfd)

@@ -11,6 +11,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "blob.h"
+#include "io.h"
+
 #define STORE_FORMAT_NAME "tpdefs-backing"
 #define STORE_FORMAT_VERSION 1
 #define STORE_ROOT_INO 1
@@ -190,8 +193,18 @@ int store_staged_bytes(store *s, uint64_t *bytes);
 
 /* Objects. */
 void store_obj_path(const store *s, uint64_t id, char *buf, size_t size);
-/* Open the blob of object id read-only. fd or -errno. */
-int store_obj_open(store *s, uint64_t id);
+/* Open the blob of object id for reading (a file, or an object in a bucket). 0 or -errno. */
+int store_obj_open(store *s, uint64_t id, io_rfile **out);
+/* Every blob in objects/: its name there, its id (0 when the name is not one the store makes,
+ * which nothing of the store's removes), size and time. fn returns nonzero to stop. */
+typedef int (*store_blob_fn)(void *ctx, const char *name, uint64_t id, uint64_t size,
+			     int64_t mtime_ns);
+int store_blob_list(store *s, store_blob_fn fn, void *ctx);
+/* Remove objects/<name> (an orphan found by store_blob_list). */
+int store_blob_delete(store *s, const char *name);
+/* 1 when the blobs are in a bucket (node-local staging, a cache of fetched blocks). */
+int store_blobs_remote(const store *s);
+void store_blob_cache_stats(store *s, blob_cache_stats *st);
 int store_obj_get(store *s, uint64_t id, store_obj *o);
 /* Reserve a fresh object id (never reused). */
 int store_obj_reserve(store *s, uint64_t *id);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,12 +75,11 @@ void store_obj_path(const store *s, uint64_t id, char *buf, size_t size)
 	snprintf(buf, size, "%s/%s", s->path, rel);
 }
 
-int store_obj_open(store *s, uint64_t id)
+int store_obj_open(store *s, uint64_t id, io_rfile **out)
 {
 	char rel[STORE_BLOB_NAME_SIZE];
 	store_blob_name(id, rel, sizeof(rel));
-	int fd = openat(s->dirfd, rel, O_RDONLY | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	return blob_open(s->blobs, rel, out);
 }
 
 int store_staging_open(store *s, uint64_t ino, int create)
@@ -299,25 +299,56 @@ int store_tmp_create(store *s, char *path, size_t size)
 
 int store_obj_install(store *s, int fd, const char *tmp_path, uint64_t id)
 {
-	if (fsync(fd) < 0)
+	struct stat st;
+	if (fstat(fd, &st) < 0)
 		return -errno;
 	char rel[STORE_BLOB_NAME_SIZE];
 	store_blob_name(id, rel, sizeof(rel));
-	if (renameat(s->dirfd, tmp_path, s->dirfd, rel) < 0)
-		return -errno;
-	int dfd = openat(s->dirfd, STORE_BLOB_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
-	int r = io_fsync_dirfd(dfd);
-	close(dfd);
-	return r;
+	return blob_put(s->blobs, rel, fd, (uint64_t)st.st_size, s->dirfd, tmp_path);
 }
 
 void store_obj_discard(store *s, uint64_t id)
 {
 	char rel[STORE_BLOB_NAME_SIZE];
 	store_blob_name(id, rel, sizeof(rel));
-	unlinkat(s->dirfd, rel, 0);
+	blob_delete(s->blobs, rel);
+}
+
+typedef struct blob_walk {
+	store_blob_fn fn;
+	void *ctx;
+} blob_walk;
+
+static int blob_walk_one(void *ctx, const char *name, uint64_t size, int64_t mtime_ns)
+{
+	blob_walk *w = ctx;
+	uint64_t id;
+	int ours = store_blob_name_parse(name, &id) == 0;
+	return w->fn(w->ctx, name, ours ? id : 0, size, mtime_ns);
+}
+
+int store_blob_list(store *s, store_blob_fn fn, void *ctx)
+{
+	blob_walk w = {fn, ctx};
+	return blob_list(s->blobs, STORE_BLOB_DIR, blob_walk_one, &w);
+}
+
+int store_blob_delete(store *s, const char *name)
+{
+	char rel[300];
+	if (snprintf(rel, sizeof(rel), STORE_BLOB_DIR "/%s", name) >= (int)sizeof(rel))
+		return -ENAMETOOLONG;
+	return blob_delete(s->blobs, rel);
+}
+
+int store_blobs_remote(const store *s)
+{
+	return s->blobs && blob_is_remote(s->blobs);
+}
+
+void store_blob_cache_stats(store *s, blob_cache_stats *st)
+{
+	blob_cache_stats_get(s->blobs, st);
 }
 
 static int exists_query(store *s, int id, uint64_t v)
@@ -428,11 +459,13 @@ static int release_replaced_locked(store *s, uint64_t ino, const store_attr *a, 
 	return r;
 }
 
-static void staging_gone(store *s, uint64_t ino)
+void store_staging_gone(store *s, uint64_t ino)
 {
 	char rel[STORE_STAGING_NAME_SIZE];
 	store_staging_name(ino, rel, sizeof(rel));
 	unlinkat(s->dirfd, rel, 0);
+	if (blob_is_remote(s->blobs))
+		blob_delete(s->blobs, rel); /* its durable copy in the bucket */
 }
 
 int store_commit_version(store *s, uint64_t ino, const store_obj *o, store_rebase *rb,
@@ -476,7 +509,7 @@ int store_commit_version(store *s, uint64_t ino, const store_obj *o, store_rebas
 end:
 	r = store_end(s, r);
 	if (r >= 0)
-		staging_gone(s, ino);
+		store_staging_gone(s, ino);
 out:
 	store_unlock(s);
 	if (r < 0 && rb) {
@@ -633,7 +666,7 @@ int store_commit_existing(store *s, uint64_t ino, const store_obj *o, int (*chec
 end:
 	r = store_end(s, r);
 	if (r >= 0)
-		staging_gone(s, ino);
+		store_staging_gone(s, ino);
 	store_unlock(s);
 	return r;
 }
@@ -676,11 +709,8 @@ int store_drop_inode_locked(store *s, uint64_t ino)
 	if (r >= 0)
 		r = store_shared_disown_locked(s, ino);
 	r = store_end(s, r);
-	if (r >= 0) {
-		char rel[STORE_STAGING_NAME_SIZE];
-		store_staging_name(ino, rel, sizeof(rel));
-		unlinkat(s->dirfd, rel, 0);
-	}
+	if (r >= 0)
+		store_staging_gone(s, ino);
 	return r;
 }
 

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <pthread.h>
 
+#include "blob.h"
 #include "db.h"
 #include "store.h"
 
@@ -24,8 +25,9 @@ enum {
 
 struct store {
 	char *path;         /* for messages: BACKING, or the URI without its password */
-	int dirfd, lockfd;  /* dirfd: where objects/, staging/, tmp/ live (BACKING or the blobs
-			     * directory of a shared store) */
+	int dirfd, lockfd;  /* dirfd: where staging/ and tmp/ live (BACKING, the blobs directory of a
+			     * shared store, or local_dir when the blobs are in a bucket) */
+	blob_store *blobs;  /* objects/ (and, in a bucket, the durable copies of staging/) */
 	char *local;        /* node-local directory: LOCK, control socket (BACKING when embedded) */
 	int localfd;        /* == dirfd when embedded */
 	int shared;         /* metadata in PostgreSQL (store_shared.c) */
@@ -56,6 +58,8 @@ int store_end(store *s, int r);
 void store_lock(store *s);
 void store_unlock(store *s);
 void store_row_attr(db_stmt *st, int col, store_attr *a);
+/* Remove the staging file of ino (and its durable copy in a bucket). */
+void store_staging_gone(store *s, uint64_t ino);
 int store_getattr_locked(store *s, uint64_t ino, store_attr *a);
 int store_parent_locked(store *s, uint64_t ino, uint64_t *parent, char *name, size_t *len);
 /* Object row of id (lock held); -ENOENT when none. */

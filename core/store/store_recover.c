@@ -38,15 +38,15 @@ static void clean_tmp(store *s, const char *name)
 	unlinkat(s->dirfd, rel, 0);
 }
 
-static void clean_blob(store *s, const char *name)
+static int clean_blob(void *ctx, const char *name, uint64_t id, uint64_t size, int64_t mtime)
 {
-	uint64_t id;
+	store *s = ctx;
 	store_obj o;
-	if (store_blob_name_parse(name, &id) == 0 && store_obj_get_locked(s, id, &o) == 0)
-		return;
-	char rel[300];
-	snprintf(rel, sizeof(rel), STORE_BLOB_DIR "/%s", name);
-	unlinkat(s->dirfd, rel, 0);
+	if (id && store_obj_get_locked(s, id, &o) == 0)
+		return 0;
+	if (id || !blob_is_remote(s->blobs))
+		store_blob_delete(s, name); /* (foreign names are left alone in a bucket) */
+	return 0;
 }
 
 static void clean_staging(store *s, const char *name)
@@ -124,7 +124,7 @@ int store_recover(store *s, uint64_t **staged, size_t *nstaged)
 	store_unlock(s);
 	store_lock(s);
 	if (r >= 0)
-		r = scan_dir(s, STORE_BLOB_DIR, clean_blob);
+		r = store_blob_list(s, clean_blob, s);
 	if (r >= 0)
 		r = scan_dir(s, STORE_STAGING_DIR, clean_staging);
 	store_unlock(s);

@@ -287,6 +287,8 @@ int store_open_shared(store *s, const char *uri, const char *local_dir, int flag
 		       "another store's");
 		return -EMEDIUMTYPE;
 	}
+	if ((r = blob_dir_new(s->dirfd, &s->blobs)) < 0)
+		return r;
 	if (!local_dir) {
 		if (!(flags & STORE_O_NOLOCK)) {
 			store_seterr(err, errlen, "%s: a shared store needs a node-local directory "
@@ -737,7 +739,7 @@ int store_shared_sweep(store *s, int64_t grace_ns)
 	for (size_t i = 0; r >= 0 && i < n; i++) {
 		char p[STORE_BLOB_NAME_SIZE];
 		store_blob_name(ids[i], p, sizeof(p));
-		if (unlinkat(s->dirfd, p, 0) < 0 && errno != ENOENT)
+		if (blob_delete(s->blobs, p) < 0)
 			continue; /* kept in trash: tried again next time */
 		if (db_prepare(s->db, "DELETE FROM trash WHERE id=?1", 0, &st) == 0) {
 			db_bind_i64(st, 1, (int64_t)ids[i]);
