@@ -28,7 +28,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -114,7 +113,9 @@ static void sleep_s(double s)
 {
 	if (s <= 0)
 		return;
-	struct timespec ts = {(time_t)s, (long)((s - floor(s)) * 1e9)};
+	struct timespec ts;
+	ts.tv_sec = (time_t)s;
+	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
 	while (nanosleep(&ts, &ts) && errno == EINTR)
 		;
 }
@@ -506,8 +507,12 @@ void s3_cfg_describe(const s3_cfg *cfg, char *buf, size_t size)
 {
 	if (!size)
 		return;
+	/* the prefix %-encoded as in a key's path: the description parses back to the same place */
+	char pfx[3 * sizeof(cfg->prefix)];
+	if (s3sig_uri_encode(cfg->prefix, 1, pfx, sizeof(pfx)) < 0)
+		pfx[0] = 0;
 	snprintf(buf, size, "s3://%s%s%s?endpoint=%s&region=%s&style=%s", cfg->bucket,
-		 cfg->prefix[0] ? "/" : "", cfg->prefix, cfg->endpoint, cfg->region,
+		 pfx[0] ? "/" : "", pfx, cfg->endpoint, cfg->region,
 		 cfg->path_style ? "path" : "virtual");
 }
 
@@ -1179,6 +1184,12 @@ static void count_request(s3 *c, int kind)
  * logged: method, key, status or curl error, try number; never a header. */
 static int run(s3 *c, rq *r)
 {
+	/* what the log names: the key, or the bucket for bucket-level requests */
+	char name[S3XML_KEY_MAX + 80];
+	if (r->key[0])
+		snprintf(name, sizeof(name), "%s", r->key);
+	else
+		snprintf(name, sizeof(name), "bucket %s", c->cfg.bucket);
 	r->h = conn_get(c);
 	if (!r->h)
 		return -ENOMEM;
@@ -1198,7 +1209,7 @@ static int run(s3 *c, rq *r)
 		int retry = 0;
 		if (r->local_err && !(r->enough && cc == CURLE_WRITE_ERROR)) {
 			rc = r->local_err;
-			logf_(c, "s3: %s %s (try %d): %s", r->op, r->key, attempt, strerror(-rc));
+			logf_(c, "s3: %s %s (try %d): %s", r->op, name, attempt, strerror(-rc));
 			break;
 		}
 		if (cc != CURLE_OK && !(r->enough && cc == CURLE_WRITE_ERROR)) {
@@ -1232,24 +1243,24 @@ static int run(s3 *c, rq *r)
 		if (!retry) {
 			/* a missing key is an answer, not a failure worth a line */
 			if (rc != -ENOENT)
-				logf_(c, "s3: %s %s (try %d): %s", r->op, r->key, attempt, what);
+				logf_(c, "s3: %s %s (try %d): %s", r->op, name, attempt, what);
 			break;
 		}
 		double left = c->retry_s - (now_s() - t0);
-		double cap = BACKOFF_BASE_S * ldexp(1.0, attempt - 1 < 30 ? attempt - 1 : 30);
+		double cap = BACKOFF_BASE_S * (double)(1ull << (attempt - 1 < 30 ? attempt - 1 : 30));
 		if (cap > BACKOFF_CAP_S)
 			cap = BACKOFF_CAP_S;
 		/* full jitter: anywhere in [0, cap), so retrying clients spread out */
 		double wait = cap * (double)(splitmix(&rng) >> 11) / 9007199254740992.0;
 		if (left <= 0) {
-			logf_(c, "s3: %s %s (try %d): %s; giving up after %.1f s", r->op, r->key,
+			logf_(c, "s3: %s %s (try %d): %s; giving up after %.1f s", r->op, name,
 			      attempt, what, now_s() - t0);
 			rc = -EIO;
 			break;
 		}
 		if (wait > left)
 			wait = left;
-		logf_(c, "s3: %s %s (try %d): %s; retrying in %.2f s", r->op, r->key, attempt, what,
+		logf_(c, "s3: %s %s (try %d): %s; retrying in %.2f s", r->op, name, attempt, what,
 		      wait);
 		atomic_fetch_add(&c->retries, 1);
 		sleep_s(wait);

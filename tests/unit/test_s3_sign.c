@@ -433,8 +433,10 @@ Test(s3_uri, good)
 	cr_assert_eq(c.path_style, 1);
 	char d[S3_URI_MAX];
 	s3_cfg_describe(&c, d, sizeof(d));
-	cr_assert_str_eq(d, "s3://my.ckpt-1/runs/a b?endpoint=http://127.0.0.1:7480&region=eu-2"
+	cr_assert_str_eq(d, "s3://my.ckpt-1/runs/a%20b?endpoint=http://127.0.0.1:7480&region=eu-2"
 			    "&style=path");
+	s3_cfg back = uri_ok(d);
+	cr_assert_str_eq(back.prefix, "runs/a b");
 	/* the same place written differently describes the same */
 	s3_cfg c2 = uri_ok("S3://my.ckpt-1//runs/a%20b?region=eu-2&endpoint=HTTP://127.0.0.1:7480");
 	char d2[S3_URI_MAX];
