@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 build=${FUZZ_BUILD:-$src/build-fuzz}
 secs=${FUZZ_SECONDS:-20}
-targets=${FUZZ_TARGETS:-"fuzz_layout fuzz_codec fuzz_objfile fuzz_uri"}
+targets=${FUZZ_TARGETS:-"fuzz_layout fuzz_codec fuzz_objfile fuzz_uri fuzz_s3xml fuzz_s3uri"}
 art=${FUZZ_ARTIFACTS:-$build/fuzz-artifacts}
 
 if [ ! -f "$build/build.ninja" ]; then
@@ -34,6 +34,7 @@ for t in $targets; do
 	[ -d "$here/corpus/$t" ] && cp -r "$here/corpus/$t/." "$work/" 2>/dev/null
 	dict=()
 	[ "$t" = fuzz_layout ] && dict=(-dict="$here/layout.dict")
+	[ "$t" = fuzz_s3xml ] && dict=(-dict="$here/s3xml.dict")
 	log=$art/$t.log
 	nice -n 10 "$bin" "$work" "${dict[@]}" -max_len=65536 -max_total_time="$secs" \
 		-timeout=20 -rss_limit_mb=2048 -artifact_prefix="$art/$t-" -print_final_stats=1 \
