@@ -22,6 +22,9 @@
 typedef struct fs_opts {
 	const char *backing, *mountpoint;
 	char local_dir[4096];     /* node-local directory of a shared store (PostgreSQL BACKING) */
+	char s3_credentials[1024]; /* blobs in a bucket: a credentials file ("" : environment) */
+	uint64_t blob_cache;       /* blobs in a bucket: bytes of the node-local block cache */
+	int blob_cache_set;
 	uint64_t cache_size;      /* decoded chunks held by the chain cache */
 	unsigned workers;         /* FUSE worker threads */
 	unsigned max_chain;       /* delta chain depth bound */
@@ -62,6 +65,8 @@ typedef struct ctl ctl;
 
 typedef struct fs {
 	const fs_opts *o;
+	int serving;  /* set once mounted and in the background: log lines go to the daemon's log
+		       * (before that, a failure is reported as the one line mount.tpdefs prints) */
 	store *st;
 	chain *ch;
 	struct fuse_session *se;

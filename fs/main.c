@@ -56,6 +56,10 @@ static const char usage[] =
 	"  local_dir=DIR        BACKING a PostgreSQL URI (a shared store): this node's directory for\n"
 	"                       the lock and the control socket (default /var/lib/tpdefs/ID, ID from\n"
 	"                       the URI without its password and the mount point)\n"
+	"  blob_cache=BYTES     blobs in an S3 bucket: fetched blocks kept in local_dir/blobcache\n"
+	"                       (K/M/G suffixes; default 10G; kept across mounts)\n"
+	"  s3_credentials=FILE  blobs in an S3 bucket: an AWS-style credentials file (default: the\n"
+	"                       environment's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)\n"
 	"  fsname=NAME          source name shown in /proc/mounts (default BACKING, a URI without\n"
 	"                       its password)\n"
 	"  subtype=NAME         type suffix shown in /proc/mounts (default tpdefs)\n"
@@ -66,7 +70,17 @@ static const char usage[] =
 	"  comment=* user=NAME helper=*\n"
 	"\n"
 	"Unmount with: umount MOUNTPOINT  or  fusermount3 -u MOUNTPOINT\n"
+	"Log: in the background the daemon writes its log lines to stderr when that is a regular\n"
+	"file (mount.tpdefs BACKING MNT 2>>/var/log/tpdefs.log); otherwise run it with -f.\n"
 	"fstab:  /data/ckpt.tpdefs  /mnt/ckpt  tpdefs  defaults,cache_size=1G  0 0\n";
+
+/* Log lines of the blob client (failed tries of a request) once the daemon serves. */
+static void blob_log(void *ctx, const char *msg)
+{
+	const fs *f = ctx;
+	if (__atomic_load_n(&f->serving, __ATOMIC_RELAXED))
+		fprintf(stderr, "tpdefs: %s\n", msg);
+}
 
 static int parse_size(const char *s, uint64_t *out)
 {
@@ -139,6 +153,16 @@ static int one_opt(fs_opts *o, char *opt)
 		if (strlen(val) >= sizeof(o->local_dir) || val[0] != '/')
 			return -1;
 		strcpy(o->local_dir, val);
+		return 0;
+	}
+	if (KEY("blob_cache") && val) {
+		o->blob_cache_set = 1;
+		return parse_size(val, &o->blob_cache);
+	}
+	if (KEY("s3_credentials") && val) {
+		if (strlen(val) >= sizeof(o->s3_credentials) || val[0] != '/')
+			return -1;
+		strcpy(o->s3_credentials, val);
 		return 0;
 	}
 	if (KEY("fsname") && val) {
@@ -419,8 +443,14 @@ int main(int argc, char **argv)
 	char err[1024] = "";
 	/* ro: the backing directory is left exactly as it is (no recovery, no encoding, no gc);
 	 * files a crashed daemon left staged are served from staging as they are. */
-	int r = store_open_at(o.backing, shared ? o.local_dir : NULL,
-			      (o.ro ? STORE_O_RDONLY : 0) | STORE_O_SHARE, &f.st, err, sizeof(err));
+	store_opts so = {.local_dir = shared ? o.local_dir : NULL,
+			 .blob_cache = o.blob_cache,
+			 .blob_cache_set = o.blob_cache_set,
+			 .s3_credentials = o.s3_credentials[0] ? o.s3_credentials : NULL,
+			 .log = blob_log,
+			 .log_ctx = &f};
+	int r = store_open_opts(o.backing, &so, (o.ro ? STORE_O_RDONLY : 0) | STORE_O_SHARE, &f.st,
+				err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "mount.tpdefs: %s\n", err[0] ? err : strerror(-r));
 		return 1;
@@ -475,11 +505,24 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	}
 	mount_set_readahead(bdi, o.debug);
-	/* Fork only now: every error so far was reported with exit status 1. */
+	/* Fork only now: every error so far was reported with exit status 1. The daemon keeps
+	 * logging to stderr when it is a regular file (mount.tpdefs ... 2>>LOG), which
+	 * fuse_daemonize would point at /dev/null; a terminal or a pipe is let go, so that no
+	 * caller waits on the daemon's end of it. */
+	struct stat est;
+	int keep_log = !o.foreground && fstat(2, &est) == 0 && S_ISREG(est.st_mode)
+			       ? fcntl(2, F_DUPFD_CLOEXEC, 3) : -1;
 	if (fuse_daemonize(o.foreground) != 0) {
 		fprintf(stderr, "mount.tpdefs: cannot daemonize\n");
+		if (keep_log >= 0)
+			close(keep_log);
 		goto out_unmount;
 	}
+	if (keep_log >= 0) {
+		dup2(keep_log, 2);
+		close(keep_log);
+	}
+	__atomic_store_n(&f.serving, 1, __ATOMIC_RELAXED);
 	if (!o.foreground && store_reopen(f.st) < 0)
 		goto out_unmount;
 	chain_opts co = {.cache_bytes = (size_t)o.cache_size, .readahead = 4, .max_open = 256,
@@ -520,6 +563,11 @@ out_nodes:
 	if (f.ch)
 		chain_free(f.ch);
 	free(staged);
+	if (store_blobs_remote(f.st)) {
+		char rep[512];
+		store_blob_report(f.st, rep, sizeof(rep));
+		fprintf(stderr, "tpdefs: %s\n", rep);
+	}
 	store_close(f.st);
 	fuse_opt_free_args(&args);
 	free(backing_copy);

@@ -1,5 +1,6 @@
-/* admin_format.c - `tpdefs-admin format URI --blobs DIR`: create a shared store (metadata in the
- * PostgreSQL database named by URI, blobs in DIR, a directory every node mounts). */
+/* admin_format.c - `tpdefs-admin format URI --blobs DIR|S3URI`: create a shared store (metadata
+ * in the PostgreSQL database named by URI, blobs in DIR, a directory every node mounts, or in an
+ * S3 bucket). */
 #include <stdio.h>
 #include <string.h>
 
@@ -9,11 +10,15 @@
 int admin_format(int argc, char **argv)
 {
 	static const char use[] =
-		"usage: tpdefs-admin format URI --blobs DIR\n"
+		"usage: tpdefs-admin format URI --blobs DIR|s3://BUCKET[/PREFIX][?OPTIONS]\n"
 		"Create a shared store: the schema in the empty PostgreSQL database named by URI\n"
 		"(postgresql://user@host/db; passwords via ~/.pgpass or PGPASSWORD), blobs in DIR, an\n"
-		"absolute path on a filesystem every node mounts. Refuses a database that holds tables\n"
-		"and a DIR that is not empty. Then: mount.tpdefs URI MOUNTPOINT.\n";
+		"absolute path on a filesystem every node mounts, or in an S3 bucket:\n"
+		"  s3://BUCKET/PREFIX?endpoint=https://host:port&region=R&style=path|virtual\n"
+		"  &credentials=FILE&profile=P\n"
+		"(keys from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the credentials file; they are\n"
+		"never recorded; the bucket is created when missing). Refuses a database that holds\n"
+		"tables, and a DIR or prefix that is not empty. Then: mount.tpdefs URI MOUNTPOINT.\n";
 	const char *uri = NULL, *blobs = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {

@@ -18,7 +18,7 @@ static const struct {
 	int (*fn)(int argc, char **argv);
 	const char *help;
 } cmds[] = {
-	{"format", admin_format, "format URI --blobs DIR   create a shared store: metadata in PostgreSQL, blobs in DIR"},
+	{"format", admin_format, "format URI --blobs DIR|S3URI   create a shared store: metadata in PostgreSQL, blobs in DIR or a bucket"},
 	{"flush", admin_flush, "flush BACKING   wait until every closed file is encoded; print what was done"},
 	{"gc", admin_gc, "gc BACKING [--dry-run] [--max-chain N]   rebase chains, free what nothing needs"},
 	{"stats", admin_stats, "stats BACKING [--json]   logical vs stored bytes, per file and per chain"},

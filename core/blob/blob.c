@@ -26,6 +26,11 @@ int blob_put(blob_store *b, const char *key, int fd, uint64_t size, int tmp_dirf
 	return b->e->put(b, key, fd, size, tmp_dirfd, tmp_rel);
 }
 
+int blob_upload(blob_store *b, const char *key, int fd, uint64_t size)
+{
+	return b->e->upload ? b->e->upload(b, key, fd, size) : -EOPNOTSUPP;
+}
+
 int blob_open(blob_store *b, const char *key, io_rfile **out)
 {
 	*out = NULL;
@@ -50,6 +55,11 @@ int blob_delete(blob_store *b, const char *key)
 int blob_list(blob_store *b, const char *dir, blob_list_fn fn, void *ctx)
 {
 	return b->e->list(b, dir, fn, ctx);
+}
+
+int blob_uploads_clean(blob_store *b, int64_t before_ns, blob_upload_fn fn, void *ctx)
+{
+	return b->e->uploads_clean ? b->e->uploads_clean(b, before_ns, fn, ctx) : 0;
 }
 
 void blob_cache_stats_get(blob_store *b, blob_cache_stats *st)

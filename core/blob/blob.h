@@ -36,6 +36,9 @@ s3 *blob_s3(blob_store *b);
  * S3 engine uploads it, keeps its bytes in the cache and unlinks the local file. */
 int blob_put(blob_store *b, const char *key, int fd, uint64_t size, int tmp_dirfd,
 	     const char *tmp_rel);
+/* A copy of fd's size bytes as key; the local file stays (a staged file's durable copy in a
+ * bucket). Remote engines only: -EOPNOTSUPP for a directory, whose files every node sees. */
+int blob_upload(blob_store *b, const char *key, int fd, uint64_t size);
 /* Open key for reading. -ENOENT when there is no such blob. */
 int blob_open(blob_store *b, const char *key, io_rfile **out);
 /* The whole blob into fd (from offset 0, then fsync'd); its size in *size. */
@@ -47,6 +50,12 @@ int blob_delete(blob_store *b, const char *key);
 /* Every blob whose key starts with dir + "/": fn gets the name after that slash. */
 typedef int (*blob_list_fn)(void *ctx, const char *name, uint64_t size, int64_t mtime_ns);
 int blob_list(blob_store *b, const char *dir, blob_list_fn fn, void *ctx);
+
+/* Multipart uploads begun before before_ns and never completed (a node died mid-upload): abort
+ * them, telling fn each key. Count aborted, or -errno. 0 for a directory (its tmp files are the
+ * store's to clean). */
+typedef void (*blob_upload_fn)(void *ctx, const char *key);
+int blob_uploads_clean(blob_store *b, int64_t before_ns, blob_upload_fn fn, void *ctx);
 
 /* What the node-local cache of an S3 engine did since it was made (all 0 for a directory). */
 typedef struct blob_cache_stats {

@@ -105,9 +105,23 @@ void gc_clean_dir(gcx *g, const char *sub, int doit)
 	close(dfd);
 }
 
+static void upload_aborted(void *ctx, const char *key)
+{
+	gcx *g = ctx;
+	g->res->orphan_blobs++;
+	gc_say(g, "aborted the unfinished upload of %s\n", key);
+}
+
 void gc_clean_files(gcx *g)
 {
 	int doit = !g->o->dry_run;
+	if (doit) {
+		/* multipart uploads a dead node left in the bucket; online, young ones may be an
+		 * encode in flight */
+		int64_t before = store_now_ns() -
+				 (g->o->online ? (int64_t)GC_ONLINE_MIN_AGE_S * 1000000000LL : 0);
+		store_blob_uploads_clean(g->s, before, upload_aborted, g);
+	}
 	gc_clean_dir(g, "tmp", doit);
 	gc_clean_dir(g, "objects", doit);
 	gc_clean_dir(g, "staging", doit);

@@ -328,10 +328,9 @@ static void check_inodes(vx *x)
 		for (size_t i = 0; i < n; i++) {
 			char rel[STORE_STAGING_NAME_SIZE];
 			store_staging_name(ids[i], rel, sizeof(rel));
-			struct stat st;
 			store_attr a;
-			if (fstatat(store_dirfd(x->s), rel, &st, 0) == 0)
-				continue;
+			if (store_staging_durable(x->s, ids[i]) != 0)
+				continue; /* there (or the bucket cannot be asked: said elsewhere) */
 			if (x->o->online && (store_getattr(x->s, ids[i], &a) < 0 || !a.staged))
 				continue; /* encoded meanwhile */
 			note(x, "inode %" PRIu64 ": staged, but %s is missing\n", ids[i], rel);

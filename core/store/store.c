@@ -454,7 +454,7 @@ int store_open(const char *dir, int flags, store **out, char *err, size_t errlen
 	return store_open_at(dir, NULL, flags, out, err, errlen);
 }
 
-static int open_shared(const char *uri, const char *local_dir, int flags, store **out, char *err,
+static int open_shared(const char *uri, const store_opts *o, int flags, store **out, char *err,
 		       size_t errlen)
 {
 	store *s = calloc(1, sizeof(*s));
@@ -466,7 +466,7 @@ static int open_shared(const char *uri, const char *local_dir, int flags, store 
 	s->shared = 1;
 	s->rdonly = !!(flags & STORE_O_RDONLY);
 	pthread_mutex_init(&s->mu, NULL);
-	int r = store_open_shared(s, uri, local_dir, flags, err, errlen);
+	int r = store_open_shared(s, uri, o, flags, err, errlen);
 	if (r < 0) {
 		store_close(s);
 		return r;
@@ -478,9 +478,22 @@ static int open_shared(const char *uri, const char *local_dir, int flags, store 
 int store_open_at(const char *dir, const char *local_dir, int flags, store **out, char *err,
 		  size_t errlen)
 {
+	store_opts o = {.local_dir = local_dir};
+	return store_open_opts(dir, &o, flags, out, err, errlen);
+}
+
+int store_open_opts(const char *dir, const store_opts *o, int flags, store **out, char *err,
+		    size_t errlen)
+{
 	*out = NULL;
+	const char *local_dir = o ? o->local_dir : NULL;
 	if (dir && store_uri_is_pg(dir))
-		return open_shared(dir, local_dir, flags, out, err, errlen);
+		return open_shared(dir, o, flags, out, err, errlen);
+	if (o && (o->blob_cache_set || o->s3_credentials)) {
+		store_seterr(err, errlen, "blob_cache and s3_credentials are for a shared store whose "
+			     "blobs are in a bucket; %s is a directory", dir ? dir : "BACKING");
+		return -EINVAL;
+	}
 	if (local_dir) {
 		store_seterr(err, errlen, "local_dir is for a store named by a PostgreSQL URI; %s is a "
 		       "directory, which is node-local already", dir);
@@ -629,6 +642,21 @@ void store_close(store *s)
 	pthread_mutex_destroy(&s->mu);
 	if (s->local != s->path)
 		free(s->local);
+	if (s->tmpcache) {
+		/* a private cache of an inspection: its block files, then the directory */
+		int fd = open(s->tmpcache, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+		struct dirent *e;
+		while (d && (e = readdir(d)))
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+				unlinkat(fd, e->d_name, 0);
+		if (d)
+			closedir(d);
+		else if (fd >= 0)
+			close(fd);
+		rmdir(s->tmpcache);
+		free(s->tmpcache);
+	}
 	free(s->path);
 	free(s);
 }

@@ -60,9 +60,26 @@ int store_open(const char *dir, int flags, store **out, char *err, size_t errlen
  * local_dir is then this node's directory for LOCK and the control socket (created 0700). */
 int store_open_at(const char *backing, const char *local_dir, int flags, store **out, char *err,
 		  size_t errlen);
-/* Create a shared store: the schema in the (empty) database named by uri, the blobs directory
- * (objects/, staging/, tmp/, and a marker naming the store). Refuses a database that holds tables
- * already and a blobs directory that is not empty. 0, or -errno with a one-line message. */
+/* What a shared store's node may set beyond BACKING (all optional). */
+#define STORE_BLOB_CACHE_DEFAULT (10ULL << 30)
+typedef struct store_opts {
+	const char *local_dir;      /* see store_open_at */
+	uint64_t blob_cache;        /* blobs in a bucket: bytes of fetched blocks kept on this node
+				     * (in local_dir/blobcache), when blob_cache_set */
+	int blob_cache_set;         /* 0: STORE_BLOB_CACHE_DEFAULT */
+	const char *s3_credentials; /* blobs in a bucket: an AWS-style credentials file (NULL: the
+				     * environment's AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) */
+	void (*log)(void *ctx, const char *msg); /* blobs in a bucket: each failed try of a
+						  * request, from any thread (NULL: silent) */
+	void *log_ctx;
+} store_opts;
+int store_open_opts(const char *backing, const store_opts *o, int flags, store **out, char *err,
+		    size_t errlen);
+/* Create a shared store: the schema in the (empty) database named by uri, and where its blobs
+ * go: a directory every node mounts (objects/, staging/, tmp/ and a marker naming the store), or
+ * an S3 URI (s3://bucket/prefix?endpoint=..., the bucket created when missing, a marker object
+ * naming the store). Refuses a database that holds tables already, and a blobs directory or
+ * prefix that is not empty. 0, or -errno with a one-line message. */
 int store_format_shared(const char *uri, const char *blobs_dir, char *err, size_t errlen);
 void store_close(store *s);
 /* Where the LOCK and the control socket live (BACKING, or local_dir of a shared store). */
@@ -186,6 +203,9 @@ int store_staging_open(store *s, uint64_t ino, int create);
 int store_begin_staging(store *s, uint64_t ino, uint64_t size, int64_t mtime, int64_t ctime);
 /* Record a staged file's durable size and times (after fsync of the staging file). */
 int store_commit_size(store *s, uint64_t ino, uint64_t size, int64_t mtime, int64_t ctime);
+/* 1 when ino's staged bytes are where the store keeps them durably (the staging file; in a
+ * bucket, its uploaded copy), 0 when missing, -errno. */
+int store_staging_durable(store *s, uint64_t ino);
 /* Inodes with staged data (for flush / requeue), malloc'd. */
 int store_list_staged(store *s, uint64_t **inos, size_t *n);
 /* Bytes held in staging files of staged inodes. */
@@ -202,9 +222,15 @@ typedef int (*store_blob_fn)(void *ctx, const char *name, uint64_t id, uint64_t 
 int store_blob_list(store *s, store_blob_fn fn, void *ctx);
 /* Remove objects/<name> (an orphan found by store_blob_list). */
 int store_blob_delete(store *s, const char *name);
+/* Abort uploads into the bucket begun before before_ns and never completed (a node died
+ * mid-upload); fn hears each key. Count, or -errno; 0 for a directory. */
+int store_blob_uploads_clean(store *s, int64_t before_ns, blob_upload_fn fn, void *ctx);
 /* 1 when the blobs are in a bucket (node-local staging, a cache of fetched blocks). */
 int store_blobs_remote(const store *s);
 void store_blob_cache_stats(store *s, blob_cache_stats *st);
+/* One line on what the blobs' cache and the bucket's client did since open (for the log at
+ * unmount and for benchmarks): "blob cache: hits=... misses=... ...; s3: gets=... ...". */
+void store_blob_report(store *s, char *buf, size_t size);
 int store_obj_get(store *s, uint64_t id, store_obj *o);
 /* Reserve a fresh object id (never reused). */
 int store_obj_reserve(store *s, uint64_t *id);

@@ -84,6 +84,15 @@ int store_obj_open(store *s, uint64_t id, io_rfile **out)
 
 int store_staging_open(store *s, uint64_t ino, int create)
 {
+	if (!create && s->blobs && blob_is_remote(s->blobs)) {
+		/* another node's staged file: its durable copy, fetched into the local file */
+		store_lock(s);
+		int mine = store_shared_owned_locked(s, ino);
+		int fd = mine == 1 ? -ENOENT : mine < 0 ? mine : store_staging_pull_locked(s, ino);
+		store_unlock(s);
+		if (mine != 1)
+			return fd;
+	}
 	char rel[STORE_STAGING_NAME_SIZE];
 	store_staging_name(ino, rel, sizeof(rel));
 	int fd = openat(s->dirfd, rel, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
@@ -127,6 +136,10 @@ int store_begin_staging(store *s, uint64_t ino, uint64_t size, int64_t mtime, in
 {
 	if (!s->shared)
 		return run_ino_stmt(s, ST_BEGIN_STAGING, ino, size, mtime, ctime);
+	/* blobs in a bucket: the staged bytes are there before the row says "staged" */
+	int u = store_staging_upload(s, ino, size);
+	if (u < 0)
+		return u;
 	/* a shared store: the staged data belongs to this node from now on, and data another live
 	 * node staged and has not stored yet is not taken from under it (EBUSY) */
 	store_lock(s);
@@ -145,6 +158,10 @@ int store_begin_staging(store *s, uint64_t ino, uint64_t size, int64_t mtime, in
 
 int store_commit_size(store *s, uint64_t ino, uint64_t size, int64_t mtime, int64_t ctime)
 {
+	/* blobs in a bucket: what a close or fsync commits is uploaded before its size is */
+	int r = s->shared ? store_staging_upload(s, ino, size) : 0;
+	if (r < 0)
+		return r;
 	return run_ino_stmt(s, ST_COMMIT_SIZE, ino, size, mtime, ctime);
 }
 
@@ -339,6 +356,28 @@ int store_blob_delete(store *s, const char *name)
 	if (snprintf(rel, sizeof(rel), STORE_BLOB_DIR "/%s", name) >= (int)sizeof(rel))
 		return -ENAMETOOLONG;
 	return blob_delete(s->blobs, rel);
+}
+
+void store_blob_report(store *s, char *buf, size_t size)
+{
+	blob_cache_stats c;
+	blob_cache_stats_get(s->blobs, &c);
+	s3_stats t = {0};
+	s3 *cl = blob_s3(s->blobs);
+	if (cl)
+		s3_stats_get(cl, &t);
+	snprintf(buf, size, "blob cache: hits=%" PRIu64 " misses=%" PRIu64 " cached=%" PRIu64
+		 " capacity=%" PRIu64 " evictions=%" PRIu64 " damaged=%" PRIu64 "; s3: gets=%"
+		 PRIu64 " puts=%" PRIu64 " heads=%" PRIu64 " deletes=%" PRIu64 " lists=%" PRIu64
+		 " retries=%" PRIu64 " failures=%" PRIu64 " bytes_in=%" PRIu64 " bytes_out=%"
+		 PRIu64, c.hits, c.misses, c.bytes_cached, c.capacity, c.evictions, c.damaged,
+		 t.gets, t.puts, t.heads, t.deletes, t.lists, t.retries, t.failures, t.bytes_in,
+		 t.bytes_out);
+}
+
+int store_blob_uploads_clean(store *s, int64_t before_ns, blob_upload_fn fn, void *ctx)
+{
+	return blob_uploads_clean(s->blobs, before_ns, fn, ctx);
 }
 
 int store_blobs_remote(const store *s)

@@ -28,6 +28,8 @@ struct store {
 	int dirfd, lockfd;  /* dirfd: where staging/ and tmp/ live (BACKING, the blobs directory of a
 			     * shared store, or local_dir when the blobs are in a bucket) */
 	blob_store *blobs;  /* objects/ (and, in a bucket, the durable copies of staging/) */
+	char *tmpcache;     /* a bucket opened without local_dir: its private cache (removed at
+			     * close) */
 	char *local;        /* node-local directory: LOCK, control socket (BACKING when embedded) */
 	int localfd;        /* == dirfd when embedded */
 	int shared;         /* metadata in PostgreSQL (store_shared.c) */
@@ -89,8 +91,20 @@ void store_obj_from_row(db_stmt *st, store_obj *o);
 /* store_shared.c: open a store whose BACKING is a PostgreSQL URI (s->path, s->mu set up by the
  * caller): connect, check the format, open the blobs directory and its marker, the local
  * directory and its LOCK; with a lock, the store's mount lock. */
-int store_open_shared(store *s, const char *uri, const char *local_dir, int flags, char *err,
+int store_open_shared(store *s, const char *uri, const store_opts *o, int flags, char *err,
 		      size_t errlen);
+/* store_bucket.c: blobs in an S3 bucket. Check or create the bucket for a new store (the
+ * canonical URI to record goes to canon); open it for store s with its cache in cache_dir. */
+int store_bucket_format(const char *uri, const char *id, char *canon, size_t clen, char *err,
+			size_t errlen);
+int store_bucket_open(store *s, const char *canon, const char *id, const char *cache_dir,
+		      const store_opts *o, char *err, size_t errlen);
+/* Upload the first size bytes of ino's staging file as its durable copy (no-op unless the
+ * blobs are in a bucket). */
+int store_staging_upload(store *s, uint64_t ino, uint64_t size);
+/* Fetch ino's durable copy into its local staging file (in place), cut to the committed size:
+ * the fd, or -errno (-EIO when the copy is missing or short). Lock held. */
+int store_staging_pull_locked(store *s, uint64_t ino);
 /* Ownership of staged files on a shared store (lock and transaction held; no-ops otherwise):
  * claim for this session (-EBUSY when another live session owns it, unless take_live), whether
  * this session owns it, and forget the owner (stored or deleted). */

@@ -24,6 +24,7 @@
 
 #include "db_pg.h"
 #include "io.h"
+#include "s3.h"
 #include "store_uri.h"
 
 #define SHARED_MARKER ".tpdefs-blobs"
@@ -155,6 +156,47 @@ static int connect_uri(const char *uri, store_uri *u, db **d, char *err, size_t 
 	return 0;
 }
 
+/* A new store's blobs directory: made (or found empty), its subdirectories and marker. On
+ * success *dfd is open on it (the caller closes it, and removes the marker if the format fails
+ * later). */
+static int format_blobs_dir(const char *blobs_dir, const char *id, int *dfd, char *err,
+			    size_t errlen)
+{
+	if (!blobs_dir || blobs_dir[0] != '/') {
+		store_seterr(err, errlen, "--blobs needs an absolute path (a directory every node "
+			     "mounts) or an s3:// URI");
+		return -EINVAL;
+	}
+	int r = mkdir_p(blobs_dir, 0700);
+	*dfd = r == 0 ? open(blobs_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (*dfd < 0) {
+		r = r < 0 ? r : -errno;
+		store_seterr(err, errlen, "%s: %s", blobs_dir, strerror(-r));
+		return r;
+	}
+	char other[80];
+	if (read_marker(*dfd, other, sizeof(other)) == 0) {
+		store_seterr(err, errlen, "%s is already the blobs directory of tpdefs store %s; one "
+			     "blobs directory per store", blobs_dir, other);
+		return -EEXIST;
+	}
+	if ((r = store_dir_empty(*dfd, blobs_dir_entry_ok)) != 1) {
+		store_seterr(err, errlen, "%s is not empty; the blobs directory must be new or empty",
+			     blobs_dir);
+		return r < 0 ? r : -ENOTEMPTY;
+	}
+	static const char *const dirs[] = {"objects", "staging", "tmp"};
+	for (size_t i = 0; i < 3; i++)
+		if (mkdirat(*dfd, dirs[i], 0700) < 0 && errno != EEXIST) {
+			r = -errno;
+			store_seterr(err, errlen, "%s/%s: %s", blobs_dir, dirs[i], strerror(errno));
+			return r;
+		}
+	if ((r = write_marker(*dfd, id)) < 0)
+		store_seterr(err, errlen, "%s/%s: %s", blobs_dir, SHARED_MARKER, strerror(-r));
+	return r;
+}
+
 int store_format_shared(const char *uri, const char *blobs_dir, char *err, size_t errlen)
 {
 	store_uri u;
@@ -185,31 +227,6 @@ int store_format_shared(const char *uri, const char *blobs_dir, char *err, size_
 		r = -EEXIST;
 		goto out;
 	}
-	if (!blobs_dir || blobs_dir[0] != '/') {
-		store_seterr(err, errlen, "--blobs needs an absolute path (a directory every node mounts)");
-		r = -EINVAL;
-		goto out;
-	}
-	r = mkdir_p(blobs_dir, 0700);
-	dfd = r == 0 ? open(blobs_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	if (dfd < 0) {
-		r = r < 0 ? r : -errno;
-		store_seterr(err, errlen, "%s: %s", blobs_dir, strerror(-r));
-		goto out;
-	}
-	char other[80];
-	if (read_marker(dfd, other, sizeof(other)) == 0) {
-		store_seterr(err, errlen, "%s is already the blobs directory of tpdefs store %s; one blobs "
-		       "directory per store", blobs_dir, other);
-		r = -EEXIST;
-		goto out;
-	}
-	if ((r = store_dir_empty(dfd, blobs_dir_entry_ok)) != 1) {
-		store_seterr(err, errlen, "%s is not empty; the blobs directory must be new or empty",
-		       blobs_dir);
-		r = r < 0 ? r : -ENOTEMPTY;
-		goto out;
-	}
 	unsigned char rnd[16];
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
 		r = -errno;
@@ -219,27 +236,25 @@ int store_format_shared(const char *uri, const char *blobs_dir, char *err, size_
 	char id[40];
 	for (size_t i = 0; i < sizeof(rnd); i++)
 		snprintf(id + 2 * i, 3, "%02x", rnd[i]);
-	static const char *const dirs[] = {"objects", "staging", "tmp"};
-	for (size_t i = 0; i < 3; i++)
-		if (mkdirat(dfd, dirs[i], 0700) < 0 && errno != EEXIST) {
-			r = -errno;
-			store_seterr(err, errlen, "%s/%s: %s", blobs_dir, dirs[i], strerror(errno));
-			goto out;
-		}
-	if ((r = write_marker(dfd, id)) < 0) {
-		store_seterr(err, errlen, "%s/%s: %s", blobs_dir, SHARED_MARKER, strerror(-r));
-		goto out;
-	}
-	made_marker = 1;
 	char real[PATH_MAX];
-	if (!realpath(blobs_dir, real))
-		snprintf(real, sizeof(real), "%s", blobs_dir);
+	const char *blobs_key = "blobs_dir";
+	if (blobs_dir && s3_uri_is(blobs_dir)) {
+		blobs_key = "blobs_uri";
+		if ((r = store_bucket_format(blobs_dir, id, real, sizeof(real), err, errlen)) < 0)
+			goto out;
+	} else {
+		if ((r = format_blobs_dir(blobs_dir, id, &dfd, err, errlen)) < 0)
+			goto out;
+		made_marker = 1;
+		if (!realpath(blobs_dir, real))
+			snprintf(real, sizeof(real), "%s", blobs_dir);
+	}
 	r = db_begin(d);
 	if (r == 0)
 		r = store_schema_create(d, store_now_ns(), S_IFDIR | 0755, (uint32_t)getuid(),
 					(uint32_t)getgid());
 	if (r == 0)
-		r = meta_put(d, "blobs_dir", real);
+		r = meta_put(d, blobs_key, real);
 	if (r == 0)
 		r = meta_put(d, "store_id", id);
 	r = r == 0 ? db_commit(d) : (db_rollback(d), r);
@@ -254,9 +269,41 @@ out:
 	return r;
 }
 
-int store_open_shared(store *s, const char *uri, const char *local_dir, int flags, char *err,
+/* Blobs in a bucket: staging/ and tmp/ in the node's own directory (dirfd), the bucket and its
+ * cache; an inspection without local_dir gets a private cache removed at close. */
+static int open_bucket(store *s, const char *canon, const char *id, const store_opts *o,
+		       char *err, size_t errlen)
+{
+	char cache[PATH_MAX];
+	if (s->localfd < 0) {
+		char tmpl[] = "/var/tmp/tpdefs-cache.XXXXXX";
+		if (!mkdtemp(tmpl) || !(s->tmpcache = strdup(tmpl))) {
+			int r = -errno;
+			store_seterr(err, errlen, "a private blob cache under /var/tmp: %s",
+				     strerror(errno));
+			return r ? r : -ENOMEM;
+		}
+		snprintf(cache, sizeof(cache), "%s", s->tmpcache);
+	} else {
+		static const char *const dirs[] = {"staging", "tmp"};
+		for (size_t i = 0; i < 2; i++)
+			if (mkdirat(s->localfd, dirs[i], 0700) < 0 && errno != EEXIST) {
+				int r = -errno;
+				store_seterr(err, errlen, "%s/%s: %s", s->local, dirs[i],
+					     strerror(errno));
+				return r;
+			}
+		if ((s->dirfd = dup(s->localfd)) < 0)
+			return -errno;
+		snprintf(cache, sizeof(cache), "%s/blobcache", s->local);
+	}
+	return store_bucket_open(s, canon, id, cache, o, err, errlen);
+}
+
+int store_open_shared(store *s, const char *uri, const store_opts *o, int flags, char *err,
 		      size_t errlen)
 {
+	const char *local_dir = o ? o->local_dir : NULL;
 	store_uri u;
 	int r = connect_uri(uri, &u, &s->db, err, errlen);
 	if (r < 0)
@@ -267,12 +314,20 @@ int store_open_shared(store *s, const char *uri, const char *local_dir, int flag
 		return r;
 	/* (the tensor signature index is part of the PostgreSQL schema from its first version) */
 	char blobs[PATH_MAX], id[80], mark[80];
-	if (store_meta_get(s->db, "blobs_dir", blobs, sizeof(blobs)) < 0 ||
+	int bucket = store_meta_get(s->db, "blobs_uri", blobs, sizeof(blobs)) == 0;
+	if ((!bucket && store_meta_get(s->db, "blobs_dir", blobs, sizeof(blobs)) < 0) ||
 	    store_meta_get(s->db, "store_id", id, sizeof(id)) < 0) {
 		store_seterr(err, errlen, "%s: the store records no blobs directory (damaged metadata)",
 		       s->path);
 		return -EMEDIUMTYPE;
 	}
+	if (!bucket && (o && (o->blob_cache_set || o->s3_credentials))) {
+		store_seterr(err, errlen, "%s: blob_cache and s3_credentials are for blobs in a bucket; "
+			     "this store's blobs are in the directory %s", s->path, blobs);
+		return -EINVAL;
+	}
+	if (bucket)
+		goto local;
 	s->dirfd = open(blobs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0) {
 		r = -errno;
@@ -289,6 +344,7 @@ int store_open_shared(store *s, const char *uri, const char *local_dir, int flag
 	}
 	if ((r = blob_dir_new(s->dirfd, &s->blobs)) < 0)
 		return r;
+local:
 	if (!local_dir) {
 		if (!(flags & STORE_O_NOLOCK)) {
 			store_seterr(err, errlen, "%s: a shared store needs a node-local directory "
@@ -296,7 +352,8 @@ int store_open_shared(store *s, const char *uri, const char *local_dir, int flag
 			return -EINVAL;
 		}
 		s->local = NULL;
-		return 0; /* inspection: no LOCK, no mount lock */
+		/* inspection: no LOCK, no mount lock */
+		return bucket ? open_bucket(s, blobs, id, o, err, errlen) : 0;
 	}
 	if ((r = mkdir_p(local_dir, 0700)) < 0) {
 		store_seterr(err, errlen, "local_dir %s: %s", local_dir, strerror(-r));
@@ -308,6 +365,8 @@ int store_open_shared(store *s, const char *uri, const char *local_dir, int flag
 		store_seterr(err, errlen, "local_dir %s: %s", local_dir, strerror(errno));
 		return r;
 	}
+	if (bucket && (r = open_bucket(s, blobs, id, o, err, errlen)) < 0)
+		return r;
 	if ((r = store_take_lock(s, flags, err, errlen)) < 0)
 		return r;
 	if (flags & STORE_O_NOLOCK)
@@ -599,6 +658,23 @@ int store_shared_disown_locked(store *s, uint64_t ino)
 	return s->shared && s->session ? set_owner(s, ino, 0) : 0;
 }
 
+/* Blobs in a bucket: a staged file this session just took from another (dead) one is fetched
+ * from its durable copy before anything here reads or encodes it; when that fails the claim is
+ * given back (lock held, no transaction). */
+static int pull_taken(store *s, uint64_t ino, uint64_t prev_owner)
+{
+	if (!blob_is_remote(s->blobs) || prev_owner == s->session)
+		return 0;
+	int fd = store_staging_pull_locked(s, ino);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (store_begin(s) >= 0)
+		store_end(s, set_owner(s, ino, prev_owner));
+	return fd;
+}
+
 int store_stage_mine(store *s, uint64_t ino)
 {
 	if (!s->shared)
@@ -606,9 +682,14 @@ int store_stage_mine(store *s, uint64_t ino)
 	if (!s->session)
 		return s->alone;
 	store_lock(s);
-	int r = store_begin(s);
+	uint64_t prev = 0;
+	int r = owner_of(s, ino, &prev);
+	if (r >= 0)
+		r = store_begin(s);
 	if (r >= 0)
 		r = store_end(s, store_shared_claim_locked(s, ino, 0));
+	if (r == 0)
+		r = pull_taken(s, ino, prev);
 	store_unlock(s);
 	return r == 0 ? 1 : r == -EBUSY ? 0 : r;
 }
@@ -628,6 +709,8 @@ int store_stage_takeover(store *s, uint64_t ino)
 		r = store_begin(s);
 		if (r >= 0)
 			r = store_end(s, store_shared_claim_locked(s, ino, 0));
+		if (r == 0)
+			r = pull_taken(s, ino, owner);
 		r = r == 0 ? 2 : r == -EBUSY ? 1 : r;
 	}
 	store_unlock(s);
