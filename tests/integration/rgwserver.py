@@ -49,24 +49,34 @@ class Server:
         self.conf = os.path.join(self.dir, 'ceph.conf')
         self.logdir = os.path.join(self.dir, 'log')
         self.procs = {}
+        self._deadline = None
         self.mon_port = free_port()
         self.rgw_port = free_port()
         self.endpoint = f'http://127.0.0.1:{self.rgw_port}'
         # fixed for this run, fresh each run: 20 upper-case alnum / 40 chars like AWS's keys
         self.access_key = 'TPDE' + secrets.token_hex(8).upper()
         self.secret_key = secrets.token_urlsafe(30)[:40]
+        # one deadline for the whole start: each step gets what is left of it
+        self._deadline = time.monotonic() + START_TIMEOUT
         try:
             self._setup()
-            self.start_rgw()
+            self.start_rgw(timeout=max(1.0, self._deadline - time.monotonic()))
             self._create_user()
         except BaseException:
             self.close()
             raise
+        self._deadline = None
 
     # -- helpers --------------------------------------------------------------------------------
     def _run(self, argv, timeout=60, check=True):
-        r = subprocess.run(argv, capture_output=True, text=True, cwd=self.dir,
-                           stdin=subprocess.DEVNULL, timeout=timeout)
+        if self._deadline is not None:
+            timeout = min(timeout, max(1.0, self._deadline - time.monotonic()))
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, cwd=self.dir,
+                               stdin=subprocess.DEVNULL, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f'rgwserver: {" ".join(argv)} did not finish within {timeout:.0f}'
+                               f' s (the cluster did not come up)\n{self.log_tail()}') from None
         if check and r.returncode != 0:
             raise RuntimeError(f'rgwserver: {" ".join(argv)} failed ({r.returncode}):\n'
                                f'{r.stdout}{r.stderr}\n{self.log_tail()}')

@@ -14,6 +14,7 @@ start costs ~1-2 s. A cluster that does not come up is a failure (exit 2, with t
 never a skip.
 """
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -80,6 +81,9 @@ class Control:
 
 
 def main():
+    # meson's timeout sends SIGTERM: unwind through the finally below so the cluster (in its own
+    # session, out of reach of a signal to our group) is stopped and its directory removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
