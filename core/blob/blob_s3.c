@@ -78,7 +78,8 @@ static void ra_run(void *arg)
 {
 	ra_job *j = arg;
 	s3_blobs *o = j->o;
-	uint8_t *buf = malloc((size_t)RUN_MAX * BCACHE_BLOCK);
+	uint64_t nb = j->last - j->first + 1 < RUN_MAX ? j->last - j->first + 1 : RUN_MAX;
+	uint8_t *buf = malloc((size_t)nb * BCACHE_BLOCK);
 	for (uint64_t b = j->first; buf && b <= j->last;) {
 		size_t len;
 		uint64_t bs;
@@ -142,10 +143,12 @@ static int rf_pread(io_rfile *io, void *out, size_t len, uint64_t off)
 		return -EIO; /* past the end: the object is shorter than its reader thinks */
 	if (!len)
 		return 0;
-	uint8_t *buf = malloc((size_t)RUN_MAX * BCACHE_BLOCK);
+	uint64_t end = off + len, first = off / BCACHE_BLOCK, last = (end - 1) / BCACHE_BLOCK;
+	/* a run never reaches past last: room for what this read covers, at most RUN_MAX */
+	uint64_t nb = last - first + 1 < RUN_MAX ? last - first + 1 : RUN_MAX;
+	uint8_t *buf = malloc((size_t)nb * BCACHE_BLOCK);
 	if (!buf)
 		return -ENOMEM;
-	uint64_t end = off + len, first = off / BCACHE_BLOCK, last = (end - 1) / BCACHE_BLOCK;
 	int r = 0;
 	for (uint64_t b = first; r == 0 && b <= last;) {
 		size_t got;

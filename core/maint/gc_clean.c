@@ -112,6 +112,14 @@ static void upload_aborted(void *ctx, const char *key)
 	gc_say(g, "aborted the unfinished upload of %s\n", key);
 }
 
+static void copy_removed(void *ctx, const char *key, uint64_t size)
+{
+	gcx *g = ctx;
+	g->res->staging_files++;
+	g->res->orphan_bytes += size;
+	gc_say(g, "removed %s in the bucket (%" PRIu64 " bytes)\n", key, size);
+}
+
 void gc_clean_files(gcx *g)
 {
 	int doit = !g->o->dry_run;
@@ -121,6 +129,7 @@ void gc_clean_files(gcx *g)
 		int64_t before = store_now_ns() -
 				 (g->o->online ? (int64_t)GC_ONLINE_MIN_AGE_S * 1000000000LL : 0);
 		store_blob_uploads_clean(g->s, before, upload_aborted, g);
+		store_staging_copies_clean(g->s, before, copy_removed, g);
 	}
 	gc_clean_dir(g, "tmp", doit);
 	gc_clean_dir(g, "objects", doit);

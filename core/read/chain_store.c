@@ -16,6 +16,8 @@ int chain_store_open(void *ctx, uint64_t obj, obj_reader **r, uint64_t *base_obj
 		return rr;
 	io_rfile *f;
 	rr = store_obj_open(s, obj, &f);
+	if (rr == -ENOENT)
+		return -EIO; /* a row without its blob: a damaged store, not a missing file */
 	if (rr < 0)
 		return rr;
 	/* No read-ahead of the whole object: the chain reader asks for exactly the payloads it is

@@ -225,6 +225,11 @@ int store_blob_delete(store *s, const char *name);
 /* Abort uploads into the bucket begun before before_ns and never completed (a node died
  * mid-upload); fn hears each key. Count, or -errno; 0 for a directory. */
 int store_blob_uploads_clean(store *s, int64_t before_ns, blob_upload_fn fn, void *ctx);
+/* Blobs in a bucket: remove durable copies of staged files (staging/<ino>) whose inode is gone or
+ * stored, uploaded before before_ns (a crash between an upload and its commit leaves them); fn
+ * hears each key and size. Count, or -errno; 0 for a directory. */
+typedef void (*store_copy_fn)(void *ctx, const char *key, uint64_t size);
+int store_staging_copies_clean(store *s, int64_t before_ns, store_copy_fn fn, void *ctx);
 /* 1 when the blobs are in a bucket (node-local staging, a cache of fetched blocks). */
 int store_blobs_remote(const store *s);
 void store_blob_cache_stats(store *s, blob_cache_stats *st);

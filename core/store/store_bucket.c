@@ -195,3 +195,42 @@ int store_staging_pull_locked(store *s, uint64_t ino)
 	}
 	return fd;
 }
+
+typedef struct copies_scan {
+	store *s;
+	int64_t before;
+	store_copy_fn fn;
+	void *ctx;
+	int n;
+} copies_scan;
+
+static int stale_copy(void *ctx, const char *name, uint64_t size, int64_t mtime_ns)
+{
+	copies_scan *c = ctx;
+	uint64_t ino;
+	store_attr a;
+	if (store_staging_name_parse(name, &ino) < 0 || mtime_ns >= c->before)
+		return 0; /* not ours, or young enough to be a commit in flight */
+	int r = store_getattr(c->s, ino, &a);
+	if (r == 0 && a.staged)
+		return 0;
+	if (r < 0 && r != -ENOENT)
+		return 0;
+	char rel[STORE_STAGING_NAME_SIZE];
+	store_staging_name(ino, rel, sizeof(rel));
+	if (blob_delete(c->s->blobs, rel) == 0) {
+		c->n++;
+		if (c->fn)
+			c->fn(c->ctx, rel, size);
+	}
+	return 0;
+}
+
+int store_staging_copies_clean(store *s, int64_t before_ns, store_copy_fn fn, void *ctx)
+{
+	if (!blob_is_remote(s->blobs))
+		return 0;
+	copies_scan c = {s, before_ns, fn, ctx, 0};
+	int r = blob_list(s->blobs, STORE_STAGING_DIR, stale_copy, &c);
+	return r < 0 ? r : c.n;
+}

@@ -271,11 +271,16 @@ def test_gc_aborts_unfinished_uploads_and_removes_orphans(store, rgw, mounts):
     m.unmount()
     rgw.client.start_upload(bucket, 'tpdefs/objects/00000000000fffff.tpdo')
     rgw.client.put(bucket, 'tpdefs/objects/00000000000ffffe.tpdo', b'orphan')
+    # a staged file's copy whose commit never happened (no such inode)
+    rgw.client.put(bucket, 'tpdefs/staging/00000000000ffffd', b'never committed')
     assert rgw.client.uploads(bucket)
     r = admin('gc', uri)
     assert r.returncode == 0, r.stdout + r.stderr
     assert rgw.client.uploads(bucket) == []
-    assert 'tpdefs/objects/00000000000ffffe.tpdo' not in rgw.client.keys(bucket, 'tpdefs/')
+    keys = rgw.client.keys(bucket, 'tpdefs/')
+    assert 'tpdefs/objects/00000000000ffffe.tpdo' not in keys, keys
+    assert 'tpdefs/staging/00000000000ffffd' not in keys, keys
+    assert len([k for k in keys if k.startswith('tpdefs/objects/')]) == 1, keys
     r = admin('verify', uri)
     assert r.returncode == 0, r.stdout + r.stderr
 
