@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/scenario_lib.sh - the write sequences of the scenarios that are not a plain corpus
 # directory (sourced by bench_mount_ratio.sh and bench_codec.sh, not run).
 #
@@ -27,6 +28,7 @@
 #   file DEST SRC PRED KIND   a file present at the end, its source, and the file a name-based tool
 #                         takes as its predecessor (- for none); KIND groups rows
 #   pair PRED NEW KIND    every (predecessor, version) written, replaced versions included
+# shellcheck disable=SC2034  # used by the scripts that source this file
 SCENARIOS_NEW=(lightning_save_last lightning_torchsave_path cp_r finetune_from_base)
 
 # scenario_inputs NAME: prints what the scenario needs and is missing (nothing if ready).
