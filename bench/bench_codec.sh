@@ -215,8 +215,10 @@ if [ ${#NEWSCEN[@]} -gt 0 ]; then
 	echo "$SEP"
 	zero_totals H
 	for sc in "${NEWSCEN[@]}"; do
-		scenario_plan "$sc" | awk -F'\t' '$1 == "pair"' >"$WORK/plan"
-		mapfile -t KINDS < <(cut -f4 "$WORK/plan" | awk '!seen[$0]++')
+		scenario_plan "$sc" >"$WORK/plan.all"
+		awk -F'\t' '$1 == "pair"' "$WORK/plan.all" >"$WORK/plan"
+		# kinds in the order of the files at the end (epoch files before last.ckpt)
+		mapfile -t KINDS < <({ awk -F'\t' '$1 == "file" { print $5 }' "$WORK/plan.all"; cut -f4 "$WORK/plan"; } | awk '!seen[$0]++')
 		zero_totals S
 		nk=0
 		for kind in "${KINDS[@]}"; do
