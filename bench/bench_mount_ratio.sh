@@ -270,7 +270,6 @@ if [ ${#ROWS[@]} -gt 0 ]; then
 	echo "'pairs only' excludes each family's first file (the corpus README's definition)."
 	echo "Every file read back through the mount after a remount is bit-exact (cmp)."
 	for n in "${NOTES[@]}"; do echo "$n"; done
-	echo
 fi
 
 # ---- scenarios that are a write sequence (bench/scenario_lib.sh) ----
@@ -384,6 +383,7 @@ for sc in "${NEWSCEN[@]}"; do
 	run_plan "$sc"
 done
 if [ ${#NROWS[@]} -gt 0 ]; then
+	[ ${#ROWS[@]} -eq 0 ] || echo
 	echo "| scenario | files | logical bytes | stored bytes (du -sb) | mount ratio | object bytes (stats) | ratio, objects only | tpde encode | zstd -3 --patch-from | xdelta3 -9 | mount/tpde | >= 95% | files with a base | max depth | unreferenced objects (bytes) |"
 	echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|:-:|--:|--:|--:|"
 	for r in "${NROWS[@]}"; do echo "$r"; done
