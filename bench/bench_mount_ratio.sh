@@ -20,9 +20,21 @@
 # source: any difference aborts the run. `tpdefs-admin stats --json` gives, per scenario, how many
 # files are stored with a base and the deepest chain.
 # --quick: only gpt_bf16_st and hf_trainer_dirs. Every mount is unmounted on exit, even on error.
+#
+# Scenarios that are a write sequence, not a corpus directory (bench/scenario_lib.sh): Lightning's
+# save_last (lightning_save_last, lightning_torchsave_path; made by bench/gen_lightning.py into
+# --lightning DIR, default /var/tmp/corpus/lightning), a `cp -r` of a run inside the mount (cp_r,
+# the first --cpr-versions N of gpt_full_state, default 10) and a fine-tune whose base is stored
+# first (finetune_from_base). Each is replayed into a fresh mount (with `tpdefs-admin flush` where
+# time passes), remounted, every file present at the end read back (cmp); a second table gives
+# per scenario and per file the stored bytes (du -sb, and each file's object from stats --json; a
+# file sharing an object already counted costs 0) next to `tpde encode`, zstd -3 --patch-from and
+# xdelta3 -9 against the predecessor a name-based tool would pick (the file itself with none).
+# A full run includes them (the Lightning ones only if DIR holds them, else a note says so);
+# --scenario NAME (repeatable) runs only the named scenarios, old or new; --quick none of them.
 set -euo pipefail
 
-usage() { echo "usage: $0 [--quick] [--corpus DIR] [--build DIR] [--work DIR]" >&2; exit 2; }
+usage() { echo "usage: $0 [--quick] [--corpus DIR] [--build DIR] [--work DIR] [--scenario NAME]... [--lightning DIR] [--cpr-versions N]" >&2; exit 2; }
 die() { echo "bench_mount_ratio: FAIL: $*" >&2; exit 1; }
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -30,9 +42,15 @@ CORPUS=/var/tmp/corpus/full
 BUILD=""
 WORKBASE=/var/tmp
 QUICK=0
+ONLY=()
+LIGHTNING=/var/tmp/corpus/lightning
+CPR_VERSIONS=10
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) QUICK=1 ;;
+	--scenario) [ $# -ge 2 ] || usage; ONLY+=("$2"); shift ;;
+	--lightning) [ $# -ge 2 ] || usage; LIGHTNING=$2; shift ;;
+	--cpr-versions) [ $# -ge 2 ] || usage; CPR_VERSIONS=$2; shift ;;
 	--corpus) [ $# -ge 2 ] || usage; CORPUS=$2; shift ;;
 	--build) [ $# -ge 2 ] || usage; BUILD=$2; shift ;;
 	--work) [ $# -ge 2 ] || usage; WORKBASE=$2; shift ;;
@@ -49,7 +67,7 @@ if [ -z "$BUILD" ]; then
 fi
 [ -n "$BUILD" ] && [ -x "$BUILD/fs/mount.tpdefs" ] && [ -x "$BUILD/tools/tpde" ] &&
 	[ -x "$BUILD/tools/tpdefs-admin" ] || die "mount.tpdefs/tpde/tpdefs-admin not found (--build DIR)"
-for t in zstd cmp du fusermount3 mountpoint /usr/bin/python3; do
+for t in zstd xdelta3 cmp du fusermount3 mountpoint /usr/bin/python3; do
 	command -v "$t" >/dev/null || die "$t is not installed"
 done
 [ -e /dev/fuse ] || die "/dev/fuse is missing"
@@ -77,6 +95,7 @@ ADMIN=$WORK/bin/tpdefs-admin
 TPDE=$WORK/bin/tpde
 
 . "$(dirname "$0")/mount_lib.sh"   # mnt, umnt
+. "$(dirname "$0")/scenario_lib.sh"   # SCENARIOS_NEW, scenario_inputs, scenario_plan
 fsize() { stat -c %s "$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0 ? 100 * a / b : 0) }'; }
@@ -106,11 +125,29 @@ family() {
 	esac
 }
 
-if [ $QUICK = 1 ]; then
+ALLOLD=(gpt_full_state gpt_bf16_st gpt_finetune_frozen hf_trainer_dirs)
+NEWSCEN=()
+SKIPNOTES=()
+if [ ${#ONLY[@]} -gt 0 ]; then
+	SCEN=()
+	for n in "${ONLY[@]}"; do
+		if [[ " ${ALLOLD[*]} " == *" $n "* ]]; then SCEN+=("$n")
+		elif [[ " ${SCENARIOS_NEW[*]} " == *" $n "* ]]; then
+			miss=$(scenario_inputs "$n")
+			[ -z "$miss" ] || die "$n needs $miss"
+			NEWSCEN+=("$n")
+		else die "unknown scenario $n (known: ${ALLOLD[*]} ${SCENARIOS_NEW[*]})"; fi
+	done
+elif [ $QUICK = 1 ]; then
 	SCEN=(gpt_bf16_st hf_trainer_dirs)
 else
-	SCEN=(gpt_full_state gpt_bf16_st gpt_finetune_frozen hf_trainer_dirs)
+	SCEN=("${ALLOLD[@]}")
+	for n in "${SCENARIOS_NEW[@]}"; do
+		miss=$(scenario_inputs "$n")
+		if [ -z "$miss" ]; then NEWSCEN+=("$n"); else SKIPNOTES+=("$n: not run, missing $miss"); fi
+	done
 fi
+[[ "$CPR_VERSIONS" =~ ^[1-9][0-9]*$ ]] || die "--cpr-versions needs a positive number"
 
 echo "# bench_mount_ratio: $(date -u +%FT%TZ), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), corpus $CORPUS, build $BUILD$([ $QUICK = 1 ] && echo ', quick')"
 echo
@@ -224,12 +261,142 @@ print(len(fs), based, depth, st.get("staged_files", 0), st.get("db_bytes", 0), s
 	fi
 done
 
-echo "| scenario | files | logical bytes | stored bytes (du -sb) | mount ratio | zstd -3 | zstd -3 --patch-from | tpde encode | tpde, pairs only (pairs) | mount/tpde | >= 95% | files with a base | max depth | object bytes (stats) | other bytes (db, dirs) |"
-echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|:-:|--:|--:|--:|--:|"
-for r in "${ROWS[@]}"; do echo "$r"; done
-echo
-echo "Ratios = logical bytes / stored bytes over the whole written sequence (first files included);"
-echo "'pairs only' excludes each family's first file (the corpus README's definition)."
-echo "Every file read back through the mount after a remount is bit-exact (cmp)."
-for n in "${NOTES[@]}"; do echo "$n"; done
+if [ ${#ROWS[@]} -gt 0 ]; then
+	echo "| scenario | files | logical bytes | stored bytes (du -sb) | mount ratio | zstd -3 | zstd -3 --patch-from | tpde encode | tpde, pairs only (pairs) | mount/tpde | >= 95% | files with a base | max depth | object bytes (stats) | other bytes (db, dirs) |"
+	echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|:-:|--:|--:|--:|--:|"
+	for r in "${ROWS[@]}"; do echo "$r"; done
+	echo
+	echo "Ratios = logical bytes / stored bytes over the whole written sequence (first files included);"
+	echo "'pairs only' excludes each family's first file (the corpus README's definition)."
+	echo "Every file read back through the mount after a remount is bit-exact (cmp)."
+	for n in "${NOTES[@]}"; do echo "$n"; done
+fi
+
+# ---- scenarios that are a write sequence (bench/scenario_lib.sh) ----
+# run_plan SCENARIO: replays its plan into a fresh mount, reads every file back after a remount,
+# codes every file with the tools; appends to NROWS (summary) and FROWS (per file).
+NROWS=()
+FROWS=()
+run_plan() {
+	local sc=$1 line op a b c d t0 fl=()
+	mapfile -t PLAN < <(scenario_plan "$sc")
+	BACK=$WORK/backing
+	rm -rf "$BACK" "$WORK/obj"
+	mkdir -p "$WORK/obj"
+	: >"$WORK/flush.out"
+	t0=$(date +%s)
+	mnt "$BACK"
+	for line in "${PLAN[@]}"; do
+		IFS=$'\t' read -r op a b c d <<<"$line"
+		case $op in
+		mkdir) mkdir "$MNT/$a" ;;
+		write) cp "$a" "$MNT/$b" || die "$sc: cp $a $MNT/$b failed" ;;
+		mv) mv "$MNT/$a" "$MNT/$b" || die "$sc: mv $a $b failed" ;;
+		cpr) cp -r "$MNT/$a" "$MNT/$b" || die "$sc: cp -r $a $b failed" ;;
+		flush) sync; "$ADMIN" flush "$BACK" >>"$WORK/flush.out" || die "$sc: tpdefs-admin flush failed" ;;
+		file) fl+=("$a"$'\t'"$b"$'\t'"$c"$'\t'"$d") ;;
+		pair) ;;
+		*) die "$sc: bad plan line: $line" ;;
+		esac
+	done
+	sync
+	"$ADMIN" flush "$BACK" >>"$WORK/flush.out" || die "$sc: tpdefs-admin flush failed"
+	umnt
+	local stored
+	stored=$(du -sb "$BACK" | cut -f1)
+	# read back after a remount: every file present at the end, bit-exact, and nothing else there
+	mnt "$BACK"
+	local rel src pred kind nfound
+	for line in "${fl[@]}"; do
+		IFS=$'\t' read -r rel src pred kind <<<"$line"
+		cmp "$src" "$MNT/$rel" || die "$sc: $rel read back through the mount differs from its source $src"
+	done
+	nfound=$(find "$MNT" -type f | wc -l)
+	[ "$nfound" = ${#fl[@]} ] || die "$sc: $nfound files in the mount, expected ${#fl[@]}: $(cd "$MNT" && find . -type f | tr '\n' ' ')"
+	umnt
+	echo "bench_mount_ratio: $sc: written, flushed, read back bit-exact in $(($(date +%s) - t0))s; flush: $(tr '\n' ' ' <"$WORK/flush.out")" >&2
+	"$ADMIN" stats "$BACK" --json >"$WORK/stats.json" || die "$sc: tpdefs-admin stats failed"
+	# per file: PATH STORED OBJECT BASE DEPTH; then a line "= TOTALS"
+	/usr/bin/python3 -c '
+import json, sys
+st = json.load(open(sys.argv[1]))
+for f in st["files"]:
+    base = (f.get("base") or "").lstrip("/") or ("object %d" % f["base_object"] if f.get("base_object") else "-")
+    print("%s\t%d\t%s\t%s\t%d" % (f["path"].lstrip("/"), f["stored"], f.get("object"), base, f.get("depth") or 0))
+print("=\t%d\t%d\t%d\t%d" % (st.get("stored_bytes", 0), st.get("unreferenced_objects", 0),
+      st.get("unreferenced_bytes", 0), st.get("staged_files", 0)))' "$WORK/stats.json" >"$WORK/stats.tsv" ||
+		die "$sc: cannot parse stats --json"
+	local sobj unref unrefb staged
+	IFS=$'\t' read -r _ sobj unref unrefb staged < <(grep '^=' "$WORK/stats.tsv")
+	[ "$staged" = 0 ] || die "$sc: $staged files still staged after tpdefs-admin flush"
+
+	declare -A seen=()
+	local LOG=0 TP=0 ZP=0 X=0 based=0 maxd=0 ns o tp zp x w ps st obj base depth cost
+	for line in "${fl[@]}"; do
+		IFS=$'\t' read -r rel src pred kind <<<"$line"
+		IFS=$'\t' read -r _ st obj base depth < <(awk -F'\t' -v p="$rel" '$1 == p' "$WORK/stats.tsv") ||
+			die "$sc: $rel is not in tpdefs-admin stats"
+		if [ -n "${seen[$obj]:-}" ]; then
+			cost="0 (object of ${seen[$obj]})"
+		else
+			seen[$obj]=$rel
+			cost=$st
+		fi
+		[ "$base" = - ] || based=$((based + 1))
+		[ "$depth" -le "$maxd" ] || maxd=$depth
+		ns=$(fsize "$src")
+		o=$WORK/obj/x
+		if [ "$pred" = - ]; then
+			"$TPDE" encode "$src" -o "$o.tpde" 2>"$WORK/tpde.err" ||
+				die "$sc: tpde encode $src failed: $(head -c 300 "$WORK/tpde.err")"
+			zstd -q -f -3 "$src" -o "$o.zp"
+			xdelta3 -9 -e -f "$src" "$o.x"
+		else
+			"$TPDE" encode --base "$pred" "$src" -o "$o.tpde" 2>"$WORK/tpde.err" ||
+				die "$sc: tpde encode --base $pred $src failed: $(head -c 300 "$WORK/tpde.err")"
+			ps=$(fsize "$pred")
+			w=27
+			while [ $((1 << w)) -lt $((ps + ns)) ]; do w=$((w + 1)); done
+			# a copy against its original: zstd refuses one file as both input and dictionary
+			if [ "$pred" -ef "$src" ]; then cp "$pred" "$o.ref"; pred=$o.ref; fi
+			zstd -q -f -3 --long=$w --patch-from="$pred" "$src" -o "$o.zp"
+			xdelta3 -9 -e -f -s "$pred" "$src" "$o.x"
+		fi
+		tp=$(fsize "$o.tpde") zp=$(fsize "$o.zp") x=$(fsize "$o.x")
+		rm -f "$o.tpde" "$o.zp" "$o.x" "$o.ref"
+		LOG=$((LOG + ns)) TP=$((TP + tp)) ZP=$((ZP + zp)) X=$((X + x))
+		IFS=$'\t' read -r _ _ pred _ <<<"$line"
+		FROWS+=("| $sc | $rel | $kind | $ns | $cost | $base | $([ "$pred" = - ] && echo - || echo "${pred#"$CORPUS"/}" | sed "s|^$LIGHTNING/||") | $tp | $zp | $x |")
+		echo "bench_mount_ratio: $sc: $rel: $ns bytes, tpdefs $cost (base $base, depth $depth), tpde $tp, patch-from $zp, xdelta3 $x" >&2
+	done
+	unset seen
+	rm -rf "$WORK/obj" "$BACK"
+	local RM RT P V
+	RM=$(ratio $LOG "$stored") RT=$(ratio $LOG $TP)
+	P=$(pct "$RM" "$RT")
+	V=$(awk -v p="$P" 'BEGIN { print (p >= 95 ? "PASS" : "FAIL") }')
+	[ "$V" = PASS ] || ALLPASS=0
+	NROWS+=("| $sc | ${#fl[@]} | $LOG | $stored | **$RM** | $sobj | $(ratio $LOG "$sobj") | $RT | $(ratio $LOG $ZP) | $(ratio $LOG $X) | $P% | $V | $based/${#fl[@]} | $maxd | $unref ($unrefb) |")
+}
+for sc in "${NEWSCEN[@]}"; do
+	echo "bench_mount_ratio: $sc" >&2
+	run_plan "$sc"
+done
+if [ ${#NROWS[@]} -gt 0 ]; then
+	[ ${#ROWS[@]} -eq 0 ] || echo
+	echo "| scenario | files | logical bytes | stored bytes (du -sb) | mount ratio | object bytes (stats) | ratio, objects only | tpde encode | zstd -3 --patch-from | xdelta3 -9 | mount/tpde | >= 95% | files with a base | max depth | unreferenced objects (bytes) |"
+	echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|:-:|--:|--:|--:|"
+	for r in "${NROWS[@]}"; do echo "$r"; done
+	echo
+	echo "Per file (tpdefs: the file's object from stats --json, 0 when an earlier file's object is shared;"
+	echo "the tools code each file against the predecessor shown, alone where there is none):"
+	echo
+	echo "| scenario | file | kind | bytes | tpdefs stored | tpdefs base | tools' predecessor | tpde encode | zstd -3 --patch-from | xdelta3 -9 |"
+	echo "|---|---|---|--:|--:|---|---|--:|--:|--:|"
+	for r in "${FROWS[@]}"; do echo "$r"; done
+	echo
+	echo "Files = those present at the end (replaced versions of last.ckpt are not counted); logical bytes"
+	echo "= their sizes. Every one read back through the mount after a remount is bit-exact (cmp)."
+fi
+for n in "${SKIPNOTES[@]}"; do echo "$n"; done
 [ $ALLPASS = 1 ] || { echo "bench_mount_ratio: at least one scenario is below 95% of tpde encode" >&2; exit 1; }
