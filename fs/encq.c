@@ -210,8 +210,9 @@ static int encode_one(encq *q, uint64_t ino, int depth)
 	if (j.dedup)
 		snprintf(how, sizeof(how), "shared=%" PRIu64 " (%s)", o->id, j.why);
 	else if (j.retired)
-		snprintf(how, sizeof(how), "base=0 (keyframe) pred=%" PRIu64 " (%s) recoded=%" PRIu64
-			 " (%" PRIu64 " bytes)", j.retired, j.why, j.rb.nw.id, j.rb.nw.stored);
+		snprintf(how, sizeof(how), "base=%" PRIu64 " (%s) pred=%" PRIu64 " (%s) recoded=%"
+			 PRIu64 " (%" PRIu64 " bytes)", o->base, o->base ? "the series' anchor" :
+			 "keyframe", j.retired, j.why, j.rb.nw.id, j.rb.nw.stored);
 	else
 		snprintf(how, sizeof(how), "base=%" PRIu64 " (%s)", o->base, j.why);
 	report(q,

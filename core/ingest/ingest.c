@@ -231,6 +231,8 @@ typedef struct choice {
 	int64_t lookup_us;     /* the signature lookup's cost */
 	size_t lookups;        /* objects it found */
 	int newer;             /* base is a later version, stored already: code forward against it */
+	uint64_t named[8];     /* the objects of the file's candidates by name: its series */
+	size_t nnamed;
 	int kind;
 	const char *why;
 	layout *nl, *bl;       /* the new file's layout (NULL if unparsable), the base's */
@@ -264,8 +266,11 @@ static void choose_base(store *s, chain *ch, uint64_t ino, const io_src *nsrc,
 	 * version a trial encode. */
 	out->nsigs = ingest_layout_sigs(out->nl, out->sigs);
 	int series = 0;
-	for (size_t k = 0; k < nc; k++)
+	for (size_t k = 0; k < nc; k++) {
 		series |= cand[k].kind == PRED_SIBLING || cand[k].kind == PRED_SIBDIR;
+		if (cand[k].obj && out->nnamed < 8)
+			out->named[out->nnamed++] = cand[k].obj;
+	}
 	if (out->nsigs && !series) {
 		int64_t t0 = mono_us();
 		uint64_t objs[INGEST_CONTENT_CANDS];
@@ -473,6 +478,35 @@ static int find_same(store *s, chain *ch, const io_src *nsrc, const int *cancel,
 	return 0;
 }
 
+/* The new version of a series takes over its predecessor's base when the predecessor has one
+ * (reverse ingest keeps the newest version a keyframe otherwise): a fine-tune whose first
+ * checkpoint was coded against the model it started from stays anchored to that model, instead
+ * of paying a whole standalone copy from its second checkpoint on. 1 with the anchor's row and
+ * layout when it fits (stored, same tensors, room in the chain), 0 when not. */
+static int series_anchor(store *s, chain *ch, const choice *c, const io_src *nsrc,
+			 const ingest_opts *o, store_obj *a, layout **al)
+{
+	unsigned max_chain = o->max_chain ? o->max_chain : INGEST_DEFAULT_MAX_CHAIN;
+	*al = NULL;
+	if (!c->base.id || !c->base.base || !c->nl || store_obj_get(s, c->base.base, a) < 0 ||
+	    a->unref || a->depth + 2 > max_chain)
+		return 0;
+	/* a base inside the series (a chain of forward deltas from newest_keyframe=0) is not an
+	 * anchor: there the newest version becomes the keyframe as usual */
+	for (size_t i = 0; i < c->nnamed; i++)
+		if (c->named[i] == a->id)
+			return 0;
+	chain_src cs;
+	io_src asrc;
+	chain_src_init(&asrc, &cs, ch, a->id, a->size, NULL, NULL);
+	if (layout_parse(&asrc, al) < 0 || !ingest_layouts_fit(c->nl, nsrc->size, *al, a->size)) {
+		layout_free(*al);
+		*al = NULL;
+		return 0;
+	}
+	return 1;
+}
+
 int ingest_prepare(store *s, chain *ch, uint64_t ino, int sfd, uint64_t size,
 		   const ingest_opts *o, ingest_job *j)
 {
@@ -506,7 +540,20 @@ int ingest_prepare(store *s, chain *ch, uint64_t ino, int sfd, uint64_t size,
 	 * another name (last.ckpt beside its epoch file) is the one that goes first, so it becomes
 	 * the delta and the named series keeps its chain. */
 	if ((o->reverse && !c.newer && c.kind != PRED_CONTENT) || !c.base.id) {
-		r = ingest_encode_blob(s, &n, NULL, 0, 0, 0, &j->obj);
+		store_obj an;
+		layout *al;
+		if (o->reverse && series_anchor(s, ch, &c, &nsrc, o, &an, &al)) {
+			chain_src cs;
+			io_src asrc;
+			chain_src_init(&asrc, &cs, ch, an.id, an.size, chain_cancelled,
+				       (void *)o->cancel);
+			ingest_src b = {&asrc, al, an.hash};
+			r = ingest_encode_blob(s, &n, &b, an.id, an.depth, 0, &j->obj);
+			layout_free(al);
+			j->anchor = an.id;
+		} else {
+			r = ingest_encode_blob(s, &n, NULL, 0, 0, 0, &j->obj);
+		}
 		if (r == 0 && c.base.id &&
 		    rebase_pred(s, ch, j, &c, &nsrc, o->cancel) == -ECANCELED) {
 			store_obj_discard(s, j->obj.id);

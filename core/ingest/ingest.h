@@ -48,6 +48,8 @@ typedef struct ingest_job {
 	size_t nsigs;
 	int64_t lookup_us;     /* what finding same-tensor files cost, and how many it found */
 	size_t lookups;
+	uint64_t anchor;       /* reverse: the predecessor's base, which obj was coded against
+				* instead of standing alone (a fine-tune keeps its model), 0 if none */
 	int has_rebase;        /* reverse: rb.nw holds the predecessor re-coded against obj */
 	store_rebase rb;
 	uint64_t retired;      /* after ingest_commit: the predecessor object replaced by rb.nw,

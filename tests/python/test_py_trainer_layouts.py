@@ -158,6 +158,42 @@ def test_lightning_predecessor_forward(mounts):
     assert U.has_delta_partner(entries, 'ckpts/last.ckpt'), f'last.ckpt stored alone: {e}'
 
 
+# -- a fine-tune from a stored model -------------------------------------------------------------
+def test_finetune_keeps_its_base_model(mounts):
+    """A fine-tune whose model is in the store already: its first checkpoint is found to share
+    the model's tensors and coded against it, and each later checkpoint (the series' newest, which
+    reverse ingest would otherwise store alone) is coded against the model too, so the run keeps
+    costing deltas; every file reads back bit-exact after a remount."""
+    m = mounts.new('ft')
+    U.require_stats(m)
+    ref = mounts.localdir('ftref')
+    model, opt, gen = U.new_training(seed=21)
+    U.train_steps(model, opt, gen, 20)
+    os.makedirs(m.p('base'))
+    expect = {'base/pretrained.pt': U.ref_save(model.state_dict(), m.p('base/pretrained.pt'), ref)}
+    m.flush()
+    # fine-tune: only the head trains, the rest of the model stays as it was loaded
+    for name, p in model.named_parameters():
+        p.requires_grad = name.startswith('head.')
+    ft_opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    os.makedirs(m.p('ft'))
+    for k in range(3):
+        U.train_steps(model, ft_opt, gen, 5)
+        rel = f'ft/ckpt_{k:03d}.pt'
+        expect[rel] = U.ref_save(model.state_dict(), m.p(rel), ref)
+        m.flush()
+    es = {e['path'].lstrip('/'): e for e in m.stats()['files']}
+    newest = es['ft/ckpt_002.pt']
+    assert U.base_of(es, 'ft/ckpt_002.pt') == 'base/pretrained.pt', newest
+    # the frozen body is the model's: the newest costs a fraction of a copy standing alone
+    assert newest['stored'] < es['base/pretrained.pt']['stored'] / 3, (newest, es)
+    for rel in ('ft/ckpt_000.pt', 'ft/ckpt_001.pt'):
+        assert es[rel].get('base') is not None, es[rel]
+    m.remount()
+    for rel, data in expect.items():
+        assert U.read(m.p(rel)) == data, rel
+
+
 # -- several ranks at once -----------------------------------------------------------------------
 RANK_SCRIPT = os.path.join(HERE, 'rank_writer.py')
 
