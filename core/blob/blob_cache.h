@@ -28,13 +28,14 @@ void bcache_close(bcache *c);
 /* The outcome of bcache_claim. */
 enum { BCACHE_HIT, BCACHE_CLAIMED };
 
-/* Block blk of key: BCACHE_HIT with its bytes in buf (*len of them; *blob_size the blob's size),
+/* Block blk of key: BCACHE_HIT with its bytes [lo, hi) in dst (*len the block's length,
+ * *blob_size the blob's size; only the 64 KiB segments that range touches are read and checked),
  * or BCACHE_CLAIMED: it is not cached and the caller now fetches it, then calls bcache_fill
  * (fetched) or bcache_release (failed). Waits while another thread fetches it. wait = 0: do not
- * wait, return -EAGAIN instead (read-ahead). buf holds BCACHE_BLOCK bytes; NULL: a probe, which
- * claims a missing block but does not read a cached one (nor check it). */
-int bcache_claim(bcache *c, const char *key, uint64_t blk, void *buf, size_t *len,
-		 uint64_t *blob_size, int wait);
+ * wait, return -EAGAIN instead (read-ahead). dst NULL: a probe, which claims a missing block but
+ * does not read a cached one (nor check it). */
+int bcache_claim(bcache *c, const char *key, uint64_t blk, size_t lo, size_t hi, void *dst,
+		 size_t *len, uint64_t *blob_size, int wait);
 /* Store the fetched bytes of a claimed block (len bytes; blob_size the whole blob's size) and
  * wake its waiters. Best effort: a full or failing disk leaves the block uncached. */
 void bcache_fill(bcache *c, const char *key, uint64_t blk, const void *buf, size_t len,

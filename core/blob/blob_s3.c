@@ -22,7 +22,9 @@
 #include "pool.h"
 
 #define RUN_MAX 8        /* blocks fetched by one GET at most */
-#define RA_BLOCKS 4      /* read ahead of a sequential reader */
+#define RA_BLOCKS 16     /* read ahead of a sequential reader */
+#define RA_JOB_BLOCKS 4  /* blocks one read-ahead job fetches: a window is several jobs, so the
+			  * fetch threads have GETs in flight at once */
 #define RA_JOBS_MAX 16   /* read-ahead jobs queued at most; more hints are dropped */
 #define RA_THREADS 4
 #define SEED_MAX_SHARE 4 /* a put larger than capacity / this is not kept in the cache */
@@ -41,6 +43,7 @@ typedef struct s3_rfile {
 	s3_blobs *o;
 	char key[BCACHE_KEY_MAX + 1];
 	uint64_t next; /* where the last read ended (sequential detection; racy by design: a hint) */
+	uint64_t ra_next; /* first block a sequential read-ahead has not asked for yet (a hint too) */
 } s3_rfile;
 
 static uint64_t block_len(uint64_t size, uint64_t blk)
@@ -83,14 +86,15 @@ static void ra_run(void *arg)
 	for (uint64_t b = j->first; buf && b <= j->last;) {
 		size_t len;
 		uint64_t bs;
-		int c = bcache_claim(o->cache, j->key, b, NULL, &len, &bs, 0);
+		int c = bcache_claim(o->cache, j->key, b, 0, 0, NULL, &len, &bs, 0);
 		if (c != BCACHE_CLAIMED) {
 			b++;
 			continue;
 		}
 		uint64_t n = 1;
 		while (b + n <= j->last && n < RUN_MAX &&
-		       bcache_claim(o->cache, j->key, b + n, NULL, &len, &bs, 0) == BCACHE_CLAIMED)
+		       bcache_claim(o->cache, j->key, b + n, 0, 0, NULL, &len, &bs, 0) ==
+			       BCACHE_CLAIMED)
 			n++;
 		fetch_run(o, j->key, j->size, b, n, buf);
 		b += n;
@@ -102,16 +106,10 @@ static void ra_run(void *arg)
 	free(j);
 }
 
-static void read_ahead(s3_rfile *f, uint64_t off, uint64_t len)
+/* Queue one job fetching blocks [first, last] (not waiting for any). */
+static void ra_submit(s3_rfile *f, uint64_t first, uint64_t last)
 {
 	s3_blobs *o = f->o;
-	if (!len || off >= f->f.size)
-		return;
-	if (len > f->f.size - off)
-		len = f->f.size - off;
-	uint64_t first = off / BCACHE_BLOCK, last = (off + len - 1) / BCACHE_BLOCK;
-	if (last - first >= 4 * RUN_MAX)
-		last = first + 4 * RUN_MAX - 1;
 	pthread_mutex_lock(&o->mu);
 	/* the pool is started by the first hint, not at open: a daemon opens its store before it
 	 * forks into the background, and threads do not survive a fork */
@@ -135,6 +133,20 @@ static void read_ahead(s3_rfile *f, uint64_t off, uint64_t len)
 	}
 }
 
+/* Start fetching [off, off + len) in jobs of RA_JOB_BLOCKS blocks. */
+static void read_ahead(s3_rfile *f, uint64_t off, uint64_t len)
+{
+	if (!len || off >= f->f.size)
+		return;
+	if (len > f->f.size - off)
+		len = f->f.size - off;
+	uint64_t first = off / BCACHE_BLOCK, last = (off + len - 1) / BCACHE_BLOCK;
+	if (last - first >= 4 * RUN_MAX)
+		last = first + 4 * RUN_MAX - 1;
+	for (uint64_t b = first; b <= last; b += RA_JOB_BLOCKS)
+		ra_submit(f, b, b + RA_JOB_BLOCKS - 1 < last ? b + RA_JOB_BLOCKS - 1 : last);
+}
+
 static int rf_pread(io_rfile *io, void *out, size_t len, uint64_t off)
 {
 	s3_rfile *f = (s3_rfile *)io;
@@ -144,46 +156,62 @@ static int rf_pread(io_rfile *io, void *out, size_t len, uint64_t off)
 	if (!len)
 		return 0;
 	uint64_t end = off + len, first = off / BCACHE_BLOCK, last = (end - 1) / BCACHE_BLOCK;
-	/* a run never reaches past last: room for what this read covers, at most RUN_MAX */
-	uint64_t nb = last - first + 1 < RUN_MAX ? last - first + 1 : RUN_MAX;
-	uint8_t *buf = malloc((size_t)nb * BCACHE_BLOCK);
-	if (!buf)
-		return -ENOMEM;
+	uint8_t *run = NULL; /* fetched runs land here: made at the first miss */
 	int r = 0;
 	for (uint64_t b = first; r == 0 && b <= last;) {
+		uint64_t bo = b * BCACHE_BLOCK;
+		size_t lo = (size_t)((off > bo ? off : bo) - bo);
+		size_t hi = (size_t)((end < bo + BCACHE_BLOCK ? end : bo + BCACHE_BLOCK) - bo);
 		size_t got;
-		uint64_t bs;
-		int c = bcache_claim(o->cache, f->key, b, buf, &got, &bs, 1);
-		uint64_t n = 1;
-		if (c == BCACHE_CLAIMED) {
-			/* extend the run over the next blocks nobody has or fetches */
-			while (b + n <= last && n < RUN_MAX) {
-				size_t g2;
-				int c2 = bcache_claim(o->cache, f->key, b + n, NULL, &g2, &bs,
-						      0);
-				if (c2 != BCACHE_CLAIMED)
-					break; /* cached or in flight: its own turn */
-				n++;
-			}
-			r = fetch_run(o, f->key, f->f.size, b, n, buf);
-		} else if (c < 0) {
-			r = c;
-		} else if (got != block_len(f->f.size, b) || bs != f->f.size) {
+		uint64_t bs, n = 1;
+		/* a hit goes straight into the caller's buffer, checked segment by segment */
+		int c = bcache_claim(o->cache, f->key, b, lo, hi, (uint8_t *)out + (bo + lo - off),
+				     &got, &bs, 1);
+		if (c == BCACHE_HIT && (got != block_len(f->f.size, b) || bs != f->f.size))
 			r = -EIO; /* a cached block of another size: cannot be this blob's */
+		else if (c < 0)
+			r = c;
+		if (c != BCACHE_CLAIMED) {
+			b++;
+			continue;
 		}
+		/* extend the run over the next blocks nobody has or fetches */
+		while (b + n <= last && n < RUN_MAX &&
+		       bcache_claim(o->cache, f->key, b + n, 0, 0, NULL, &got, &bs, 0) ==
+			       BCACHE_CLAIMED)
+			n++;
+		if (!run) {
+			uint64_t most = last - first + 1 < RUN_MAX ? last - first + 1 : RUN_MAX;
+			run = malloc((size_t)most * BCACHE_BLOCK);
+		}
+		if (!run) {
+			for (uint64_t k = b; k < b + n; k++)
+				bcache_release(o->cache, f->key, k);
+			r = -ENOMEM;
+			break;
+		}
+		r = fetch_run(o, f->key, f->f.size, b, n, run);
 		for (uint64_t k = b; r == 0 && k < b + n; k++) {
-			uint64_t bo = k * BCACHE_BLOCK;
-			uint64_t lo = off > bo ? off : bo;
-			uint64_t hi = end < bo + BCACHE_BLOCK ? end : bo + BCACHE_BLOCK;
-			memcpy((uint8_t *)out + (lo - off), buf + (k - b) * BCACHE_BLOCK + (lo - bo),
-			       (size_t)(hi - lo));
+			uint64_t ko = k * BCACHE_BLOCK;
+			uint64_t klo = off > ko ? off : ko;
+			uint64_t khi = end < ko + BCACHE_BLOCK ? end : ko + BCACHE_BLOCK;
+			memcpy((uint8_t *)out + (klo - off), run + (k - b) * BCACHE_BLOCK + (klo - ko),
+			       (size_t)(khi - klo));
 		}
 		b += n;
 	}
-	free(buf);
+	free(run);
 	if (r == 0) {
-		if (off && off == f->next)
-			read_ahead(f, end, (uint64_t)RA_BLOCKS * BCACHE_BLOCK);
+		if (off && off == f->next) {
+			/* sequential: keep RA_BLOCKS ahead, asking only for blocks not asked yet */
+			uint64_t from = end / BCACHE_BLOCK, to = from + RA_BLOCKS;
+			if (f->ra_next > from)
+				from = f->ra_next;
+			if (from < to) {
+				read_ahead(f, from * BCACHE_BLOCK, (to - from) * BCACHE_BLOCK);
+				f->ra_next = to;
+			}
+		}
 		f->next = end;
 	}
 	return r;
@@ -236,7 +264,7 @@ static void seed(s3_blobs *o, const char *key, int fd, uint64_t size)
 	for (uint64_t b = 0; buf && b * BCACHE_BLOCK < size; b++) {
 		size_t len;
 		uint64_t bs;
-		if (bcache_claim(o->cache, key, b, buf, &len, &bs, 0) != BCACHE_CLAIMED)
+		if (bcache_claim(o->cache, key, b, 0, 0, NULL, &len, &bs, 0) != BCACHE_CLAIMED)
 			continue;
 		size_t n = (size_t)block_len(size, b);
 		if (io_pread_fd_full(fd, buf, n, b * BCACHE_BLOCK) == 0)
