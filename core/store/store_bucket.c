@@ -142,6 +142,9 @@ int store_staging_upload(store *s, uint64_t ino, uint64_t size)
 {
 	if (!blob_is_remote(s->blobs))
 		return 0; /* a directory: the staging file itself is durable and shared */
+	if (size == 0)
+		return 0; /* nothing to keep (a fetch of a size-0 file reads nothing): creating a file
+			   * needs no request, so it works while the endpoint is away */
 	char rel[STORE_STAGING_NAME_SIZE];
 	store_staging_name(ino, rel, sizeof(rel));
 	int fd = openat(s->dirfd, rel, O_RDONLY | O_CLOEXEC);

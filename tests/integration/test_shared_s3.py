@@ -342,3 +342,31 @@ def test_refusals(pg, rgw, mounts):
     d = mounts.new('plain', mount=False, opts=['blob_cache=1G'])
     rc, out = d.run_mount()
     assert rc != 0 and 'blob_cache' in out, out
+
+
+def test_close_during_an_outage_is_eio_and_the_data_stays(store, rgw, mounts):
+    """A close whose upload cannot reach the endpoint reports EIO (the file is not durable yet)
+    instead of succeeding; the bytes stay staged on the node, and once the endpoint is back they
+    are stored, bit-exact."""
+    uri, bucket = store
+    m = shared_mount(mounts, uri, 'o', opts=['debounce_ms=600000'])
+    src = sources(1)[0]
+    data = open(src, 'rb').read()
+    rgw.stop_rgw()
+    try:
+        f = open(m.p('during.pt'), 'wb')
+        f.write(data)
+        with pytest.raises(OSError) as ei:
+            f.close()
+        assert ei.value.errno == 5
+    finally:
+        rgw.start_rgw()
+    # once back: an fsync (or the next close) uploads it, and it is stored as written
+    fd = os.open(m.p('during.pt'), os.O_WRONLY)
+    os.fsync(fd)
+    os.close(fd)
+    m.flush()
+    assert H.sha256_file(m.p('during.pt')) == H.sha256_file(src)
+    m.remount()
+    assert H.sha256_file(m.p('during.pt')) == H.sha256_file(src)
+    assert m.stats()['staged_files'] == 0
