@@ -31,26 +31,9 @@ sys.path.insert(0, os.path.join(HERE, '..', 'tests', 'integration'))
 import pgserver  # noqa: E402
 import rgwserver  # noqa: E402
 import s3util  # noqa: E402
+sys.path.insert(0, HERE)
+from benchlib import cpu_of, daemon_pid  # noqa: E402
 
-
-def cpu_of(pid):
-    with open(f'/proc/{pid}/stat') as f:
-        v = f.read().rsplit(')', 1)[1].split()
-    return (int(v[11]) + int(v[12])) / os.sysconf('SC_CLK_TCK')
-
-
-def daemon_pid(mnt):
-    for p in os.listdir('/proc'):
-        if not p.isdigit():
-            continue
-        try:
-            with open(f'/proc/{p}/cmdline', 'rb') as f:
-                args = f.read().split(b'\0')
-        except OSError:
-            continue
-        if args and args[0].endswith(b'mount.tpdefs') and mnt.encode() in args:
-            return int(p)
-    return None
 
 
 def drop_caches():
