@@ -62,6 +62,8 @@ fs_node *fs_node_find(fs *f, uint64_t ino)
 static int node_load(fs *f, fs_node *n)
 {
 	store_attr a;
+	int tries = 0;
+again:;
 	int r = store_getattr(f->st, n->ino, &a);
 	if (r < 0)
 		return r;
@@ -72,6 +74,8 @@ static int node_load(fs *f, fs_node *n)
 	n->ctime = a.ctime;
 	if (a.staged) {
 		int fd = store_staging_open(f->st, n->ino, 0);
+		if (fd == -ESTALE && tries++ < 3)
+			goto again; /* stored by another node between the two looks */
 		if (fd < 0 && fd == -ENOENT)
 			fd = store_staging_open(f->st, n->ino, 1); /* lost staging: empty, not a crash */
 		if (fd < 0)

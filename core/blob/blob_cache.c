@@ -198,11 +198,11 @@ static int scan(bcache *c)
 	while ((de = readdir(d))) {
 		uint64_t kh, blk;
 		int used = 0;
-		if (de->d_name[0] == '.')
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		if (sscanf(de->d_name, "%16" SCNx64 "-%8" SCNx64 "%n", &kh, &blk, &used) != 2 ||
 		    de->d_name[used] || used != 25) {
-			unlinkat(c->dirfd, de->d_name, 0); /* a temporary left by a crash */
+			unlinkat(c->dirfd, de->d_name, 0); /* a .temporary left by a crash */
 			continue;
 		}
 		struct stat st;
@@ -470,6 +470,15 @@ int bcache_blob_size(bcache *c, const char *key, uint64_t *size)
 	close(fd);
 	/* the header alone is checked here; the bytes are checked when read */
 	return r == 0 && check_header(h, key, size) > 0 ? 0 : -ENOENT;
+}
+
+void bcache_drop(bcache *c, const char *key, uint64_t blk)
+{
+	pthread_mutex_lock(&c->mu);
+	bentry *e = find(c, key_hash(key), blk);
+	if (e && !e->pending)
+		drop(c, e);
+	pthread_mutex_unlock(&c->mu);
 }
 
 void bcache_forget(bcache *c, const char *key)

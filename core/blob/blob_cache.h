@@ -44,7 +44,9 @@ void bcache_fill(bcache *c, const char *key, uint64_t blk, const void *buf, size
 void bcache_release(bcache *c, const char *key, uint64_t blk);
 /* The size of key's blob when any block of it is cached (no request needed), else -ENOENT. */
 int bcache_blob_size(bcache *c, const char *key, uint64_t *size);
-/* Drop every cached block of key (its blob was deleted). */
+/* Drop cached block blk of key (it does not fit the blob being read). */
+void bcache_drop(bcache *c, const char *key, uint64_t blk);
+/* Drop every cached block of key (its blob was deleted, or is written anew). */
 void bcache_forget(bcache *c, const char *key);
 void bcache_stats(bcache *c, blob_cache_stats *st);
 

@@ -167,9 +167,12 @@ static int rf_pread(io_rfile *io, void *out, size_t len, uint64_t off)
 		/* a hit goes straight into the caller's buffer, checked segment by segment */
 		int c = bcache_claim(o->cache, f->key, b, lo, hi, (uint8_t *)out + (bo + lo - off),
 				     &got, &bs, 1);
-		if (c == BCACHE_HIT && (got != block_len(f->f.size, b) || bs != f->f.size))
-			r = -EIO; /* a cached block of another size: cannot be this blob's */
-		else if (c < 0)
+		if (c == BCACHE_HIT && (got != block_len(f->f.size, b) || bs != f->f.size)) {
+			/* a cached block of a blob of another size: not this one's; fetch it */
+			bcache_drop(o->cache, f->key, b);
+			continue;
+		}
+		if (c < 0)
 			r = c;
 		if (c != BCACHE_CLAIMED) {
 			b++;
@@ -202,6 +205,8 @@ static int rf_pread(io_rfile *io, void *out, size_t len, uint64_t off)
 	}
 	free(run);
 	if (r == 0) {
+		if (off < f->next && f->ra_next > end / BCACHE_BLOCK + 2 * RA_BLOCKS)
+			f->ra_next = 0; /* went back: a second pass reads ahead again */
 		if (off && off == f->next) {
 			/* sequential: keep RA_BLOCKS ahead, asking only for blocks not asked yet */
 			uint64_t from = end / BCACHE_BLOCK, to = from + RA_BLOCKS;
@@ -282,6 +287,9 @@ static int s3b_put(blob_store *b, const char *key, int fd, uint64_t size, int tm
 	int r = s3_put_file(o->c, key, fd, size);
 	if (r < 0)
 		return r;
+	/* whatever was cached under this key belonged to an earlier blob of that name (ids of a
+	 * store restored from a backup start again): never mixed with the new one's bytes */
+	bcache_forget(o->cache, key);
 	seed(o, key, fd, size);
 	if (tmp_rel)
 		unlinkat(tmp_dirfd, tmp_rel, 0);

@@ -36,6 +36,7 @@
 #define LOW_SPEED_S 20L
 #define BACKOFF_BASE_S 0.1
 #define BACKOFF_CAP_S 2.0
+#define DOWN_HOLD_S 5.0 /* how long an endpoint found down stays down for other requests */
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
@@ -621,6 +622,8 @@ int s3_run(s3 *c, rq *r)
 			break; /* could not even form the request */
 		char what[200] = "";
 		int retry = 0;
+		if (cc == CURLE_OK && r->status > 0 && r->status < 500)
+			atomic_store(&c->down_until_us, 0); /* the endpoint answers */
 		if (r->local_err && !(r->enough && cc == CURLE_WRITE_ERROR)) {
 			rc = r->local_err;
 			s3_logf(c, "s3: %s %s (try %d): %s", r->op, name, attempt, strerror(-rc));
@@ -660,6 +663,16 @@ int s3_run(s3 *c, rq *r)
 				s3_logf(c, "s3: %s %s (try %d): %s", r->op, name, attempt, what);
 			break;
 		}
+		int64_t down = atomic_load(&c->down_until_us);
+		if (down && now_s() * 1e6 < (double)down) {
+			/* another request just found the endpoint down after a whole budget of
+			 * retries: fail at once, so an outage costs each reader one try, not the
+			 * budget again (after the hold, the next request probes with a full one) */
+			s3_logf(c, "s3: %s %s (try %d): %s; endpoint down, not retrying", r->op, name,
+				attempt, what);
+			rc = -EIO;
+			break;
+		}
 		double left = c->retry_s - (now_s() - t0);
 		double cap = BACKOFF_BASE_S * (double)(1ull << (attempt - 1 < 30 ? attempt - 1 : 30));
 		if (cap > BACKOFF_CAP_S)
@@ -669,6 +682,8 @@ int s3_run(s3 *c, rq *r)
 		if (left <= 0) {
 			s3_logf(c, "s3: %s %s (try %d): %s; giving up after %.1f s", r->op, name,
 				attempt, what, now_s() - t0);
+			double hold = c->retry_s < DOWN_HOLD_S ? c->retry_s : DOWN_HOLD_S;
+			atomic_store(&c->down_until_us, (int64_t)((now_s() + hold) * 1e6));
 			rc = -EIO;
 			break;
 		}

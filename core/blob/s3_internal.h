@@ -45,6 +45,10 @@ struct s3 {
 	CURL *pool[POOL_MAX];
 	int npool;
 	_Atomic uint64_t gets, puts, heads, deletes, lists, retries, failures, bytes_in, bytes_out;
+	/* until when (CLOCK_MONOTONIC, microseconds) the endpoint counts as down: a request that
+	 * spent its whole retry budget sets it; a request then gives up after its first failed
+	 * try instead of waiting out a budget of its own; any success clears it */
+	_Atomic int64_t down_until_us;
 };
 
 /* ---- s3.c: small helpers ---- */

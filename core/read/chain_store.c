@@ -8,9 +8,11 @@ int chain_store_open(void *ctx, uint64_t obj, obj_reader **r, uint64_t *base_obj
 	store *s = ctx;
 	store_obj o;
 	int rr = store_obj_get(s, obj, &o);
-	if (rr == -ENOENT)
+	int trashed = rr == -ENOENT;
+	if (trashed)
 		/* deleted by another node of a shared store while this one still reads it: the
-		 * blob waits out a grace period, and the trash row keeps its base */
+		 * blob waits out a grace period, and the trash row keeps its base (not its size
+		 * or hash) */
 		rr = store_trash_get(s, obj, &o);
 	if (rr < 0)
 		return rr;
@@ -26,6 +28,14 @@ int chain_store_open(void *ctx, uint64_t obj, obj_reader **r, uint64_t *base_obj
 	rr = obj_reader_open_file(f, r);
 	if (rr < 0)
 		return rr == -EBADMSG ? -EIO : rr;
+	const obj_info *in = obj_reader_info(*r);
+	if (!trashed && (in->size != o.size || in->content_hash != o.hash)) {
+		/* a blob that is not the one the row names (a foreign or stale copy): its chunks
+		 * may all check, and still it is not this object */
+		obj_reader_close(*r);
+		*r = NULL;
+		return -EIO;
+	}
 	*base_obj = o.base;
 	return 0;
 }

@@ -168,13 +168,13 @@ int store_end(store *s, int r)
 {
 	if (r < 0) {
 		txn_result(s, db_rollback(s->db), "ROLLBACK");
-		s->ngone = 0; /* those rows are back */
+		s->ngone = s->ngone_copy = 0; /* those rows are back */
 		return r;
 	}
 	int c = txn_result(s, db_commit(s->db), "COMMIT");
 	if (c < 0) {
 		txn_result(s, db_rollback(s->db), "ROLLBACK");
-		s->ngone = 0;
+		s->ngone = s->ngone_copy = 0;
 		return c;
 	}
 	return r;
@@ -193,7 +193,13 @@ void store_unlock(store *s)
 	size_t n = s->ngone;
 	memcpy(gone, s->gone, n * sizeof(*gone));
 	s->ngone = 0;
+	struct store_gone_copy copies[STORE_GONE_MAX];
+	size_t nc = s->ngone_copy;
+	memcpy(copies, s->gone_copy, nc * sizeof(*copies));
+	s->ngone_copy = 0;
 	pthread_mutex_unlock(&s->mu);
+	for (size_t i = 0; i < nc; i++)
+		store_copy_delete(s, copies[i].ino, copies[i].session, copies[i].seq);
 	for (size_t i = 0; i < n; i++) {
 		char p[STORE_BLOB_NAME_SIZE];
 		store_blob_name(gone[i], p, sizeof(p));

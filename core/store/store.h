@@ -62,6 +62,7 @@ int store_open_at(const char *backing, const char *local_dir, int flags, store *
 		  size_t errlen);
 /* What a shared store's node may set beyond BACKING (all optional). */
 #define STORE_BLOB_CACHE_DEFAULT (10ULL << 30)
+#define STORE_BLOB_CACHE_INSPECT (256ULL << 20) /* a command's private cache in /var/tmp */
 typedef struct store_opts {
 	const char *local_dir;      /* see store_open_at */
 	uint64_t blob_cache;        /* blobs in a bucket: bytes of fetched blocks kept on this node

@@ -11,12 +11,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io.h"
 #include "s3.h"
 
 #define BUCKET_MARKER ".tpdefs-blobs"
@@ -131,72 +133,246 @@ int store_bucket_open(store *s, const char *canon, const char *id, const char *c
 		return r < 0 && r != -ENOENT ? r : -EMEDIUMTYPE;
 	}
 	uint64_t cap = o && o->blob_cache_set ? o->blob_cache : STORE_BLOB_CACHE_DEFAULT;
+	if (s->tmpcache_small && cap > STORE_BLOB_CACHE_INSPECT)
+		cap = STORE_BLOB_CACHE_INSPECT; /* an inspection reads each object once */
 	if ((r = blob_s3_new(c, cache_dir, cap, &s->blobs)) < 0)
 		store_seterr(err, errlen, "blob cache %s: %s", cache_dir, strerror(-r));
 	return r;
 }
 
-/* ---- staged files ---- */
+/* ---- staged files ----
+ *
+ * Each durable copy has its own key, staging/<ino>.<session>.<seq> (16 hex digits each), and is
+ * never overwritten: a commit uploads a new copy, then one transaction records its number in the
+ * stage_owner row, only while this session still owns the file, and only then is the copy it
+ * replaces deleted. A node that lost its ownership (its database connection and with it its
+ * session lock) can still upload, but its copy is named by no row, so nobody reads it; a reader
+ * or a node taking over fetches exactly the copy the row names.
+ */
 
-int store_staging_upload(store *s, uint64_t ino, uint64_t size)
+void store_copy_key(uint64_t ino, uint64_t session, uint64_t seq, char *buf, size_t size)
 {
-	if (!blob_is_remote(s->blobs))
-		return 0; /* a directory: the staging file itself is durable and shared */
+	snprintf(buf, size, STORE_STAGING_DIR "/%016" PRIx64 ".%016" PRIx64 ".%016" PRIx64, ino,
+		 session, seq);
+}
+
+/* A name found under staging/ in the bucket: 0 and its parts, or -EINVAL. */
+static int copy_parse(const char *name, uint64_t *ino, uint64_t *session, uint64_t *seq)
+{
+	int used = 0;
+	if (strlen(name) != 50 || sscanf(name, "%16" SCNx64 ".%16" SCNx64 ".%16" SCNx64 "%n", ino,
+					   session, seq, &used) != 3 || used != 50)
+		return -EINVAL;
+	for (const char *p = name; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || *p == '.'))
+			return -EINVAL;
+	return 0;
+}
+
+void store_copy_delete(store *s, uint64_t ino, uint64_t session, uint64_t seq)
+{
+	if (!seq)
+		return;
+	char key[64];
+	store_copy_key(ino, session, seq, key, sizeof(key));
+	blob_delete(s->blobs, key); /* best effort: gc removes what a failure leaves */
+}
+
+/* Upload the first size bytes of fd as a new copy of ino by this session: its number in *seq
+ * (0 and nothing uploaded for size 0: there is nothing to keep). */
+static int upload_copy(store *s, uint64_t ino, int fd, uint64_t size, uint64_t *seq)
+{
+	*seq = 0;
 	if (size == 0)
-		return 0; /* nothing to keep (a fetch of a size-0 file reads nothing): creating a file
-			   * needs no request, so it works while the endpoint is away */
+		return 0;
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if ((uint64_t)st.st_size < size)
+		return -EIO; /* the local file lost bytes the row is about to promise */
+	uint64_t n = __atomic_add_fetch(&s->copy_seq, 1, __ATOMIC_RELAXED);
+	char key[64];
+	store_copy_key(ino, s->session, n, key, sizeof(key));
+	int r = blob_upload(s->blobs, key, fd, size);
+	if (r == 0)
+		*seq = n;
+	return r;
+}
+
+int store_copy_upload(store *s, uint64_t ino, uint64_t size, uint64_t *seq)
+{
+	*seq = 0;
+	if (size == 0)
+		return 0; /* creating a file needs no request: it works while the endpoint is away */
 	char rel[STORE_STAGING_NAME_SIZE];
 	store_staging_name(ino, rel, sizeof(rel));
 	int fd = openat(s->dirfd, rel, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	struct stat st;
-	int r = fstat(fd, &st) < 0 ? -errno : (uint64_t)st.st_size < size ? -EIO : 0;
-	if (r == 0)
-		r = blob_upload(s->blobs, rel, fd, size);
+	int r = upload_copy(s, ino, fd, size, seq);
 	close(fd);
 	return r;
 }
 
-int store_staging_durable(store *s, uint64_t ino)
+/* Copy size bytes of src into dst from offset 0, then cut dst there and fsync it. */
+static int copy_into(int src, int dst, uint64_t size)
 {
-	char rel[STORE_STAGING_NAME_SIZE];
-	store_staging_name(ino, rel, sizeof(rel));
-	uint64_t size;
-	int r = blob_is_remote(s->blobs) ? blob_stat(s->blobs, rel, &size)
-					 : (faccessat(s->dirfd, rel, F_OK, 0) < 0 ? -errno : 0);
-	return r == 0 ? 1 : r == -ENOENT ? 0 : r;
+	size_t bs = 1u << 20;
+	char *buf = malloc(bs);
+	if (!buf)
+		return -ENOMEM;
+	int r = 0;
+	for (uint64_t off = 0; r == 0 && off < size;) {
+		size_t want = size - off < bs ? (size_t)(size - off) : bs;
+		r = io_pread_fd_full(src, buf, want, off);
+		if (r == 0)
+			r = io_pwrite_full(dst, buf, want, off);
+		off += want;
+	}
+	free(buf);
+	if (r == 0 && ftruncate(dst, (off_t)size) < 0)
+		r = -errno;
+	if (r == 0 && fsync(dst) < 0)
+		r = -errno;
+	return r;
 }
 
-int store_staging_pull_locked(store *s, uint64_t ino)
+/* ino's staged bytes as the row names them (owner's copy seq, size bytes) into the local
+ * staging file: the fd. The copy is fetched into tmp/ first and copied in only when whole, so a
+ * fetch that fails half way leaves the local file as it was; the copy-in writes the file in
+ * place, so an fd this process holds on it sees the new bytes. No lock held (network). */
+static int pull_copy(store *s, uint64_t ino, uint64_t owner, uint64_t seq, uint64_t size)
 {
-	store_attr a;
-	int r = store_getattr_locked(s, ino, &a);
-	if (r < 0)
-		return r;
-	if (!a.staged)
-		return -ENOENT;
+	if (size > 0 && !seq)
+		return -EIO; /* the row promises bytes and names no copy of them */
 	char rel[STORE_STAGING_NAME_SIZE];
 	store_staging_name(ino, rel, sizeof(rel));
-	/* in place, not renamed over: an fd this process holds on the file sees the new bytes */
 	int fd = openat(s->dirfd, rel, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
+	if (size == 0) {
+		int r = ftruncate(fd, 0) < 0 ? -errno : 0;
+		if (r < 0) {
+			close(fd);
+			return r;
+		}
+		return fd;
+	}
+	char tmp[64], key[64];
+	int tfd = store_tmp_create(s, tmp, sizeof(tmp));
+	if (tfd < 0) {
+		close(fd);
+		return tfd;
+	}
+	store_copy_key(ino, owner, seq, key, sizeof(key));
 	uint64_t got = 0;
-	r = blob_fetch_file(s->blobs, rel, fd, &got);
-	if (r == -ENOENT && a.size == 0)
-		r = ftruncate(fd, 0) < 0 ? -errno : 0; /* staged empty: nothing was uploaded */
-	else if (r == 0 && got < a.size)
-		r = -EIO; /* shorter than its committed size: never returned as data */
-	else if (r == 0 && got > a.size && ftruncate(fd, (off_t)a.size) < 0)
-		r = -errno;
-	if (r == -ENOENT)
-		r = -EIO;
+	int r = blob_fetch_file(s->blobs, key, tfd, &got);
+	if (r == -ENOENT || (r == 0 && got < size))
+		r = -EIO; /* missing or shorter than its committed size: never returned as data */
+	if (r == 0)
+		r = copy_into(tfd, fd, size);
+	close(tfd);
+	unlinkat(s->dirfd, tmp, 0);
 	if (r < 0) {
 		close(fd);
 		return r;
 	}
 	return fd;
+}
+
+int store_bucket_staging_open(store *s, uint64_t ino, int *ours)
+{
+	*ours = 0;
+	store_lock(s);
+	store_attr a;
+	uint64_t owner = 0, seq = 0;
+	int r = store_getattr_locked(s, ino, &a);
+	if (r == 0 && !a.staged)
+		r = -ESTALE; /* stored meanwhile: the caller looks again */
+	if (r == 0)
+		r = store_shared_copy_locked(s, ino, &owner, &seq);
+	store_unlock(s);
+	if (r < 0)
+		return r;
+	if (s->session && owner == s->session) {
+		*ours = 1; /* the local file is the newest: the caller opens it */
+		return 0;
+	}
+	return pull_copy(s, ino, owner, seq, a.size);
+}
+
+int store_bucket_take(store *s, uint64_t ino, int *taken)
+{
+	*taken = 0;
+	store_lock(s);
+	store_attr a;
+	uint64_t from = 0, seq = 0;
+	int r = store_getattr_locked(s, ino, &a);
+	if (r == 0 && !a.staged)
+		r = -ENOENT;
+	if (r == 0)
+		r = store_shared_copy_locked(s, ino, &from, &seq);
+	if (r == 0 && from == s->session) {
+		store_unlock(s);
+		return 1; /* ours already */
+	}
+	if (r == 0 && from) {
+		int alive = store_shared_alive_locked(s, from);
+		if (alive != 0)
+			r = alive < 0 ? alive : 1; /* a live node's: leave it */
+	}
+	store_unlock(s);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	/* the dead node's copy into the local file, then a copy of this session's own, then the
+	 * row, only if it still names the copy fetched (nobody else took it meanwhile) */
+	int fd = pull_copy(s, ino, from, seq, a.size);
+	if (fd < 0)
+		return fd;
+	uint64_t mine = 0;
+	r = upload_copy(s, ino, fd, a.size, &mine);
+	close(fd);
+	if (r < 0)
+		return r;
+	store_lock(s);
+	r = store_begin(s);
+	if (r >= 0)
+		r = store_end(s, store_shared_take_locked(s, ino, from, seq, mine));
+	store_unlock(s);
+	if (r < 0) {
+		store_copy_delete(s, ino, s->session, mine);
+		return r == -EBUSY ? 0 : r;
+	}
+	store_copy_delete(s, ino, from, seq);
+	*taken = 1;
+	return 1;
+}
+
+int store_staging_durable(store *s, uint64_t ino)
+{
+	if (!blob_is_remote(s->blobs)) {
+		char rel[STORE_STAGING_NAME_SIZE];
+		store_staging_name(ino, rel, sizeof(rel));
+		return faccessat(s->dirfd, rel, F_OK, 0) == 0 ? 1 : errno == ENOENT ? 0 : -errno;
+	}
+	store_lock(s);
+	store_attr a;
+	uint64_t owner = 0, seq = 0;
+	int r = store_getattr_locked(s, ino, &a);
+	if (r == 0)
+		r = store_shared_copy_locked(s, ino, &owner, &seq);
+	store_unlock(s);
+	if (r < 0)
+		return r;
+	if (!a.staged || a.size == 0)
+		return 1; /* nothing to keep */
+	if (!seq)
+		return 0;
+	char key[64];
+	uint64_t size;
+	store_copy_key(ino, owner, seq, key, sizeof(key));
+	r = blob_stat(s->blobs, key, &size);
+	return r == 0 ? size >= a.size : r == -ENOENT ? 0 : r;
 }
 
 typedef struct copies_scan {
@@ -210,21 +386,24 @@ typedef struct copies_scan {
 static int stale_copy(void *ctx, const char *name, uint64_t size, int64_t mtime_ns)
 {
 	copies_scan *c = ctx;
-	uint64_t ino;
-	store_attr a;
-	if (store_staging_name_parse(name, &ino) < 0 || mtime_ns >= c->before)
+	uint64_t ino, session, seq, owner = 0, cur = 0;
+	if (copy_parse(name, &ino, &session, &seq) < 0 || mtime_ns >= c->before)
 		return 0; /* not ours, or young enough to be a commit in flight */
-	int r = store_getattr(c->s, ino, &a);
-	if (r == 0 && a.staged)
-		return 0;
-	if (r < 0 && r != -ENOENT)
-		return 0;
-	char rel[STORE_STAGING_NAME_SIZE];
-	store_staging_name(ino, rel, sizeof(rel));
-	if (blob_delete(c->s->blobs, rel) == 0) {
+	store_lock(c->s);
+	store_attr a;
+	int r = store_getattr_locked(c->s, ino, &a);
+	int named = 0;
+	if (r == 0 && a.staged && store_shared_copy_locked(c->s, ino, &owner, &cur) == 0)
+		named = owner == session && cur == seq;
+	store_unlock(c->s);
+	if (named || (r < 0 && r != -ENOENT))
+		return 0; /* the copy a row names, or cannot tell */
+	char key[64];
+	store_copy_key(ino, session, seq, key, sizeof(key));
+	if (blob_delete(c->s->blobs, key) == 0) {
 		c->n++;
 		if (c->fn)
-			c->fn(c->ctx, rel, size);
+			c->fn(c->ctx, key, size);
 	}
 	return 0;
 }

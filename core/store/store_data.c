@@ -85,12 +85,9 @@ int store_obj_open(store *s, uint64_t id, io_rfile **out)
 int store_staging_open(store *s, uint64_t ino, int create)
 {
 	if (!create && s->blobs && blob_is_remote(s->blobs)) {
-		/* another node's staged file: its durable copy, fetched into the local file */
-		store_lock(s);
-		int mine = store_shared_owned_locked(s, ino);
-		int fd = mine == 1 ? -ENOENT : mine < 0 ? mine : store_staging_pull_locked(s, ino);
-		store_unlock(s);
-		if (mine != 1)
+		/* another node's staged file: the durable copy its row names, fetched */
+		int ours, fd = store_bucket_staging_open(s, ino, &ours);
+		if (!ours)
 			return fd;
 	}
 	char rel[STORE_STAGING_NAME_SIZE];
@@ -137,32 +134,54 @@ int store_begin_staging(store *s, uint64_t ino, uint64_t size, int64_t mtime, in
 	if (!s->shared)
 		return run_ino_stmt(s, ST_BEGIN_STAGING, ino, size, mtime, ctime);
 	/* blobs in a bucket: the staged bytes are there before the row says "staged" */
-	int u = store_staging_upload(s, ino, size);
-	if (u < 0)
-		return u;
+	int remote = blob_is_remote(s->blobs);
+	uint64_t seq = 0, prev = 0;
+	int r = remote ? store_copy_upload(s, ino, size, &seq) : 0;
+	if (r < 0)
+		return r;
 	/* a shared store: the staged data belongs to this node from now on, and data another live
 	 * node staged and has not stored yet is not taken from under it (EBUSY) */
 	store_lock(s);
-	int r = store_begin(s);
+	r = store_begin(s);
 	if (r < 0) {
 		store_unlock(s);
+		store_copy_delete(s, ino, s->session, seq);
 		return r;
 	}
 	r = store_shared_claim_locked(s, ino, 0);
+	if (r >= 0 && remote)
+		r = store_shared_set_copy_locked(s, ino, seq, &prev);
 	if (r >= 0)
 		r = ino_stmt_locked(s, ST_BEGIN_STAGING, ino, size, mtime, ctime);
 	r = store_end(s, r);
 	store_unlock(s);
+	/* the copy nothing names any more: the one replaced, or this one if the row did not
+	 * change */
+	store_copy_delete(s, ino, s->session, r < 0 ? seq : prev != seq ? prev : 0);
 	return r;
 }
 
 int store_commit_size(store *s, uint64_t ino, uint64_t size, int64_t mtime, int64_t ctime)
 {
-	/* blobs in a bucket: what a close or fsync commits is uploaded before its size is */
-	int r = s->shared ? store_staging_upload(s, ino, size) : 0;
+	if (!s->shared || !blob_is_remote(s->blobs))
+		return run_ino_stmt(s, ST_COMMIT_SIZE, ino, size, mtime, ctime);
+	/* blobs in a bucket: what a close or fsync commits is uploaded as a new copy first, and
+	 * the row names it only while this session still owns the file */
+	uint64_t seq, prev = 0;
+	int r = store_copy_upload(s, ino, size, &seq);
 	if (r < 0)
 		return r;
-	return run_ino_stmt(s, ST_COMMIT_SIZE, ino, size, mtime, ctime);
+	store_lock(s);
+	r = store_begin(s);
+	if (r >= 0) {
+		int q = store_shared_set_copy_locked(s, ino, seq, &prev);
+		if (q >= 0)
+			q = ino_stmt_locked(s, ST_COMMIT_SIZE, ino, size, mtime, ctime);
+		r = store_end(s, q == -EBUSY ? -EIO : q); /* taken over by another node */
+	}
+	store_unlock(s);
+	store_copy_delete(s, ino, s->session, r < 0 ? seq : prev != seq ? prev : 0);
+	return r;
 }
 
 static int push_id(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
@@ -503,8 +522,7 @@ void store_staging_gone(store *s, uint64_t ino)
 	char rel[STORE_STAGING_NAME_SIZE];
 	store_staging_name(ino, rel, sizeof(rel));
 	unlinkat(s->dirfd, rel, 0);
-	if (blob_is_remote(s->blobs))
-		blob_delete(s->blobs, rel); /* its durable copy in the bucket */
+	/* (its durable copy in a bucket goes with its stage_owner row: store_shared_disown_locked) */
 }
 
 int store_commit_version(store *s, uint64_t ino, const store_obj *o, store_rebase *rb,

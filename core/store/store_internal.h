@@ -30,6 +30,7 @@ struct store {
 	blob_store *blobs;  /* objects/ (and, in a bucket, the durable copies of staging/) */
 	char *tmpcache;     /* a bucket opened without local_dir: its private cache (removed at
 			     * close) */
+	int tmpcache_small; /* that cache's budget is STORE_BLOB_CACHE_INSPECT, not blob_cache */
 	char *local;        /* node-local directory: LOCK, control socket (BACKING when embedded) */
 	int localfd;        /* == dirfd when embedded */
 	int shared;         /* metadata in PostgreSQL (store_shared.c) */
@@ -42,6 +43,12 @@ struct store {
 	db_stmt *st[ST_COUNT]; /* prepared on first use, kept until the connection closes */
 	uint64_t gone[STORE_GONE_MAX];
 	size_t ngone;
+	struct store_gone_copy {
+		uint64_t ino, session, seq;
+	} gone_copy[STORE_GONE_MAX]; /* durable copies of staged files whose row went in this
+				      * transaction: deleted from the bucket after it commits */
+	size_t ngone_copy;
+	uint64_t copy_seq;  /* the last copy number this session used (atomic) */
 	store_obj_gone_fn gone_fn;
 	void *gone_ctx;
 };
@@ -99,12 +106,30 @@ int store_bucket_format(const char *uri, const char *id, char *canon, size_t cle
 			size_t errlen);
 int store_bucket_open(store *s, const char *canon, const char *id, const char *cache_dir,
 		      const store_opts *o, char *err, size_t errlen);
-/* Upload the first size bytes of ino's staging file as its durable copy (no-op unless the
- * blobs are in a bucket). */
-int store_staging_upload(store *s, uint64_t ino, uint64_t size);
-/* Fetch ino's durable copy into its local staging file (in place), cut to the committed size:
- * the fd, or -errno (-EIO when the copy is missing or short). Lock held. */
-int store_staging_pull_locked(store *s, uint64_t ino);
+/* Durable copies of staged files in a bucket (store_bucket.c; no lock held: network). The key of
+ * ino's copy number seq by session; delete one (0: none); upload the first size bytes of the
+ * local staging file as a new copy (*seq its number, 0 for size 0). */
+void store_copy_key(uint64_t ino, uint64_t session, uint64_t seq, char *buf, size_t size);
+void store_copy_delete(store *s, uint64_t ino, uint64_t session, uint64_t seq);
+int store_copy_upload(store *s, uint64_t ino, uint64_t size, uint64_t *seq);
+/* Open ino's staged bytes for reading on a node that does not own them: the copy the row names,
+ * fetched into the local staging file (the fd); *ours = 1 (and 0 returned) when this session
+ * owns the file, whose local file is then the one to open; -ESTALE when it is stored meanwhile. */
+int store_bucket_staging_open(store *s, uint64_t ino, int *ours);
+/* Take a staged file over from a dead (or no) owner: its copy fetched, a copy of this session's
+ * uploaded, the row switched only if it still names the copy fetched. 1 when this session owns
+ * it (*taken: just now), 0 when a live node does or another took it first, -errno. */
+int store_bucket_take(store *s, uint64_t ino, int *taken);
+/* Blobs in a bucket, the stage_owner row's copy number (lock held): who owns ino's staged data
+ * and which of its copies is the durable one (0, 0: no row); record this session's new copy seq
+ * (*prev: the one it replaces) only while it owns ino (-EBUSY otherwise; transaction held); take
+ * ino from owner `from` whose copy is from_seq with copy seq, only if the row still says so
+ * (-EBUSY otherwise; transaction held); 1 when a session is alive. */
+int store_shared_copy_locked(store *s, uint64_t ino, uint64_t *owner, uint64_t *seq);
+int store_shared_set_copy_locked(store *s, uint64_t ino, uint64_t seq, uint64_t *prev);
+int store_shared_take_locked(store *s, uint64_t ino, uint64_t from, uint64_t from_seq,
+			     uint64_t seq);
+int store_shared_alive_locked(store *s, uint64_t session);
 /* Ownership of staged files on a shared store (lock and transaction held; no-ops otherwise):
  * claim for this session (-EBUSY when another live session owns it, unless take_live), whether
  * this session owns it, and forget the owner (stored or deleted). */

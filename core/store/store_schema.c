@@ -58,7 +58,8 @@ static const char schema_pg_v1[] =
 	 * blobs waiting out a grace period before they are unlinked */
 	"CREATE TABLE sessions(id BIGINT PRIMARY KEY, host TEXT NOT NULL, local_dir TEXT NOT NULL,"
 	" pid BIGINT NOT NULL, started BIGINT NOT NULL, oldest_open BIGINT NOT NULL DEFAULT 0);"
-	"CREATE TABLE stage_owner(ino BIGINT PRIMARY KEY, session BIGINT NOT NULL);"
+	"CREATE TABLE stage_owner(ino BIGINT PRIMARY KEY, session BIGINT NOT NULL,"
+	" copy BIGINT NOT NULL DEFAULT 0);"
 	"CREATE TABLE trash(id BIGINT PRIMARY KEY, base BIGINT, stored BIGINT NOT NULL,"
 	" at BIGINT NOT NULL);"
 	"CREATE TABLE layout_sigs(obj BIGINT NOT NULL, sig BIGINT NOT NULL, PRIMARY KEY(obj, sig));"

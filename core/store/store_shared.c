@@ -284,6 +284,7 @@ static int open_bucket(store *s, const char *canon, const char *id, const store_
 			return r ? r : -ENOMEM;
 		}
 		snprintf(cache, sizeof(cache), "%s", s->tmpcache);
+		s->tmpcache_small = 1;
 	} else {
 		static const char *const dirs[] = {"staging", "tmp"};
 		for (size_t i = 0; i < 2; i++)
@@ -295,7 +296,14 @@ static int open_bucket(store *s, const char *canon, const char *id, const store_
 			}
 		if ((s->dirfd = dup(s->localfd)) < 0)
 			return -errno;
-		snprintf(cache, sizeof(cache), "%s/blobcache", s->local);
+		/* one cache directory per store: object ids start at 1 in every store, and a
+		 * local_dir may serve another store later */
+		if (mkdirat(s->localfd, "blobcache", 0700) < 0 && errno != EEXIST) {
+			int r = -errno;
+			store_seterr(err, errlen, "%s/blobcache: %s", s->local, strerror(errno));
+			return r;
+		}
+		snprintf(cache, sizeof(cache), "%s/blobcache/%s", s->local, id);
 	}
 	return store_bucket_open(s, canon, id, cache, o, err, errlen);
 }
@@ -653,26 +661,94 @@ int store_shared_owned_locked(store *s, uint64_t ino)
 	return r < 0 ? r : owner == s->session;
 }
 
-int store_shared_disown_locked(store *s, uint64_t ino)
+/* Run a prepared statement and count the rows it changed (RETURNING 1), then finalize it. */
+static int count_rows(db_stmt *st)
 {
-	return s->shared && s->session ? set_owner(s, ino, 0) : 0;
+	int n = 0, rc;
+	while ((rc = db_step(st)) == DB_ROW)
+		n++;
+	db_finalize(st);
+	return rc == DB_DONE ? n : rc < 0 ? rc : -EIO;
 }
 
-/* Blobs in a bucket: a staged file this session just took from another (dead) one is fetched
- * from its durable copy before anything here reads or encodes it; when that fails the claim is
- * given back (lock held, no transaction). */
-static int pull_taken(store *s, uint64_t ino, uint64_t prev_owner)
+int store_shared_copy_locked(store *s, uint64_t ino, uint64_t *owner, uint64_t *seq)
 {
-	if (!blob_is_remote(s->blobs) || prev_owner == s->session)
-		return 0;
-	int fd = store_staging_pull_locked(s, ino);
-	if (fd >= 0) {
-		close(fd);
-		return 0;
+	*owner = *seq = 0;
+	db_stmt *st;
+	int r = db_prepare(s->db, "SELECT session, copy FROM stage_owner WHERE ino=?1", 0, &st);
+	if (r < 0)
+		return r;
+	db_bind_i64(st, 1, (int64_t)ino);
+	r = db_step(st);
+	if (r == DB_ROW) {
+		*owner = (uint64_t)db_col_i64(st, 0);
+		*seq = (uint64_t)db_col_i64(st, 1);
 	}
-	if (store_begin(s) >= 0)
-		store_end(s, set_owner(s, ino, prev_owner));
-	return fd;
+	db_finalize(st);
+	return r < 0 ? r : 0;
+}
+
+int store_shared_set_copy_locked(store *s, uint64_t ino, uint64_t seq, uint64_t *prev)
+{
+	uint64_t owner;
+	int r = store_shared_copy_locked(s, ino, &owner, prev);
+	if (r < 0)
+		return r;
+	if (owner != s->session || !s->session)
+		return -EBUSY; /* no longer ours: another node took it over */
+	db_stmt *st;
+	if ((r = db_prepare(s->db, "UPDATE stage_owner SET copy=?2 WHERE ino=?1 AND session=?3 "
+			    "RETURNING 1", 0, &st)) < 0)
+		return r;
+	db_bind_i64(st, 1, (int64_t)ino);
+	db_bind_i64(st, 2, (int64_t)seq);
+	db_bind_i64(st, 3, (int64_t)s->session);
+	r = count_rows(st);
+	return r < 0 ? r : r == 1 ? 0 : -EBUSY;
+}
+
+int store_shared_take_locked(store *s, uint64_t ino, uint64_t from, uint64_t from_seq,
+			     uint64_t seq)
+{
+	db_stmt *st;
+	int r = from ? db_prepare(s->db, "UPDATE stage_owner SET session=?2, copy=?3 WHERE ino=?1 "
+				  "AND session=?4 AND copy=?5 RETURNING 1", 0, &st)
+		     : db_prepare(s->db, "INSERT INTO stage_owner(ino, session, copy) VALUES(?1, ?2, "
+				  "?3) ON CONFLICT(ino) DO NOTHING RETURNING 1", 0, &st);
+	if (r < 0)
+		return r;
+	db_bind_i64(st, 1, (int64_t)ino);
+	db_bind_i64(st, 2, (int64_t)s->session);
+	db_bind_i64(st, 3, (int64_t)seq);
+	if (from) {
+		db_bind_i64(st, 4, (int64_t)from);
+		db_bind_i64(st, 5, (int64_t)from_seq);
+	}
+	r = count_rows(st);
+	return r < 0 ? r : r == 1 ? 0 : -EBUSY;
+}
+
+int store_shared_alive_locked(store *s, uint64_t session)
+{
+	return db_pg_lock_taken(s->db, session_key(session));
+}
+
+int store_shared_disown_locked(store *s, uint64_t ino)
+{
+	if (!s->shared)
+		return 0;
+	if (s->blobs && blob_is_remote(s->blobs)) {
+		/* stored (or gone): its durable copy goes once this transaction commits, whoever
+		 * staged it (an offline flush stores another session's files too) */
+		uint64_t owner, seq;
+		int r = store_shared_copy_locked(s, ino, &owner, &seq);
+		if (r < 0)
+			return r;
+		if (seq && s->ngone_copy < STORE_GONE_MAX)
+			s->gone_copy[s->ngone_copy++] = (struct store_gone_copy){ino, owner, seq};
+		return set_owner(s, ino, 0);
+	}
+	return s->session ? set_owner(s, ino, 0) : 0;
 }
 
 int store_stage_mine(store *s, uint64_t ino)
@@ -681,15 +757,14 @@ int store_stage_mine(store *s, uint64_t ino)
 		return 1;
 	if (!s->session)
 		return s->alone;
+	if (blob_is_remote(s->blobs)) {
+		int taken;
+		return store_bucket_take(s, ino, &taken);
+	}
 	store_lock(s);
-	uint64_t prev = 0;
-	int r = owner_of(s, ino, &prev);
-	if (r >= 0)
-		r = store_begin(s);
+	int r = store_begin(s);
 	if (r >= 0)
 		r = store_end(s, store_shared_claim_locked(s, ino, 0));
-	if (r == 0)
-		r = pull_taken(s, ino, prev);
 	store_unlock(s);
 	return r == 0 ? 1 : r == -EBUSY ? 0 : r;
 }
@@ -698,6 +773,10 @@ int store_stage_takeover(store *s, uint64_t ino)
 {
 	if (!s->shared || !s->session)
 		return 0;
+	if (blob_is_remote(s->blobs)) {
+		int taken, r = store_bucket_take(s, ino, &taken);
+		return r < 0 ? r : taken;
+	}
 	store_lock(s);
 	uint64_t owner;
 	int r = owner_of(s, ino, &owner);
@@ -709,8 +788,6 @@ int store_stage_takeover(store *s, uint64_t ino)
 		r = store_begin(s);
 		if (r >= 0)
 			r = store_end(s, store_shared_claim_locked(s, ino, 0));
-		if (r == 0)
-			r = pull_taken(s, ino, owner);
 		r = r == 0 ? 2 : r == -EBUSY ? 1 : r;
 	}
 	store_unlock(s);

@@ -158,6 +158,13 @@ def test_second_node_reads_closed_file_and_takes_over_a_lost_node(store, rgw, mo
     a = as_node('node-a', lambda: shared_mount(mounts, uri, 'na', opts=['debounce_ms=600000']))
     b = as_node('node-b', lambda: shared_mount(mounts, uri, 'nb'))
     copy_in(a, srcs)                      # closed on A, staged there, not encoded
+    # a copy named by no row (a node that lost its ownership and uploaded anyway) is never
+    # read: B and the takeover below read the copy the row names
+    copies = rgw.client.keys(bucket, 'tpdefs/staging/')
+    assert len(copies) == len(srcs), copies
+    ino, sess, seq = copies[0].rsplit('/', 1)[1].split('.')
+    rgw.client.put(bucket, f'tpdefs/staging/{ino}.{sess}.{int(seq, 16) + 1:016x}',
+                   b'\0' * os.path.getsize(srcs[0]))
     check(b, srcs)                        # close-to-open: B reads them from the bucket's copy
     # A's machine is lost: daemon killed, its local disk gone
     kill_daemon(a)
@@ -182,7 +189,9 @@ def test_cache_survives_remount_serves_without_endpoint_and_is_checked(store, rg
     m.flush()
     m.remount()
     check(m, srcs)                        # cold page cache, warm block cache
-    cache = os.path.join(local_dir(m), 'blobcache')
+    stores = os.listdir(os.path.join(local_dir(m), 'blobcache'))
+    assert len(stores) == 1, stores       # one cache directory per store (its id)
+    cache = os.path.join(local_dir(m), 'blobcache', stores[0])
     blocks = sorted(os.listdir(cache))
     assert blocks, 'no cached blocks'
     m.remount()
@@ -272,14 +281,15 @@ def test_gc_aborts_unfinished_uploads_and_removes_orphans(store, rgw, mounts):
     rgw.client.start_upload(bucket, 'tpdefs/objects/00000000000fffff.tpdo')
     rgw.client.put(bucket, 'tpdefs/objects/00000000000ffffe.tpdo', b'orphan')
     # a staged file's copy whose commit never happened (no such inode)
-    rgw.client.put(bucket, 'tpdefs/staging/00000000000ffffd', b'never committed')
+    orphan = 'tpdefs/staging/00000000000ffffd.0000000000000007.0000000000000001'
+    rgw.client.put(bucket, orphan, b'never committed')
     assert rgw.client.uploads(bucket)
     r = admin('gc', uri)
     assert r.returncode == 0, r.stdout + r.stderr
     assert rgw.client.uploads(bucket) == []
     keys = rgw.client.keys(bucket, 'tpdefs/')
     assert 'tpdefs/objects/00000000000ffffe.tpdo' not in keys, keys
-    assert 'tpdefs/staging/00000000000ffffd' not in keys, keys
+    assert orphan not in keys, keys
     assert len([k for k in keys if k.startswith('tpdefs/objects/')]) == 1, keys
     r = admin('verify', uri)
     assert r.returncode == 0, r.stdout + r.stderr
