@@ -66,7 +66,7 @@ static void usage(FILE *f)
 		"  -b, --base OLD        predecessor file\n"
 		"  -o, --output OUT      output path (written to a temp file, then renamed)\n"
 		"  -t, --threads N       worker threads (default: one per CPU)\n"
-		"  -c, --chunk-size SZ   chunk size in bytes, suffixes K and M (default 1M, 4K..64M)\n"
+		"  -c, --chunk-size SZ   chunk size in bytes, suffixes K and M (default 256K, 4K..64M)\n"
 		"  -l, --level N         zstd level 1..22 (default 3)\n"
 		"  -v, --verbose         print encode statistics to stderr\n"
 		"      --lossy-threshold T  LOSSY, encode only: the seed method's thresholding: every\n"

@@ -8,7 +8,7 @@
 #include "io.h"
 #include "layout.h"
 
-#define ENC_DEFAULT_CHUNK (1u << 20)
+#define ENC_DEFAULT_CHUNK (256u << 10)
 
 typedef struct enc_opts {
 	uint32_t chunk_size; /* 0: ENC_DEFAULT_CHUNK */

@@ -39,7 +39,9 @@ Test(slab, live_slots_never_overlap)
 		cr_assert_eq(p[i][n - 1], (uint8_t)i);
 		for (int j = 0; j < i; j++) {
 			uintptr_t a = (uintptr_t)p[i], b = (uintptr_t)p[j];
-			cr_assert(a + SLAB_SLOT <= b || b + SLAB_SLOT <= a, "slots %d and %d overlap", i, j);
+			size_t na = i % 2 ? SLAB_SLOT : SLAB_MIN + (size_t)i;
+			size_t nb = j % 2 ? SLAB_SLOT : SLAB_MIN + (size_t)j;
+			cr_assert(a + na <= b || b + nb <= a, "slots %d and %d overlap", i, j);
 		}
 	}
 	for (int i = 0; i < N; i++)
@@ -74,18 +76,18 @@ Test(slab, prefault_maps_what_it_is_asked_and_serves_from_it)
 	cr_assert_lt(m, (40u << 20) + (64u << 20), "prefault mapped %zu bytes", m);
 	slab_prefault(s, 10u << 20);
 	cr_assert_eq(slab_mapped(s), m);
-	size_t nslots = m / SLAB_SLOT;
+	size_t nslots = m / SLAB_SMALL;
 	uint8_t **p = calloc(nslots, sizeof *p);
 	cr_assert_not_null(p);
 	for (size_t i = 0; i < nslots; i++) {
-		p[i] = slab_alloc(s, SLAB_SLOT);
+		p[i] = slab_alloc(s, SLAB_SMALL);
 		cr_assert_not_null(p[i]);
-		memset(p[i], (int)i, SLAB_SLOT);
+		memset(p[i], (int)i, SLAB_SMALL);
 	}
 	cr_assert_eq(slab_mapped(s), m, "allocations within the prefaulted slots mapped more");
 	for (size_t i = 0; i < nslots; i++) {
-		cr_assert_eq(p[i][SLAB_SLOT - 1], (uint8_t)i);
-		slab_release(s, p[i], SLAB_SLOT);
+		cr_assert_eq(p[i][SLAB_SMALL - 1], (uint8_t)i);
+		slab_release(s, p[i], SLAB_SMALL);
 	}
 	free(p);
 	slab_free(s);
@@ -99,7 +101,17 @@ Test(slab, partly_populated_slot_grows)
 	cr_assert_not_null(a);
 	memset(a, 1, SLAB_MIN);
 	slab_release(s, a, SLAB_MIN);
-	uint8_t *b = slab_alloc(s, SLAB_SLOT);
+	uint8_t *b = slab_alloc(s, SLAB_SMALL);
+	cr_assert_eq(b, a);
+	memset(b, 2, SLAB_SMALL);
+	cr_assert_eq(b[SLAB_SMALL - 1], 2);
+	slab_release(s, b, SLAB_SMALL);
+	/* the large class: same rule */
+	a = slab_alloc(s, SLAB_SMALL + 1);
+	cr_assert_not_null(a);
+	memset(a, 1, SLAB_SMALL + 1);
+	slab_release(s, a, SLAB_SMALL + 1);
+	b = slab_alloc(s, SLAB_SLOT);
 	cr_assert_eq(b, a);
 	memset(b, 2, SLAB_SLOT);
 	cr_assert_eq(b[SLAB_SLOT - 1], 2);
