@@ -47,8 +47,9 @@ def test_damaged_blob_eio_only_for_damaged_range(mounts):
                  if f.startswith(f'{victim:016x}')]
         assert cands, f'blob of object {victim} not found'
         blob = cands[0]
-    # flip a byte inside the second chunk's payload (logical 1..2 MiB)
-    off = 64 + MiB + MiB // 2
+    # flip a byte of the payload that holds logical offset MiB + 4096 (raw chunks are stored in
+    # order right after the 64-byte header, whatever the chunk size): the chunk read below
+    off = 64 + MiB + 4096 + 100
     with open(blob, 'r+b') as f:
         f.seek(off)
         b = f.read(1)
