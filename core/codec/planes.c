@@ -123,30 +123,57 @@ DEF_NATIVE(64, uint64_t)
 		}                                                                              \
 	}
 
-#define DEF_MERGE(NAME, T, W, LD, GET, ST, OPI)                                                \
+/* Plane form (W planes of n bytes) -> n whole elements in r (little-endian, as stored). */
+static void unplane1(const uint8_t *restrict s, size_t n, uint8_t *restrict r)
+{
+	memcpy(r, s, n);
+}
+static void unplane2(const uint8_t *restrict s, size_t n, uint8_t *restrict r)
+{
+	for (size_t j = 0; j < n; j++) {
+		r[2 * j] = s[j];
+		r[2 * j + 1] = s[n + j];
+	}
+}
+static void unplane4(const uint8_t *restrict s, size_t n, uint8_t *restrict r)
+{
+	for (size_t j = 0; j < n; j++) {
+		r[4 * j] = s[j];
+		r[4 * j + 1] = s[n + j];
+		r[4 * j + 2] = s[2 * n + j];
+		r[4 * j + 3] = s[3 * n + j];
+	}
+}
+static void unplane8(const uint8_t *restrict s, size_t n, uint8_t *restrict r)
+{
+	for (size_t j = 0; j < n; j++)
+		for (size_t k = 0; k < 8; k++)
+			r[8 * j + k] = s[k * n + j];
+}
+
+/* Merge: un-plane into dst, then the op in place (both passes vectorise). */
+#define DEF_MERGE(NAME, T, W, LDN, STN, UNPLANE, OPI)                                          \
 	static void NAME(const uint8_t *restrict s, const uint8_t *restrict b, size_t n,       \
 			 uint8_t *restrict dst)                                                \
 	{                                                                                      \
-		for (size_t i = 0; i < n; i++) {                                               \
-			T r = GET(s, n, i);                                                    \
-			T bb = b ? LD(b + i * W) : 0;                                          \
-			(void)bb;                                                              \
-			ST(dst + i * W, OPI(T, r, bb));                                        \
-		}                                                                              \
+		UNPLANE(s, n, dst);                                                            \
+		if (b)                                                                         \
+			for (size_t i = 0; i < n; i++)                                         \
+				STN(dst + i * W, OPI(T, LDN(dst + i * W), LDN(b + i * W)));    \
 	}
 
-#define DEF_ALL(W, T, LD, PUT, GET, ST)                                                        \
+#define DEF_ALL(W, T, LD, PUT, GET, ST, LDN, STN)                                              \
 	DEF_SPLIT(split##W##_copy, T, W, LD, PUT, OP_FWD_COPY)                                 \
 	DEF_SPLIT(split##W##_sub, T, W, LD, PUT, OP_FWD_SUB)                                   \
 	DEF_SPLIT(split##W##_xor, T, W, LD, PUT, OP_FWD_XOR)                                   \
-	DEF_MERGE(merge##W##_copy, T, W, LD, GET, ST, OP_INV_COPY)                             \
-	DEF_MERGE(merge##W##_sub, T, W, LD, GET, ST, OP_INV_SUB)                               \
-	DEF_MERGE(merge##W##_xor, T, W, LD, GET, ST, OP_INV_XOR)
+	DEF_MERGE(merge##W##_copy, T, W, LDN, STN, unplane##W, OP_INV_COPY)                    \
+	DEF_MERGE(merge##W##_sub, T, W, LDN, STN, unplane##W, OP_INV_SUB)                      \
+	DEF_MERGE(merge##W##_xor, T, W, LDN, STN, unplane##W, OP_INV_XOR)
 
-DEF_ALL(1, uint8_t, ld8, put1, get1, st8)
-DEF_ALL(2, uint16_t, ld16, put2, get2, st16)
-DEF_ALL(4, uint32_t, ld32, put4, get4, st32)
-DEF_ALL(8, uint64_t, ld64, put8, get8, st64)
+DEF_ALL(1, uint8_t, ld8, put1, get1, st8, ldn8, stn8)
+DEF_ALL(2, uint16_t, ld16, put2, get2, st16, ldn16, stn16)
+DEF_ALL(4, uint32_t, ld32, put4, get4, st32, ldn32, stn32)
+DEF_ALL(8, uint64_t, ld64, put8, get8, st64, ldn64, stn64)
 
 /* Grouped variants: a counting sort by key of the base element gives each element its slot j. */
 #define DEF_GSPLIT(NAME, T, W, LD, PUT, OPF)                                                   \
@@ -201,34 +228,6 @@ DEF_ALL(8, uint64_t, ld64, put8, get8, st64)
 			STN(dst + i * W, OPB(T, LDN(r + j * W), x));                           \
 		}                                                                              \
 	}
-
-/* Plane form (W planes of n bytes) -> n whole elements in r (little-endian, as stored). */
-static void unplane1(const uint8_t *restrict s, size_t n, uint8_t *restrict r)
-{
-	memcpy(r, s, n);
-}
-static void unplane2(const uint8_t *restrict s, size_t n, uint8_t *restrict r)
-{
-	for (size_t j = 0; j < n; j++) {
-		r[2 * j] = s[j];
-		r[2 * j + 1] = s[n + j];
-	}
-}
-static void unplane4(const uint8_t *restrict s, size_t n, uint8_t *restrict r)
-{
-	for (size_t j = 0; j < n; j++) {
-		r[4 * j] = s[j];
-		r[4 * j + 1] = s[n + j];
-		r[4 * j + 2] = s[2 * n + j];
-		r[4 * j + 3] = s[3 * n + j];
-	}
-}
-static void unplane8(const uint8_t *restrict s, size_t n, uint8_t *restrict r)
-{
-	for (size_t j = 0; j < n; j++)
-		for (size_t k = 0; k < 8; k++)
-			r[8 * j + k] = s[k * n + j];
-}
 
 /* pos[k] = number of elements with a smaller key: the first slot of group k. Four interleaved
  * histograms: runs of equal keys (the usual case) would otherwise serialise on one counter. */
