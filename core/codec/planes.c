@@ -123,6 +123,18 @@ DEF_NATIVE(64, uint64_t)
 		}                                                                              \
 	}
 
+/* for (size_t J = 0; J < N; J++) BODY, as blocks of 32 and a scalar rest: gcc's -O2 cost model
+ * ("very-cheap") vectorises only loops whose trip count is a multiple of the vector length. */
+#define FOR_BLOCKS32(J, N, BODY)                                                               \
+	do {                                                                                   \
+		size_t n32_ = (N) & ~(size_t)31;                                               \
+		for (size_t j0_ = 0; j0_ < n32_; j0_ += 32)                                    \
+			for (size_t J = j0_; J < j0_ + 32; J++)                                \
+				BODY;                                                          \
+		for (size_t J = n32_; J < (N); J++)                                            \
+			BODY;                                                                  \
+	} while (0)
+
 /* Plane form (W planes of n bytes) -> n whole elements in r (little-endian, as stored). */
 static void unplane1(const uint8_t *restrict s, size_t n, uint8_t *restrict r)
 {
@@ -130,19 +142,12 @@ static void unplane1(const uint8_t *restrict s, size_t n, uint8_t *restrict r)
 }
 static void unplane2(const uint8_t *restrict s, size_t n, uint8_t *restrict r)
 {
-	for (size_t j = 0; j < n; j++) {
-		r[2 * j] = s[j];
-		r[2 * j + 1] = s[n + j];
-	}
+	FOR_BLOCKS32(j, n, (r[2 * j] = s[j], r[2 * j + 1] = s[n + j]));
 }
 static void unplane4(const uint8_t *restrict s, size_t n, uint8_t *restrict r)
 {
-	for (size_t j = 0; j < n; j++) {
-		r[4 * j] = s[j];
-		r[4 * j + 1] = s[n + j];
-		r[4 * j + 2] = s[2 * n + j];
-		r[4 * j + 3] = s[3 * n + j];
-	}
+	FOR_BLOCKS32(j, n, (r[4 * j] = s[j], r[4 * j + 1] = s[n + j], r[4 * j + 2] = s[2 * n + j],
+			    r[4 * j + 3] = s[3 * n + j]));
 }
 static void unplane8(const uint8_t *restrict s, size_t n, uint8_t *restrict r)
 {
@@ -158,8 +163,8 @@ static void unplane8(const uint8_t *restrict s, size_t n, uint8_t *restrict r)
 	{                                                                                      \
 		UNPLANE(s, n, dst);                                                            \
 		if (b)                                                                         \
-			for (size_t i = 0; i < n; i++)                                         \
-				STN(dst + i * W, OPI(T, LDN(dst + i * W), LDN(b + i * W)));    \
+			FOR_BLOCKS32(i, n, STN(dst + i * W, OPI(T, LDN(dst + i * W),           \
+							       LDN(b + i * W))));              \
 	}
 
 #define DEF_ALL(W, T, LD, PUT, GET, ST, LDN, STN)                                              \
@@ -206,10 +211,9 @@ DEF_ALL(8, uint64_t, ld64, put8, get8, st64, ldn64, stn64)
 		group_slots4(b, n, W, pos);                                                    \
 		UNPLANE(s, n, scratch);                                                        \
 		if (HAS_PRE) /* zigzag decode in place, vectorised */                          \
-			for (size_t j = 0; j < n; j++)                                         \
-				STN(scratch + j * W, PRE(T, LDN(scratch + j * W)));            \
+			FOR_BLOCKS32(j, n, STN(scratch + j * W, PRE(T, LDN(scratch + j * W))));\
 		const uint8_t *restrict r = scratch;                                           \
-		size_t q = n / 4;                                                              \
+		size_t q = quarter_len(n, W);                                                  \
 		for (size_t i = 0; i < q; i++) {                                               \
 			T x0 = LDN(b + i * W), x1 = LDN(b + (q + i) * W);                      \
 			T x2 = LDN(b + (2 * q + i) * W), x3 = LDN(b + (3 * q + i) * W);        \
@@ -222,7 +226,7 @@ DEF_ALL(8, uint64_t, ld64, put8, get8, st64, ldn64, stn64)
 			STN(dst + (2 * q + i) * W, OPB(T, LDN(r + j2 * W), x2));               \
 			STN(dst + (3 * q + i) * W, OPB(T, LDN(r + j3 * W), x3));               \
 		}                                                                              \
-		for (size_t i = 4 * q; i < n; i++) { /* the rest belongs to quarter 3 */       \
+		for (size_t i = 4 * q; i < n; i++) { /* the rest of quarter 3 */               \
 			T x = LDN(b + i * W);                                                  \
 			size_t j = pos[3][planes_group_key(x, W)]++;                           \
 			STN(dst + i * W, OPB(T, LDN(r + j * W), x));                           \
@@ -265,11 +269,24 @@ static void group_slots(const uint8_t *b, size_t n, unsigned w, size_t pos[256])
 	}
 }
 
-/* Per-quarter cursors for DEF_GMERGE: quarters [m*q, (m+1)*q) for m < 3 and [3q, n), q = n / 4;
+/* Quarters for DEF_GMERGE: [m*q, (m+1)*q) for m < 3 and [3q, n). n / 4 elements of a 2^k-byte
+ * chunk would put the four streams of base and output 4 KiB apart (same L1 sets, and false
+ * store-to-load dependencies); a stride of 3008 mod 4096 bytes spreads them. Quarter 3 gets the
+ * extra (at most 4096 / w + 3 elements, walked alone). */
+static size_t quarter_len(size_t n, unsigned w)
+{
+	size_t q = n / 4;
+	if (q * w < 8192)
+		return q;
+	q -= (q * w % 4096) / w;
+	return q - (1088 + w - 1) / w;
+}
+
+/* Per-quarter cursors for DEF_GMERGE (quarters of quarter_len);
  * pos[m][k] = number of elements with a smaller key, plus those with key k in quarters < m. */
 #define COUNT_QUARTERS(KEYEXPR)                                                                \
 	do {                                                                                   \
-		size_t q = n / 4;                                                              \
+		size_t q = quarter_len(n, w);                                                  \
 		for (size_t i = 0; i < q; i++) {                                               \
 			size_t ii = i;                                                         \
 			cnt[0][KEYEXPR]++;                                                     \
