@@ -285,7 +285,7 @@ int codec_dense_decode(codec_ctx *c, uint8_t id, const uint8_t *p, size_t plen,
 	int grouped = (p[0] & GROUPED) != 0;
 	if (grouped && id == CODEC_PLANES)
 		return -EBADMSG; /* grouping needs a base */
-	if (codec_grow(&c->a, &c->a_cap, len))
+	if (codec_grow(&c->a, &c->a_cap, len) || (grouped && codec_grow(&c->b, &c->b_cap, len)))
 		return -ENOMEM;
 	memcpy(c->a + n * w, p + 1, t);
 	size_t used;
@@ -295,7 +295,7 @@ int codec_dense_decode(codec_ctx *c, uint8_t id, const uint8_t *p, size_t plen,
 	if (used != plen - 1 - t)
 		return -EBADMSG;
 	if (grouped)
-		planes_merge_grouped(c->a, base, len, w, op_of(id), out);
+		planes_merge_grouped_buf(c->a, base, len, w, op_of(id), out, c->b);
 	else
 		planes_merge(c->a, base, len, w, op_of(id), out);
 	return 0;

@@ -41,6 +41,10 @@ int planes_split_grouped(const uint8_t *data, const uint8_t *base, size_t len, u
 			 enum planes_op op, uint8_t *dst);
 int planes_merge_grouped(const uint8_t *src, const uint8_t *base, size_t len, unsigned width,
 			 enum planes_op op, uint8_t *dst);
+/* planes_merge_grouped with caller-provided scratch of len bytes (not overlapping the others);
+ * planes_merge_grouped allocates it (-ENOMEM if it cannot). */
+int planes_merge_grouped_buf(const uint8_t *src, const uint8_t *base, size_t len, unsigned width,
+			     enum planes_op op, uint8_t *dst, uint8_t *scratch);
 /* Element counts per grouping key of base (n = len / width elements); -EINVAL on a bad width. */
 int planes_group_counts(const uint8_t *base, size_t len, unsigned width, size_t cnt[256]);
 /* The grouping key of one element (value in the low 8*width bits). */

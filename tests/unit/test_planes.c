@@ -122,7 +122,7 @@ Test(planes, sub_small_steps_are_small)
 Test(planes, grouped_roundtrips)
 {
 	srand(11);
-	size_t lens[] = {0, 1, 3, 8, 17, 1000, 4099, 65541};
+	size_t lens[] = {0, 1, 3, 8, 17, 1000, 4099, 65541, 262147};
 	for (size_t li = 0; li < sizeof(lens) / sizeof(lens[0]); li++) {
 		size_t len = lens[li];
 		uint8_t *d = malloc(len + 1), *b = malloc(len + 1), *p = malloc(len + 1),
