@@ -6,7 +6,7 @@ pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev
       libfuse3-dev fuse3 libzstd-dev zstd libsqlite3-dev sqlite3 libxxhash-dev libcriterion-dev
       xdelta3 attr python3-torch python3-numpy python3-pytest python3-pytest-timeout libopenblas0-pthread
       libpq-dev postgresql-15
-      libcurl4-openssl-dev libssl-dev
+      libcurl4-openssl-dev libssl-dev curl
       ceph-mon ceph-osd radosgw ceph-common)
 missing=()
 for p in "${pkgs[@]}"; do
