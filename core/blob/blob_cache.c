@@ -23,6 +23,7 @@
 
 #include "cksum.h"
 #include "io.h"
+#include "le.h"
 
 #define SEG (64u << 10)
 #define NSEG (BCACHE_BLOCK / SEG)
@@ -61,32 +62,6 @@ static size_t bucket(uint64_t kh, uint64_t blk)
 static void file_name(uint64_t kh, uint64_t blk, char *buf, size_t size)
 {
 	snprintf(buf, size, "%016" PRIx64 "-%08" PRIx64, kh, blk);
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-	for (int i = n - 1; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
 }
 
 static bentry *find(bcache *c, uint64_t kh, uint64_t blk)
@@ -285,12 +260,12 @@ void bcache_close(bcache *c)
 static int check_header(const uint8_t *h, const char *key, uint64_t *blob_size)
 {
 	size_t klen = strlen(key);
-	uint64_t len = get_le(h + 74, 4);
-	if (memcmp(h, "TPDEBLK2", 8) || get_le(h + HDR_CK, 8) != cksum64(h, HDR_CK) ||
-	    get_le(h + 8, 2) != klen || memcmp(h + 10, key, klen) || len == 0 ||
+	uint64_t len = le_get32(h + 74);
+	if (memcmp(h, "TPDEBLK2", 8) || le_get64(h + HDR_CK) != cksum64(h, HDR_CK) ||
+	    le_get16(h + 8) != klen || memcmp(h + 10, key, klen) || len == 0 ||
 	    len > BCACHE_BLOCK)
 		return -EBADMSG;
-	*blob_size = get_le(h + 78, 8);
+	*blob_size = le_get64(h + 78);
 	return (int)len;
 }
 
@@ -319,7 +294,7 @@ static int read_block(bcache *c, const char *key, uint64_t kh, uint64_t blk, siz
 			len = r == -EIO ? -EBADMSG : r;
 		for (size_t k = s0; len > 0 && k <= s1; k++) {
 			size_t sa = k * SEG, sb = sa + SEG < (size_t)len ? sa + SEG : (size_t)len;
-			if (cksum64(seg + (sa - a), sb - sa) != get_le(h + 86 + 8 * k, 8))
+			if (cksum64(seg + (sa - a), sb - sa) != le_get64(h + 86 + 8 * k))
 				len = -EBADMSG;
 		}
 		if (len > 0)
@@ -416,14 +391,14 @@ void bcache_fill(bcache *c, const char *key, uint64_t blk, const void *buf, size
 		uint8_t h[HDR];
 		memset(h, 0, sizeof(h));
 		memcpy(h, "TPDEBLK2", 8);
-		put16(h + 8, (uint16_t)klen);
+		le_put16(h + 8, (uint16_t)klen);
 		memcpy(h + 10, key, klen);
-		put32(h + 74, (uint32_t)len);
-		put64(h + 78, blob_size);
+		le_put32(h + 74, (uint32_t)len);
+		le_put64(h + 78, blob_size);
 		for (size_t k = 0; k * SEG < len; k++)
-			put64(h + 86 + 8 * k, cksum64((const uint8_t *)buf + k * SEG,
+			le_put64(h + 86 + 8 * k, cksum64((const uint8_t *)buf + k * SEG,
 						      len - k * SEG < SEG ? len - k * SEG : SEG));
-		put64(h + HDR_CK, cksum64(h, HDR_CK));
+		le_put64(h + HDR_CK, cksum64(h, HDR_CK));
 		char name[40], tmp[48];
 		file_name(kh, blk, name, sizeof(name));
 		snprintf(tmp, sizeof(tmp), ".%s.%lx", name, (unsigned long)pthread_self());

@@ -16,6 +16,7 @@
 
 #include "codec.h"
 #include "eliasdelta.h"
+#include "le.h"
 
 struct codec_ctx {
 	ZSTD_CCtx *cctx;
@@ -43,20 +44,6 @@ int codec_grow(uint8_t **p, size_t *cap, size_t need);
 /* Order-0 entropy in bits per symbol of a histogram of nsym symbols with `total` samples: ranks
  * codecs in the choice and classifies planes. */
 double codec_entropy_bits(const uint32_t *h, unsigned nsym, uint32_t total);
-
-static inline void codec_put_u32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static inline uint32_t codec_get_u32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-	       ((uint32_t)p[3] << 24);
-}
 
 /* Bytes that k Elias-delta gaps between positions in [0, n) can take: SPARSE positions and
  * zero-gap planes both store such a stream. */

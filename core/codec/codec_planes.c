@@ -79,8 +79,8 @@ static int zgap_encode(codec_ctx *c, const uint8_t *p, size_t n, uint8_t *dst, s
 	size_t blen, u1, u2;
 	if (ed_writer_finish(&wr, &blen))
 		return -ENOSPC;
-	codec_put_u32(dst, (uint32_t)m);
-	codec_put_u32(dst + 4, (uint32_t)blen);
+	le_put32(dst, (uint32_t)m);
+	le_put32(dst + 4, (uint32_t)blen);
 	int r = ps_encode_(c, c->g, blen, 1, dst + 8, cap - 8, &u1, 1);
 	if (!r)
 		r = ps_encode_(c, c->v, m, 1, dst + 8 + u1, cap - 8 - u1, &u2, 1);
@@ -134,7 +134,7 @@ static int ps_encode_(codec_ctx *c, const uint8_t *planes, size_t n, unsigned np
 			sz = n;
 		}
 		dst[k * PS_HDR] = (uint8_t)mode;
-		codec_put_u32(dst + k * PS_HDR + 1, (uint32_t)sz);
+		le_put32(dst + k * PS_HDR + 1, (uint32_t)sz);
 		pos += sz;
 	}
 	*used = pos;
@@ -154,7 +154,7 @@ static int zgap_decode(codec_ctx *c, const uint8_t *src, size_t sz, uint8_t *p, 
 {
 	if (sz < 8)
 		return -EBADMSG;
-	size_t m = codec_get_u32(src), blen = codec_get_u32(src + 4);
+	size_t m = le_get32(src), blen = le_get32(src + 4);
 	if (m > n || blen > codec_gaps_bound(m, n))
 		return -EBADMSG;
 	if (codec_grow(&c->g, &c->g_cap, blen + 1) || codec_grow(&c->v, &c->v_cap, m + 1))
@@ -187,7 +187,7 @@ static int ps_decode_(codec_ctx *c, const uint8_t *src, size_t slen, size_t *use
 		return -EBADMSG;
 	for (unsigned k = 0; k < np; k++) {
 		uint8_t mode = src[k * PS_HDR];
-		size_t sz = codec_get_u32(src + k * PS_HDR + 1);
+		size_t sz = le_get32(src + k * PS_HDR + 1);
 		uint8_t *p = planes + (size_t)k * n;
 		if (sz > slen - pos)
 			return -EBADMSG;

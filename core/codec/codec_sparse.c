@@ -144,8 +144,8 @@ int codec_sparse_encode(codec_ctx *c, const uint8_t *data, const uint8_t *base, 
 	if (cap < hdr)
 		return -ENOSPC;
 	dst[0] = (uint8_t)w;
-	codec_put_u32(dst + 1, (uint32_t)k);
-	codec_put_u32(dst + 5, (uint32_t)blen);
+	le_put32(dst + 1, (uint32_t)k);
+	le_put32(dst + 5, (uint32_t)blen);
 	for (size_t i = 0; i < t; i++)
 		dst[9 + i] = data[n * w + i] ^ base[n * w + i];
 	size_t u1, u2;
@@ -165,7 +165,7 @@ int codec_sparse_decode(codec_ctx *c, const uint8_t *p, size_t plen, const uint8
 	size_t hdr = 1 + 4 + 4 + t;
 	if (plen < hdr || p[0] != w)
 		return -EBADMSG;
-	size_t k = codec_get_u32(p + 1), blen = codec_get_u32(p + 5);
+	size_t k = le_get32(p + 1), blen = le_get32(p + 5);
 	if (k > n || blen > codec_gaps_bound(k, n))
 		return -EBADMSG;
 	if (codec_grow(&c->a, &c->a_cap, k * w + 1) || codec_grow(&c->b, &c->b_cap, blen + 1))

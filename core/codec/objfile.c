@@ -15,6 +15,7 @@
 
 #include "cksum.h"
 #include "io.h"
+#include "le.h"
 
 #define OBJ_HDR_SIZE 64u
 #define OBJ_ENTRY_SIZE 48u
@@ -29,80 +30,52 @@
 static const uint8_t hdr_magic[8] = {'T', 'P', 'D', 'E', 'O', 'B', 'J', 0};
 static const uint8_t ftr_magic[8] = {'T', 'P', 'D', 'E', 'E', 'N', 'D', 0};
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 static void enc_header(uint8_t h[OBJ_HDR_SIZE], const obj_info *info)
 {
 	memset(h, 0, OBJ_HDR_SIZE);
 	memcpy(h, hdr_magic, 8);
-	put32(h + 8, OBJ_FORMAT_VERSION);
-	put32(h + 12, (info->has_base ? OBJ_FLAG_BASE : 0) |
+	le_put32(h + 8, OBJ_FORMAT_VERSION);
+	le_put32(h + 12, (info->has_base ? OBJ_FLAG_BASE : 0) |
 			      (info->lossy_threshold > 0 ? OBJ_FLAG_LOSSY : 0));
-	put64(h + 16, info->size);
-	put64(h + 24, info->has_base ? info->base_size : 0);
-	put64(h + 32, info->has_base ? info->base_hash : 0);
-	put32(h + 40, info->chunk_size);
+	le_put64(h + 16, info->size);
+	le_put64(h + 24, info->has_base ? info->base_size : 0);
+	le_put64(h + 32, info->has_base ? info->base_hash : 0);
+	le_put32(h + 40, info->chunk_size);
 	if (info->lossy_threshold > 0) {
 		uint32_t bits;
 		memcpy(&bits, &info->lossy_threshold, 4);
-		put32(h + 44, bits);
+		le_put32(h + 44, bits);
 	}
 	/* 48..55 reserved, zero (44..47 too for a lossless object) */
-	put64(h + 56, cksum64(h, 56));
+	le_put64(h + 56, cksum64(h, 56));
 }
 
 static void enc_entry(uint8_t e[OBJ_ENTRY_SIZE], const obj_chunk *c)
 {
 	memset(e, 0, OBJ_ENTRY_SIZE);
-	put64(e + 0, c->off);
-	put32(e + 8, c->len);
+	le_put64(e + 0, c->off);
+	le_put32(e + 8, c->len);
 	e[12] = c->codec;
 	e[13] = c->width;
 	/* 14..15 reserved, zero */
-	put64(e + 16, c->base_off);
-	put32(e + 24, c->base_len);
-	put32(e + 28, c->data_len);
-	put64(e + 32, c->data_off);
-	put64(e + 40, c->cksum);
+	le_put64(e + 16, c->base_off);
+	le_put32(e + 24, c->base_len);
+	le_put32(e + 28, c->data_len);
+	le_put64(e + 32, c->data_off);
+	le_put64(e + 40, c->cksum);
 }
 
 static void dec_entry(const uint8_t e[OBJ_ENTRY_SIZE], obj_chunk *c)
 {
-	c->off = get64(e + 0);
-	c->len = get32(e + 8);
+	c->off = le_get64(e + 0);
+	c->len = le_get32(e + 8);
 	c->codec = e[12];
 	c->width = e[13];
-	c->base_off = get64(e + 16);
-	c->base_len = get32(e + 24);
-	c->data_len = get32(e + 28);
-	c->data_off = get64(e + 32);
-	c->cksum = get64(e + 40);
+	c->base_off = le_get64(e + 16);
+	c->base_len = le_get32(e + 24);
+	c->data_len = le_get32(e + 28);
+	c->data_off = le_get64(e + 32);
+	c->cksum = le_get64(e + 40);
 }
 
 static int width_ok(uint8_t w)
@@ -198,11 +171,11 @@ int obj_writer_finish(obj_writer *w, uint64_t content_hash)
 	if (rc < 0)
 		return rc;
 	uint8_t f[OBJ_FTR_SIZE];
-	put64(f + 0, index_off);
-	put64(f + 8, (uint64_t)w->n);
-	put64(f + 16, content_hash);
-	put64(f + 24, index_ck);
-	put64(f + 32, cksum64(f, 32));
+	le_put64(f + 0, index_off);
+	le_put64(f + 8, (uint64_t)w->n);
+	le_put64(f + 16, content_hash);
+	le_put64(f + 24, index_ck);
+	le_put64(f + 32, cksum64(f, 32));
 	memcpy(f + 40, ftr_magic, 8);
 	rc = io_pwrite_full(w->fd, f, sizeof f, w->pos);
 	if (rc < 0)
@@ -239,13 +212,13 @@ static int parse_header(const uint8_t h[OBJ_HDR_SIZE], obj_info *info)
 {
 	if (memcmp(h, hdr_magic, 8) != 0)
 		return -EBADMSG;
-	uint32_t version = get32(h + 8);
+	uint32_t version = le_get32(h + 8);
 	/* Version before checksum: a newer format may lay its header out differently. */
 	if (version > OBJ_FORMAT_VERSION)
 		return -EPROTONOSUPPORT;
-	if (version == 0 || get64(h + 56) != cksum64(h, 56))
+	if (version == 0 || le_get64(h + 56) != cksum64(h, 56))
 		return -EBADMSG;
-	uint32_t flags = get32(h + 12);
+	uint32_t flags = le_get32(h + 12);
 	if (flags & ~OBJ_KNOWN_FLAGS)
 		return -EBADMSG;
 	for (unsigned i = (flags & OBJ_FLAG_LOSSY) ? 48 : 44; i < 56; i++)
@@ -253,16 +226,16 @@ static int parse_header(const uint8_t h[OBJ_HDR_SIZE], obj_info *info)
 			return -EBADMSG;
 	memset(info, 0, sizeof *info);
 	if (flags & OBJ_FLAG_LOSSY) {
-		uint32_t bits = get32(h + 44);
+		uint32_t bits = le_get32(h + 44);
 		memcpy(&info->lossy_threshold, &bits, 4);
 		if (!(info->lossy_threshold > 0) || info->lossy_threshold > 1e30f)
 			return -EBADMSG; /* a lossy object names a finite, positive threshold */
 	}
-	info->size = get64(h + 16);
+	info->size = le_get64(h + 16);
 	info->has_base = (flags & OBJ_FLAG_BASE) ? 1 : 0;
-	info->base_size = get64(h + 24);
-	info->base_hash = get64(h + 32);
-	info->chunk_size = get32(h + 40);
+	info->base_size = le_get64(h + 24);
+	info->base_hash = le_get64(h + 32);
+	info->chunk_size = le_get32(h + 40);
 	if (info->chunk_size == 0 || info->chunk_size > OBJ_MAX_CHUNK)
 		return -EBADMSG;
 	if (!info->has_base && (info->base_size != 0 || info->base_hash != 0))
@@ -335,7 +308,7 @@ int obj_reader_open_file(io_rfile *f, obj_reader **out)
 		/* Still tell "newer format" apart from "damaged" when the header is readable. */
 		rc = -EBADMSG;
 		if (r->file_bytes >= 12 && io_rfile_pread(f, h, 12, 0) == 0 &&
-		    memcmp(h, hdr_magic, 8) == 0 && get32(h + 8) > OBJ_FORMAT_VERSION)
+		    memcmp(h, hdr_magic, 8) == 0 && le_get32(h + 8) > OBJ_FORMAT_VERSION)
 			rc = -EPROTONOSUPPORT;
 		goto fail;
 	}
@@ -348,12 +321,12 @@ int obj_reader_open_file(io_rfile *f, obj_reader **out)
 	if ((rc = io_rfile_pread(f, ftr, sizeof ftr, r->file_bytes - OBJ_FTR_SIZE)) < 0)
 		goto fail;
 	rc = -EBADMSG;
-	if (memcmp(ftr + 40, ftr_magic, 8) != 0 || get64(ftr + 32) != cksum64(ftr, 32))
+	if (memcmp(ftr + 40, ftr_magic, 8) != 0 || le_get64(ftr + 32) != cksum64(ftr, 32))
 		goto fail;
-	uint64_t index_off = get64(ftr + 0);
-	uint64_t nchunks = get64(ftr + 8);
-	r->info.content_hash = get64(ftr + 16);
-	uint64_t index_ck = get64(ftr + 24);
+	uint64_t index_off = le_get64(ftr + 0);
+	uint64_t nchunks = le_get64(ftr + 8);
+	r->info.content_hash = le_get64(ftr + 16);
+	uint64_t index_ck = le_get64(ftr + 24);
 	/* The index must exactly fill the space between the payloads and the footer. */
 	uint64_t room = r->file_bytes - OBJ_HDR_SIZE - OBJ_FTR_SIZE;
 	if (nchunks > room / OBJ_ENTRY_SIZE || nchunks > SIZE_MAX / sizeof(obj_chunk))

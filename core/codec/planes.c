@@ -10,18 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static inline uint16_t ld16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static inline uint32_t ld32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-	       ((uint32_t)p[3] << 24);
-}
-static inline uint64_t ld64(const uint8_t *p) { return (uint64_t)ld32(p) | ((uint64_t)ld32(p + 4) << 32); }
+#include "le.h"
+
+static inline uint8_t ld8(const uint8_t *p) { return *p; }
 
 /* The decode loops read and write whole elements; on little-endian hosts memcpy is one load or
- * store (gcc does not always merge the byte-wise ld/st above), elsewhere the byte-wise forms. */
+ * store (gcc does not always merge byte-wise loads and stores), elsewhere the byte-wise forms of
+ * le.h. */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define DEF_NATIVE(B, T)                                                                       \
+#define DEF_NATIVE(B, T, LD, ST)                                                               \
 	static inline T ldn##B(const uint8_t *p)                                               \
 	{                                                                                      \
 		T v;                                                                           \
@@ -30,9 +27,10 @@ static inline uint64_t ld64(const uint8_t *p) { return (uint64_t)ld32(p) | ((uin
 	}                                                                                      \
 	static inline void stn##B(uint8_t *p, T v) { memcpy(p, &v, sizeof v); }
 #else
-#define DEF_NATIVE(B, T)                                                                       \
-	static inline T ldn##B(const uint8_t *p) { return ld##B(p); }                          \
-	static inline void stn##B(uint8_t *p, T v) { st##B(p, v); }
+static inline void st8(uint8_t *p, uint8_t v) { *p = v; }
+#define DEF_NATIVE(B, T, LD, ST)                                                               \
+	static inline T ldn##B(const uint8_t *p) { return LD(p); }                             \
+	static inline void stn##B(uint8_t *p, T v) { ST(p, v); }
 #endif
 
 /* zigzag of a difference already reduced to T (unsigned, width bits). */
@@ -72,43 +70,10 @@ static inline void put8(uint8_t *restrict d, size_t n, size_t i, uint64_t r)
 	put4(d, n, i, (uint32_t)r);
 	put4(d + 4 * n, n, i, (uint32_t)(r >> 32));
 }
-static inline uint8_t get1(const uint8_t *restrict s, size_t n, size_t i) { (void)n; return s[i]; }
-static inline uint16_t get2(const uint8_t *restrict s, size_t n, size_t i)
-{
-	return (uint16_t)(s[i] | (s[n + i] << 8));
-}
-static inline uint32_t get4(const uint8_t *restrict s, size_t n, size_t i)
-{
-	return (uint32_t)s[i] | ((uint32_t)s[n + i] << 8) | ((uint32_t)s[2 * n + i] << 16) |
-	       ((uint32_t)s[3 * n + i] << 24);
-}
-static inline uint64_t get8(const uint8_t *restrict s, size_t n, size_t i)
-{
-	return (uint64_t)get4(s, n, i) | ((uint64_t)get4(s + 4 * n, n, i) << 32);
-}
-static inline uint8_t ld8(const uint8_t *p) { return *p; }
-static inline void st8(uint8_t *p, uint8_t v) { *p = v; }
-static inline void st16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-static inline void st32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-static inline void st64(uint8_t *p, uint64_t v)
-{
-	st32(p, (uint32_t)v);
-	st32(p + 4, (uint32_t)(v >> 32));
-}
-DEF_NATIVE(8, uint8_t)
-DEF_NATIVE(16, uint16_t)
-DEF_NATIVE(32, uint32_t)
-DEF_NATIVE(64, uint64_t)
+DEF_NATIVE(8, uint8_t, ld8, st8)
+DEF_NATIVE(16, uint16_t, le_get16, le_put16)
+DEF_NATIVE(32, uint32_t, le_get32, le_put32)
+DEF_NATIVE(64, uint64_t, le_get64, le_put64)
 
 /* Split: element i of data/base -> byte k into dst[k*n + i]. */
 #define DEF_SPLIT(NAME, T, W, LD, PUT, OPF)                                                    \
@@ -167,7 +132,7 @@ static void unplane8(const uint8_t *restrict s, size_t n, uint8_t *restrict r)
 							       LDN(b + i * W))));              \
 	}
 
-#define DEF_ALL(W, T, LD, PUT, GET, ST, LDN, STN)                                              \
+#define DEF_ALL(W, T, LD, PUT, LDN, STN)                                                        \
 	DEF_SPLIT(split##W##_copy, T, W, LD, PUT, OP_FWD_COPY)                                 \
 	DEF_SPLIT(split##W##_sub, T, W, LD, PUT, OP_FWD_SUB)                                   \
 	DEF_SPLIT(split##W##_xor, T, W, LD, PUT, OP_FWD_XOR)                                   \
@@ -175,10 +140,10 @@ static void unplane8(const uint8_t *restrict s, size_t n, uint8_t *restrict r)
 	DEF_MERGE(merge##W##_sub, T, W, LDN, STN, unplane##W, OP_INV_SUB)                      \
 	DEF_MERGE(merge##W##_xor, T, W, LDN, STN, unplane##W, OP_INV_XOR)
 
-DEF_ALL(1, uint8_t, ld8, put1, get1, st8, ldn8, stn8)
-DEF_ALL(2, uint16_t, ld16, put2, get2, st16, ldn16, stn16)
-DEF_ALL(4, uint32_t, ld32, put4, get4, st32, ldn32, stn32)
-DEF_ALL(8, uint64_t, ld64, put8, get8, st64, ldn64, stn64)
+DEF_ALL(1, uint8_t, ld8, put1, ldn8, stn8)
+DEF_ALL(2, uint16_t, le_get16, put2, ldn16, stn16)
+DEF_ALL(4, uint32_t, le_get32, put4, ldn32, stn32)
+DEF_ALL(8, uint64_t, le_get64, put8, ldn64, stn64)
 
 /* Grouped variants: a counting sort by key of the base element gives each element its slot j. */
 #define DEF_GSPLIT(NAME, T, W, LD, PUT, OPF)                                                   \
@@ -258,8 +223,8 @@ static void group_slots(const uint8_t *b, size_t n, unsigned w, size_t pos[256])
 	memset(cnt, 0, sizeof(cnt));
 	switch (w) {
 	case 1: COUNT_KEYS(b[ii]); break;
-	case 2: COUNT_KEYS(planes_group_key(ld16(b + 2 * ii), 2)); break;
-	case 4: COUNT_KEYS(planes_group_key(ld32(b + 4 * ii), 4)); break;
+	case 2: COUNT_KEYS(planes_group_key(le_get16(b + 2 * ii), 2)); break;
+	case 4: COUNT_KEYS(planes_group_key(le_get32(b + 4 * ii), 4)); break;
 	default: COUNT_KEYS(b[8 * ii + 7]); break;
 	}
 	size_t acc = 0;
@@ -307,8 +272,8 @@ static void group_slots4(const uint8_t *b, size_t n, unsigned w, size_t pos[4][2
 	memset(cnt, 0, sizeof(cnt));
 	switch (w) {
 	case 1: COUNT_QUARTERS(b[ii]); break;
-	case 2: COUNT_QUARTERS(planes_group_key(ld16(b + 2 * ii), 2)); break;
-	case 4: COUNT_QUARTERS(planes_group_key(ld32(b + 4 * ii), 4)); break;
+	case 2: COUNT_QUARTERS(planes_group_key(le_get16(b + 2 * ii), 2)); break;
+	case 4: COUNT_QUARTERS(planes_group_key(le_get32(b + 4 * ii), 4)); break;
 	default: COUNT_QUARTERS(b[8 * ii + 7]); break;
 	}
 	size_t acc = 0;
@@ -319,7 +284,7 @@ static void group_slots4(const uint8_t *b, size_t n, unsigned w, size_t pos[4][2
 		}
 }
 
-#define DEF_GALL(W, T, LD, PUT, GET, ST, LDN, STN)                                             \
+#define DEF_GALL(W, T, LD, PUT, LDN, STN)                                                       \
 	DEF_GSPLIT(gsplit##W##_copy, T, W, LD, PUT, OP_FWD_COPY)                               \
 	DEF_GSPLIT(gsplit##W##_sub, T, W, LD, PUT, OP_FWD_SUB)                                 \
 	DEF_GSPLIT(gsplit##W##_xor, T, W, LD, PUT, OP_FWD_XOR)                                 \
@@ -327,10 +292,10 @@ static void group_slots4(const uint8_t *b, size_t n, unsigned w, size_t pos[4][2
 	DEF_GMERGE(gmerge##W##_sub, T, W, LDN, STN, unplane##W, 1, PRE_SUB, OPB_SUB)           \
 	DEF_GMERGE(gmerge##W##_xor, T, W, LDN, STN, unplane##W, 0, PRE_NONE, OPB_XOR)
 
-DEF_GALL(1, uint8_t, ld8, put1, get1, st8, ldn8, stn8)
-DEF_GALL(2, uint16_t, ld16, put2, get2, st16, ldn16, stn16)
-DEF_GALL(4, uint32_t, ld32, put4, get4, st32, ldn32, stn32)
-DEF_GALL(8, uint64_t, ld64, put8, get8, st64, ldn64, stn64)
+DEF_GALL(1, uint8_t, ld8, put1, ldn8, stn8)
+DEF_GALL(2, uint16_t, le_get16, put2, ldn16, stn16)
+DEF_GALL(4, uint32_t, le_get32, put4, ldn32, stn32)
+DEF_GALL(8, uint64_t, le_get64, put8, ldn64, stn64)
 
 typedef void (*plane_fn)(const uint8_t *, const uint8_t *, size_t, uint8_t *);
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "layout_internal.h"
+#include "le.h"
 
 #define ZIP_EOCD_SIG      0x06054b50u
 #define ZIP64_LOC_SIG     0x07064b50u
@@ -32,22 +33,6 @@
 #define PKL_MAX           (64ull << 20)
 #define PKL_MAX_MEMO      (1u << 22)
 #define PKL_MAX_FRAMES    1024u
-
-static uint16_t le16(const unsigned char *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t le32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-	       ((uint32_t)p[3] << 24);
-}
-
-static uint64_t le64(const unsigned char *p)
-{
-	return (uint64_t)le32(p) | ((uint64_t)le32(p + 4) << 32);
-}
 
 /* ---- pickle scan ---------------------------------------------------------------------- */
 
@@ -370,14 +355,14 @@ static int pickle_scan(pscan *ps)
 		case 'h': case 'j': /* BINGET, LONG_BINGET */
 			if (avail < (op == 'h' ? 1u : 4u))
 				return 0;
-			n = op == 'h' ? p[0] : le32(p);
+			n = op == 'h' ? p[0] : le_get32(p);
 			p += op == 'h' ? 1 : 4;
 			push(ps, memo_get(ps, n));
 			break;
 		case 'q': case 'r': /* BINPUT, LONG_BINPUT */
 			if (avail < (op == 'q' ? 1u : 4u))
 				return 0;
-			n = op == 'q' ? p[0] : le32(p);
+			n = op == 'q' ? p[0] : le_get32(p);
 			p += op == 'q' ? 1 : 4;
 			rc = memo_put(ps, n, top_item(ps));
 			break;
@@ -388,7 +373,7 @@ static int pickle_scan(pscan *ps)
 				    (op == 0x8d || op == 0x8e || op == 0x96) ? 8 : 4;
 			if (avail < lw)
 				return 0;
-			n = lw == 1 ? p[0] : lw == 4 ? le32(p) : le64(p);
+			n = lw == 1 ? p[0] : lw == 4 ? le_get32(p) : le_get64(p);
 			if (op == 0x8b && (n & 0x80000000u))
 				return 0; /* LONG4 length is signed */
 			p += lw;
@@ -500,7 +485,7 @@ static int zip64_extra(const unsigned char *ex, size_t exlen, zmember *m, int ne
 		       int need_o)
 {
 	while (exlen >= 4) {
-		uint16_t id = le16(ex), sz = le16(ex + 2);
+		uint16_t id = le_get16(ex), sz = le_get16(ex + 2);
 		if ((size_t)sz > exlen - 4)
 			return -1;
 		if (id == 0x0001) {
@@ -509,21 +494,21 @@ static int zip64_extra(const unsigned char *ex, size_t exlen, zmember *m, int ne
 			if (need_u) {
 				if (left < 8)
 					return -1;
-				m->usize = le64(q);
+				m->usize = le_get64(q);
 				q += 8;
 				left -= 8;
 			}
 			if (need_c) {
 				if (left < 8)
 					return -1;
-				m->csize = le64(q);
+				m->csize = le_get64(q);
 				q += 8;
 				left -= 8;
 			}
 			if (need_o) {
 				if (left < 8)
 					return -1;
-				m->loc_off = le64(q);
+				m->loc_off = le_get64(q);
 			}
 			return 0;
 		}
@@ -552,7 +537,7 @@ static int zip_find_cd(const io_src *src, uint64_t *cd_off, uint64_t *cd_size, u
 	/* Last EOCD signature whose comment length reaches exactly to the end of the file. */
 	int64_t at = -1;
 	for (uint64_t i = tail - ZIP_EOCD_LEN + 1; i-- > 0;) {
-		if (le32(t + i) == ZIP_EOCD_SIG && i + ZIP_EOCD_LEN + le16(t + i + 20) == tail) {
+		if (le_get32(t + i) == ZIP_EOCD_SIG && i + ZIP_EOCD_LEN + le_get16(t + i + 20) == tail) {
 			at = (int64_t)i;
 			break;
 		}
@@ -563,9 +548,9 @@ static int zip_find_cd(const io_src *src, uint64_t *cd_off, uint64_t *cd_size, u
 	}
 	const unsigned char *e = t + at;
 	uint64_t eocd = base + (uint64_t)at;
-	uint16_t disk = le16(e + 4), cd_disk = le16(e + 6);
-	uint64_t n_disk = le16(e + 8), n = le16(e + 10);
-	uint64_t csz = le32(e + 12), coff = le32(e + 16);
+	uint16_t disk = le_get16(e + 4), cd_disk = le_get16(e + 6);
+	uint64_t n_disk = le_get16(e + 8), n = le_get16(e + 10);
+	uint64_t csz = le_get32(e + 12), coff = le_get32(e + 16);
 	uint64_t cd_limit = eocd;
 	int z64 = n == 0xFFFF || n_disk == 0xFFFF || csz == 0xFFFFFFFFu || coff == 0xFFFFFFFFu;
 	unsigned char loc[ZIP64_LOC_LEN], z[ZIP64_EOCD_LEN];
@@ -574,7 +559,7 @@ static int zip_find_cd(const io_src *src, uint64_t *cd_off, uint64_t *cd_size, u
 		rc = io_pread_full(src, loc, sizeof(loc), eocd - ZIP64_LOC_LEN);
 		if (rc < 0)
 			goto out;
-		if (le32(loc) == ZIP64_LOC_SIG)
+		if (le_get32(loc) == ZIP64_LOC_SIG)
 			z64 = 1;
 		else if (z64)
 			goto out; /* fields say zip64 but there is no locator */
@@ -582,20 +567,20 @@ static int zip_find_cd(const io_src *src, uint64_t *cd_off, uint64_t *cd_size, u
 		goto out;
 	}
 	if (z64) {
-		uint64_t zoff = le64(loc + 8);
-		if (le32(loc + 4) != 0 || le32(loc + 16) > 1)
+		uint64_t zoff = le_get64(loc + 8);
+		if (le_get32(loc + 4) != 0 || le_get32(loc + 16) > 1)
 			goto out; /* multi-disk */
 		if (zoff > eocd - ZIP64_LOC_LEN || eocd - ZIP64_LOC_LEN - zoff < ZIP64_EOCD_LEN)
 			goto out;
 		rc = io_pread_full(src, z, sizeof(z), zoff);
 		if (rc < 0)
 			goto out;
-		if (le32(z) != ZIP64_EOCD_SIG || le32(z + 16) != 0 || le32(z + 20) != 0)
+		if (le_get32(z) != ZIP64_EOCD_SIG || le_get32(z + 16) != 0 || le_get32(z + 20) != 0)
 			goto out;
-		n_disk = le64(z + 24);
-		n = le64(z + 32);
-		csz = le64(z + 40);
-		coff = le64(z + 48);
+		n_disk = le_get64(z + 24);
+		n = le_get64(z + 32);
+		csz = le_get64(z + 40);
+		coff = le_get64(z + 48);
 		cd_limit = zoff;
 	} else if (disk != 0 || cd_disk != 0) {
 		goto out;
@@ -623,10 +608,10 @@ static int zip_data_off(const io_src *src, const zmember *m, uint64_t limit, uin
 		return -ENOMEM;
 	int rc = io_pread_full(src, h, ZIP_LOC_LEN + (size_t)m->namelen, m->loc_off);
 	if (rc == 0) {
-		rc = le32(h) == ZIP_LOC_SIG && le16(h + 26) == m->namelen &&
+		rc = le_get32(h) == ZIP_LOC_SIG && le_get16(h + 26) == m->namelen &&
 		     memcmp(h + ZIP_LOC_LEN, m->name, m->namelen) == 0;
 		if (rc)
-			*data_off = m->loc_off + ZIP_LOC_LEN + m->namelen + le16(h + 28);
+			*data_off = m->loc_off + ZIP_LOC_LEN + m->namelen + le_get16(h + 28);
 	}
 	free(h);
 	return rc;
@@ -695,21 +680,21 @@ int layout_parse_torchzip(const io_src *src, layout_build *b)
 	const unsigned char *p = cd, *end = cd + cd_size;
 	const zmember *pkl = NULL;
 	for (uint64_t i = 0; i < count; i++) {
-		if ((size_t)(end - p) < ZIP_CEN_LEN || le32(p) != ZIP_CEN_SIG)
+		if ((size_t)(end - p) < ZIP_CEN_LEN || le_get32(p) != ZIP_CEN_SIG)
 			goto bad;
 		zmember *m = &mem[i];
-		uint16_t nl = le16(p + 28), xl = le16(p + 30), cl = le16(p + 32);
+		uint16_t nl = le_get16(p + 28), xl = le_get16(p + 30), cl = le_get16(p + 32);
 		if ((size_t)(end - p) - ZIP_CEN_LEN < (size_t)nl + xl + cl)
 			goto bad;
 		m->name = p + ZIP_CEN_LEN;
 		m->namelen = nl;
-		m->method = le16(p + 10);
-		m->csize = le32(p + 20);
-		m->usize = le32(p + 24);
-		m->loc_off = le32(p + 42);
+		m->method = le_get16(p + 10);
+		m->csize = le_get32(p + 20);
+		m->usize = le_get32(p + 24);
+		m->loc_off = le_get32(p + 42);
 		int nu = m->usize == 0xFFFFFFFFu, nc = m->csize == 0xFFFFFFFFu;
 		int no = m->loc_off == 0xFFFFFFFFu;
-		if (le16(p + 34) != 0 && le16(p + 34) != 0xFFFF)
+		if (le_get16(p + 34) != 0 && le_get16(p + 34) != 0xFFFF)
 			goto bad; /* multi-disk */
 		if (zip64_extra(p + ZIP_CEN_LEN + nl, xl, m, nu, nc, no) < 0)
 			goto bad;
