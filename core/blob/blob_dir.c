@@ -62,30 +62,11 @@ static int dir_fetch_file(blob_store *b, const char *key, int fd, uint64_t *size
 	int src = openat(DIRFD(b), key, O_RDONLY | O_CLOEXEC);
 	if (src < 0)
 		return -errno;
-	int r = 0;
-	uint64_t off = 0;
-	char *buf = malloc(1u << 20);
-	if (!buf)
-		r = -ENOMEM;
-	while (r == 0) {
-		ssize_t n = pread(src, buf, 1u << 20, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = n < 0 ? -errno : 0;
-			break;
-		}
-		r = io_pwrite_full(fd, buf, (size_t)n, off);
-		off += (uint64_t)n;
-	}
-	free(buf);
+	struct stat st;
+	int r = fstat(src, &st) < 0 ? -errno : io_copy_fd(src, fd, (uint64_t)st.st_size);
 	close(src);
-	if (r == 0 && ftruncate(fd, (off_t)off) < 0)
-		r = -errno;
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
 	if (r == 0 && size)
-		*size = off;
+		*size = (uint64_t)st.st_size;
 	return r;
 }
 

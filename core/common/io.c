@@ -140,6 +140,28 @@ int io_fsync_dir_of(const char *path)
 	return rc;
 }
 
+int io_copy_fd(int src, int dst, uint64_t size)
+{
+	size_t bs = 1u << 20;
+	char *buf = malloc(bs);
+	if (!buf)
+		return -ENOMEM;
+	int r = 0;
+	for (uint64_t off = 0; r == 0 && off < size;) {
+		size_t want = size - off < bs ? (size_t)(size - off) : bs;
+		r = io_pread_fd_full(src, buf, want, off);
+		if (r == 0)
+			r = io_pwrite_full(dst, buf, want, off);
+		off += want;
+	}
+	free(buf);
+	if (r == 0 && ftruncate(dst, (off_t)size) < 0)
+		r = -errno;
+	if (r == 0 && fsync(dst) < 0)
+		r = -errno;
+	return r;
+}
+
 /* ---- io_rfile over a local file ---- */
 
 typedef struct fd_rfile {
@@ -185,9 +207,4 @@ int io_rfile_from_fd(int fd, io_rfile **out)
 	r->fd = fd;
 	*out = &r->f;
 	return 0;
-}
-
-int io_rfile_fd(const io_rfile *f)
-{
-	return f->ops == &fd_rfile_ops ? ((const fd_rfile *)f)->fd : -1;
 }

@@ -63,8 +63,6 @@ struct io_rfile {
 
 /* An io_rfile over fd, which it owns (closed with it, also on failure). -errno from fstat. */
 int io_rfile_from_fd(int fd, io_rfile **out);
-/* The fd under an io_rfile made by io_rfile_from_fd, -1 for any other kind. */
-int io_rfile_fd(const io_rfile *f);
 static inline int io_rfile_pread(io_rfile *f, void *buf, size_t len, uint64_t off)
 {
 	return f->ops->pread(f, buf, len, off);
@@ -79,6 +77,10 @@ static inline void io_rfile_close(io_rfile *f)
 	if (f)
 		f->ops->close(f);
 }
+
+/* The first size bytes of src into dst from offset 0 (-EIO if src is shorter), then dst cut to
+ * size and fsync'd. 0 or -errno. */
+int io_copy_fd(int src, int dst, uint64_t size);
 
 /* fsync the directory that holds path (after a rename or create, for durability). 0 or -errno. */
 int io_fsync_dir_of(const char *path);

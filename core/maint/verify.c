@@ -2,15 +2,12 @@
  * chunk is checked against the real bytes of its base; a damaged chunk does not stop the scan. */
 #include "verify.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cksum.h"

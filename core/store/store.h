@@ -233,7 +233,6 @@ typedef void (*store_copy_fn)(void *ctx, const char *key, uint64_t size);
 int store_staging_copies_clean(store *s, int64_t before_ns, store_copy_fn fn, void *ctx);
 /* 1 when the blobs are in a bucket (node-local staging, a cache of fetched blocks). */
 int store_blobs_remote(const store *s);
-void store_blob_cache_stats(store *s, blob_cache_stats *st);
 /* One line on what the blobs' cache and the bucket's client did since open (for the log at
  * unmount and for benchmarks): "blob cache: hits=... misses=... ...; s3: gets=... ...". */
 void store_blob_report(store *s, char *buf, size_t size);

@@ -133,7 +133,7 @@ int store_bucket_open(store *s, const char *canon, const char *id, const char *c
 		return r < 0 && r != -ENOENT ? r : -EMEDIUMTYPE;
 	}
 	uint64_t cap = o && o->blob_cache_set ? o->blob_cache : STORE_BLOB_CACHE_DEFAULT;
-	if (s->tmpcache_small && cap > STORE_BLOB_CACHE_INSPECT)
+	if (s->tmpcache && cap > STORE_BLOB_CACHE_INSPECT)
 		cap = STORE_BLOB_CACHE_INSPECT; /* an inspection reads each object once */
 	if ((r = blob_s3_new(c, cache_dir, cap, &s->blobs)) < 0)
 		store_seterr(err, errlen, "blob cache %s: %s", cache_dir, strerror(-r));
@@ -214,29 +214,6 @@ int store_copy_upload(store *s, uint64_t ino, uint64_t size, uint64_t *seq)
 	return r;
 }
 
-/* Copy size bytes of src into dst from offset 0, then cut dst there and fsync it. */
-static int copy_into(int src, int dst, uint64_t size)
-{
-	size_t bs = 1u << 20;
-	char *buf = malloc(bs);
-	if (!buf)
-		return -ENOMEM;
-	int r = 0;
-	for (uint64_t off = 0; r == 0 && off < size;) {
-		size_t want = size - off < bs ? (size_t)(size - off) : bs;
-		r = io_pread_fd_full(src, buf, want, off);
-		if (r == 0)
-			r = io_pwrite_full(dst, buf, want, off);
-		off += want;
-	}
-	free(buf);
-	if (r == 0 && ftruncate(dst, (off_t)size) < 0)
-		r = -errno;
-	if (r == 0 && fsync(dst) < 0)
-		r = -errno;
-	return r;
-}
-
 /* ino's staged bytes as the row names them (owner's copy seq, size bytes) into the local
  * staging file: the fd. The copy is fetched into tmp/ first and copied in only when whole, so a
  * fetch that fails half way leaves the local file as it was; the copy-in writes the file in
@@ -270,7 +247,7 @@ static int pull_copy(store *s, uint64_t ino, uint64_t owner, uint64_t seq, uint6
 	if (r == -ENOENT || (r == 0 && got < size))
 		r = -EIO; /* missing or shorter than its committed size: never returned as data */
 	if (r == 0)
-		r = copy_into(tfd, fd, size);
+		r = io_copy_fd(tfd, fd, size);
 	close(tfd);
 	unlinkat(s->dirfd, tmp, 0);
 	if (r < 0) {
@@ -280,17 +257,25 @@ static int pull_copy(store *s, uint64_t ino, uint64_t owner, uint64_t seq, uint6
 	return fd;
 }
 
+/* ino's attributes and, when it is staged, who owns it and which copy the row names (lock
+ * held): -ESTALE when it is not staged (any more). */
+static int staged_row_locked(store *s, uint64_t ino, store_attr *a, uint64_t *owner,
+			     uint64_t *seq)
+{
+	*owner = *seq = 0;
+	int r = store_getattr_locked(s, ino, a);
+	if (r == 0 && !a->staged)
+		r = -ESTALE;
+	return r < 0 ? r : store_shared_copy_locked(s, ino, owner, seq);
+}
+
 int store_bucket_staging_open(store *s, uint64_t ino, int *ours)
 {
 	*ours = 0;
-	store_lock(s);
 	store_attr a;
-	uint64_t owner = 0, seq = 0;
-	int r = store_getattr_locked(s, ino, &a);
-	if (r == 0 && !a.staged)
-		r = -ESTALE; /* stored meanwhile: the caller looks again */
-	if (r == 0)
-		r = store_shared_copy_locked(s, ino, &owner, &seq);
+	uint64_t owner, seq;
+	store_lock(s);
+	int r = staged_row_locked(s, ino, &a, &owner, &seq); /* -ESTALE: the caller looks again */
 	store_unlock(s);
 	if (r < 0)
 		return r;
@@ -304,14 +289,12 @@ int store_bucket_staging_open(store *s, uint64_t ino, int *ours)
 int store_bucket_take(store *s, uint64_t ino, int *taken)
 {
 	*taken = 0;
-	store_lock(s);
 	store_attr a;
-	uint64_t from = 0, seq = 0;
-	int r = store_getattr_locked(s, ino, &a);
-	if (r == 0 && !a.staged)
-		r = -ENOENT;
-	if (r == 0)
-		r = store_shared_copy_locked(s, ino, &from, &seq);
+	uint64_t from, seq;
+	store_lock(s);
+	int r = staged_row_locked(s, ino, &a, &from, &seq);
+	if (r == -ESTALE)
+		r = -ENOENT; /* stored meanwhile: nothing to take */
 	if (r == 0 && from == s->session) {
 		store_unlock(s);
 		return 1; /* ours already */
@@ -355,17 +338,15 @@ int store_staging_durable(store *s, uint64_t ino)
 		store_staging_name(ino, rel, sizeof(rel));
 		return faccessat(s->dirfd, rel, F_OK, 0) == 0 ? 1 : errno == ENOENT ? 0 : -errno;
 	}
-	store_lock(s);
 	store_attr a;
-	uint64_t owner = 0, seq = 0;
-	int r = store_getattr_locked(s, ino, &a);
-	if (r == 0)
-		r = store_shared_copy_locked(s, ino, &owner, &seq);
+	uint64_t owner, seq;
+	store_lock(s);
+	int r = staged_row_locked(s, ino, &a, &owner, &seq);
 	store_unlock(s);
+	if (r == -ESTALE || (r == 0 && a.size == 0))
+		return 1; /* nothing to keep */
 	if (r < 0)
 		return r;
-	if (!a.staged || a.size == 0)
-		return 1; /* nothing to keep */
 	if (!seq)
 		return 0;
 	char key[64];
@@ -386,17 +367,14 @@ typedef struct copies_scan {
 static int stale_copy(void *ctx, const char *name, uint64_t size, int64_t mtime_ns)
 {
 	copies_scan *c = ctx;
-	uint64_t ino, session, seq, owner = 0, cur = 0;
+	uint64_t ino, session, seq, owner, cur;
 	if (copy_parse(name, &ino, &session, &seq) < 0 || mtime_ns >= c->before)
 		return 0; /* not ours, or young enough to be a commit in flight */
-	store_lock(c->s);
 	store_attr a;
-	int r = store_getattr_locked(c->s, ino, &a);
-	int named = 0;
-	if (r == 0 && a.staged && store_shared_copy_locked(c->s, ino, &owner, &cur) == 0)
-		named = owner == session && cur == seq;
+	store_lock(c->s);
+	int r = staged_row_locked(c->s, ino, &a, &owner, &cur);
 	store_unlock(c->s);
-	if (named || (r < 0 && r != -ENOENT))
+	if ((r == 0 && owner == session && cur == seq) || (r < 0 && r != -ENOENT && r != -ESTALE))
 		return 0; /* the copy a row names, or cannot tell */
 	char key[64];
 	store_copy_key(ino, session, seq, key, sizeof(key));

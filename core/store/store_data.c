@@ -129,59 +129,52 @@ static int run_ino_stmt(store *s, int id, uint64_t ino, uint64_t size, int64_t m
 	return r;
 }
 
-int store_begin_staging(store *s, uint64_t ino, uint64_t size, int64_t mtime, int64_t ctime)
+/* A staging statement (ST_BEGIN_STAGING, ST_COMMIT_SIZE) of a shared store, in one transaction:
+ * with claim, the file becomes this session's (-EBUSY when another live node staged it and has
+ * not stored it yet); with blobs in a bucket, the bytes are uploaded first as a new copy that the
+ * row names, only while this session still owns the file (-EIO when another node took it over),
+ * and the copy nothing names any more is deleted after. */
+static int shared_staging_stmt(store *s, int id, int claim, uint64_t ino, uint64_t size,
+			       int64_t mtime, int64_t ctime)
 {
-	if (!s->shared)
-		return run_ino_stmt(s, ST_BEGIN_STAGING, ino, size, mtime, ctime);
-	/* blobs in a bucket: the staged bytes are there before the row says "staged" */
 	int remote = blob_is_remote(s->blobs);
 	uint64_t seq = 0, prev = 0;
 	int r = remote ? store_copy_upload(s, ino, size, &seq) : 0;
 	if (r < 0)
 		return r;
-	/* a shared store: the staged data belongs to this node from now on, and data another live
-	 * node staged and has not stored yet is not taken from under it (EBUSY) */
 	store_lock(s);
 	r = store_begin(s);
-	if (r < 0) {
-		store_unlock(s);
-		store_copy_delete(s, ino, s->session, seq);
-		return r;
+	if (r >= 0) {
+		int q = claim ? store_shared_claim_locked(s, ino, 0) : 0;
+		if (q >= 0 && remote) {
+			q = store_shared_set_copy_locked(s, ino, seq, &prev);
+			if (q == -EBUSY && !claim)
+				q = -EIO; /* taken over by another node */
+		}
+		if (q >= 0)
+			q = ino_stmt_locked(s, id, ino, size, mtime, ctime);
+		r = store_end(s, q);
 	}
-	r = store_shared_claim_locked(s, ino, 0);
-	if (r >= 0 && remote)
-		r = store_shared_set_copy_locked(s, ino, seq, &prev);
-	if (r >= 0)
-		r = ino_stmt_locked(s, ST_BEGIN_STAGING, ino, size, mtime, ctime);
-	r = store_end(s, r);
 	store_unlock(s);
 	/* the copy nothing names any more: the one replaced, or this one if the row did not
 	 * change */
-	store_copy_delete(s, ino, s->session, r < 0 ? seq : prev != seq ? prev : 0);
+	if (remote)
+		store_copy_delete(s, ino, s->session, r < 0 ? seq : prev != seq ? prev : 0);
 	return r;
+}
+
+int store_begin_staging(store *s, uint64_t ino, uint64_t size, int64_t mtime, int64_t ctime)
+{
+	if (!s->shared)
+		return run_ino_stmt(s, ST_BEGIN_STAGING, ino, size, mtime, ctime);
+	return shared_staging_stmt(s, ST_BEGIN_STAGING, 1, ino, size, mtime, ctime);
 }
 
 int store_commit_size(store *s, uint64_t ino, uint64_t size, int64_t mtime, int64_t ctime)
 {
 	if (!s->shared || !blob_is_remote(s->blobs))
 		return run_ino_stmt(s, ST_COMMIT_SIZE, ino, size, mtime, ctime);
-	/* blobs in a bucket: what a close or fsync commits is uploaded as a new copy first, and
-	 * the row names it only while this session still owns the file */
-	uint64_t seq, prev = 0;
-	int r = store_copy_upload(s, ino, size, &seq);
-	if (r < 0)
-		return r;
-	store_lock(s);
-	r = store_begin(s);
-	if (r >= 0) {
-		int q = store_shared_set_copy_locked(s, ino, seq, &prev);
-		if (q >= 0)
-			q = ino_stmt_locked(s, ST_COMMIT_SIZE, ino, size, mtime, ctime);
-		r = store_end(s, q == -EBUSY ? -EIO : q); /* taken over by another node */
-	}
-	store_unlock(s);
-	store_copy_delete(s, ino, s->session, r < 0 ? seq : prev != seq ? prev : 0);
-	return r;
+	return shared_staging_stmt(s, ST_COMMIT_SIZE, 0, ino, size, mtime, ctime);
 }
 
 static int push_id(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
@@ -402,11 +395,6 @@ int store_blob_uploads_clean(store *s, int64_t before_ns, blob_upload_fn fn, voi
 int store_blobs_remote(const store *s)
 {
 	return s->blobs && blob_is_remote(s->blobs);
-}
-
-void store_blob_cache_stats(store *s, blob_cache_stats *st)
-{
-	blob_cache_stats_get(s->blobs, st);
 }
 
 static int exists_query(store *s, int id, uint64_t v)

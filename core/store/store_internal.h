@@ -29,8 +29,7 @@ struct store {
 			     * shared store, or local_dir when the blobs are in a bucket) */
 	blob_store *blobs;  /* objects/ (and, in a bucket, the durable copies of staging/) */
 	char *tmpcache;     /* a bucket opened without local_dir: its private cache (removed at
-			     * close) */
-	int tmpcache_small; /* that cache's budget is STORE_BLOB_CACHE_INSPECT, not blob_cache */
+			     * close; its budget is STORE_BLOB_CACHE_INSPECT) */
 	char *local;        /* node-local directory: LOCK, control socket (BACKING when embedded) */
 	int localfd;        /* == dirfd when embedded */
 	int shared;         /* metadata in PostgreSQL (store_shared.c) */

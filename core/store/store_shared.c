@@ -284,7 +284,6 @@ static int open_bucket(store *s, const char *canon, const char *id, const store_
 			return r ? r : -ENOMEM;
 		}
 		snprintf(cache, sizeof(cache), "%s", s->tmpcache);
-		s->tmpcache_small = 1;
 	} else {
 		static const char *const dirs[] = {"staging", "tmp"};
 		for (size_t i = 0; i < 2; i++)
@@ -671,6 +670,7 @@ static int count_rows(db_stmt *st)
 	return rc == DB_DONE ? n : rc < 0 ? rc : -EIO;
 }
 
+/* (owner_of without the copy: stores whose blobs are in a directory may predate that column) */
 int store_shared_copy_locked(store *s, uint64_t ino, uint64_t *owner, uint64_t *seq)
 {
 	*owner = *seq = 0;
