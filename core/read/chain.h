@@ -41,8 +41,12 @@ ssize_t chain_pread(chain *c, uint64_t obj, void *buf, size_t len, uint64_t off)
 /* Zero-copy reads: the bytes of [off, off+len) as slices of pinned decoded chunks, for replies
  * that point into the cache (FUSE writev) instead of copying. Same bytes, checks and errors as
  * chain_pread; -E2BIG (nothing held) when the range spans more than CHAIN_VIEW_MAX chunks: then
- * use chain_pread. Release with chain_view_put once the bytes are sent. */
-#define CHAIN_VIEW_MAX 16
+ * use chain_pread. Release with chain_view_put once the bytes are sent.
+ * 128: a torch archive alternates tensors with small header chunks, so a 1 MiB reply of the
+ * corpus's GPT checkpoints spans 7 to ~50 chunks (16 sent half of them to the copying path, a
+ * fresh 1 MiB buffer each). What a view pins is bounded by its bytes, not its count: the
+ * chunks inside the range and the two at its ends. */
+#define CHAIN_VIEW_MAX 128
 
 typedef struct chain_slice {
 	const void *data;
