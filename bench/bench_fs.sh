@@ -13,6 +13,13 @@
 #  restore   cold: umount, remount, drop caches, cat every checkpoint of the chain (and, separately,
 #            the newest checkpoint alone - what a resumed job loads - and the deepest file alone)
 #            vs cat of the plain copies after dropping caches.
+#  ceilings  what bounds the restore rows, same run: "transport alone" is the newest file read
+#            again on the same mount after dropping the page cache (its decoded chunks are still in
+#            the daemon's cache: FUSE and nothing else); "codec alone" is `tpde decode` of the same
+#            objects from cold object files into /dev/shm (no FUSE): the newest one, and every
+#            object of the store in chain order, each against its decoded base. The CLI also pays
+#            for its process start, a hash of the base file and fresh tmpfs pages for its output,
+#            which the daemon does not: a ceiling to compare with, not a bound.
 #  mmap      cold: the newest checkpoint mmapped and copied out front to back (fs_lat walk: what
 #            safetensors and numpy.memmap loaders do) vs the same walk over the plain copy.
 #  random    N random 4 KiB pread()s / mmap reads of the deepest file: cold (fresh mount, dropped
@@ -69,14 +76,16 @@ cleanup() {
 		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 	done
 	rm -rf "$WORK"
+	[ -n "${DECSHM:-}" ] && rm -rf "$DECSHM"
 }
 trap cleanup EXIT
 mkdir -p "$MNT" "$WORK/bin"
 # Private copies: a rebuild during the run cannot mix versions.
-cp "$BUILD/fs/mount.tpdefs" "$BUILD/tools/tpdefs-admin" "$WORK/bin/"
+cp "$BUILD/fs/mount.tpdefs" "$BUILD/tools/tpdefs-admin" "$BUILD/tools/tpde" "$WORK/bin/"
 cc -O2 -o "$WORK/bin/fs_lat" "$HERE/fs_lat.c" || die "cannot build fs_lat"
 DAEMON=$WORK/bin/mount.tpdefs
 ADMIN=$WORK/bin/tpdefs-admin
+TPDE=$WORK/bin/tpde
 LAT=$WORK/bin/fs_lat
 
 now() { date +%s.%N; }
@@ -143,7 +152,39 @@ NEWD=$("$ADMIN" stats "$WORK/backing" --json | python3 -c '
 import json, sys
 n = sys.argv[1]
 print(next((f.get("depth") or 0) for f in json.load(sys.stdin)["files"] if f["path"].endswith("/" + n)))' "$NEWEST")
-CP=(); CM=(); DP=(); DM=(); CCM=(); CDM=(); NP=(); NM=(); CNM=(); WP=(); WM=(); CWM=()
+CP=(); CM=(); DP=(); DM=(); CCM=(); CDM=(); NP=(); NM=(); CNM=(); WP=(); WM=(); CWM=(); NT=(); XN=(); XA=()
+# The store's objects in decode order (bases first), "object base_object" per line, for the codec
+# ceiling; the newest file's object is the first keyframe line printed for it.
+mapfile -t ORDER < <("$ADMIN" stats "$WORK/backing" --json | python3 -c '
+import json, sys
+fs = json.load(sys.stdin)["files"]
+base = {f["object"]: f.get("base_object") or 0 for f in fs if f.get("object")}
+done, out = set(), []
+while len(done) < len(base):
+    ready = [o for o in sorted(base) if o not in done and (base[o] == 0 or base[o] in done)]
+    if not ready:
+        break  # a base outside the files listed: leave the rest out
+    for o in ready:
+        out.append("%d %d" % (o, base[o])); done.add(o)
+print("\n".join(out))')
+NEWOBJ=$("$ADMIN" stats "$WORK/backing" --json | python3 -c '
+import json, sys
+n = sys.argv[1]
+print(next(f.get("object") or 0 for f in json.load(sys.stdin)["files"] if f["path"].endswith("/" + n)))' "$NEWEST")
+objpath() { printf '%s/objects/%016x.tpdo' "$WORK/backing" "$1"; }
+DECSHM=$(mktemp -d /dev/shm/bench_fs.XXXXXX)
+# codec_all: decode every object in ORDER from cold files; seconds
+codec_all() {
+	rm -f "$DECSHM"/*; drop
+	local t0 o b; t0=$(now)
+	for l in "${ORDER[@]}"; do
+		read -r o b <<<"$l"
+		if [ "$b" = 0 ]; then "$TPDE" decode "$(objpath "$o")" -o "$DECSHM/$o"
+		else "$TPDE" decode --base "$DECSHM/$b" "$(objpath "$o")" -o "$DECSHM/$o"; fi
+	done
+	awk -v a="$t0" -v b="$(now)" 'BEGIN{print b-a}'
+	rm -f "$DECSHM"/*
+}
 # cold_pair FILE PLAIN_ARRAY MOUNT_ARRAY: cat of the plain copy, then of the mounted file on a
 # fresh mount, each after dropping caches; seconds appended to the arrays; leaves it mounted.
 cold_pair() {
@@ -169,7 +210,14 @@ for r in $(seq "$RUNS"); do
 	umnt
 	cold_pair "$NEWEST" NP NM
 	CNM+=("$(cpu_s)")
+	drop # the page cache goes, the daemon's decoded chunks stay
+	t0=$(now); cat "$MNT/$NEWEST" >/dev/null; NT+=("$(awk -v a="$t0" -v b="$(now)" 'BEGIN{print b-a}')")
 	umnt
+	if [ "$NEWD" = 0 ]; then
+		drop; t0=$(now); "$TPDE" decode "$(objpath "$NEWOBJ")" -o "$DECSHM/new"
+		XN+=("$(awk -v a="$t0" -v b="$(now)" 'BEGIN{print b-a}')"); rm -f "$DECSHM/new"
+	fi
+	[ ${#ORDER[@]} = ${#FILES[@]} ] && XA+=("$(codec_all)")
 	# the same file through a cold mmap walk; the checksums must agree
 	drop
 	read -r t hp < <("$LAT" walk "$WORK/plain/$NEWEST"); WP+=("$t")
@@ -185,9 +233,11 @@ ccm=$(echo "${CCM[*]}" | best); cdm=$(echo "${CDM[*]}" | best)
 np_=$(echo "${NP[*]}" | best); nm=$(echo "${NM[*]}" | best)
 wp=$(echo "${WP[*]}" | best); wm=$(echo "${WM[*]}" | best)
 cnm=$(echo "${CNM[*]}" | best); cwm=$(echo "${CWM[*]}" | best)
+nt=$(echo "${NT[*]}" | best); xn=$(echo "${XN[*]}" | best); xa=$(echo "${XA[*]}" | best)
+rmdir "$DECSHM" 2>/dev/null || true
 NBYTES=$(stat -c %s "$WORK/plain/$NEWEST")
 DBYTES=$(stat -c %s "$WORK/plain/$DEEP")
-echo "restore: plain ${CP[*]} s, mount ${CM[*]} s (daemon CPU ${CCM[*]} s); deepest $DEEP (depth $DEEPD): plain ${DP[*]} s, mount ${DM[*]} s (daemon CPU ${CDM[*]} s); newest $NEWEST (depth $NEWD): plain ${NP[*]} s, mount ${NM[*]} s (daemon CPU ${CNM[*]} s); mmap walk of $NEWEST: plain ${WP[*]} s, mount ${WM[*]} s (daemon CPU ${CWM[*]} s)" >&2
+echo "restore: plain ${CP[*]} s, mount ${CM[*]} s (daemon CPU ${CCM[*]} s); deepest $DEEP (depth $DEEPD): plain ${DP[*]} s, mount ${DM[*]} s (daemon CPU ${CDM[*]} s); newest $NEWEST (depth $NEWD): plain ${NP[*]} s, mount ${NM[*]} s (daemon CPU ${CNM[*]} s); mmap walk of $NEWEST: plain ${WP[*]} s, mount ${WM[*]} s (daemon CPU ${CWM[*]} s); transport alone (newest, decoded chunks cached) ${NT[*]} s; codec alone: newest ${XN[*]:-n/a} s, all ${XA[*]:-n/a} s" >&2
 
 # ---- backpressure: a staging limit far below the sequence, writers must wait, never fail -------
 BPLIM=64
@@ -264,6 +314,10 @@ echo "| cold restore, cat of all ${#FILES[@]} | $(mbs "$BYTES" "$cm") MB/s | $(m
 echo "| cold restore, newest checkpoint alone ($NEWEST, depth $NEWD) | $(mbs "$NBYTES" "$nm") MB/s | $(mbs "$NBYTES" "$np_") MB/s | ${nrr}x | >= 0.6x | $(pass "$nrr" 0.6) |"
 echo "| cold mmap walk, newest checkpoint ($NEWEST: mmap, copied out front to back) | $(mbs "$NBYTES" "$wm") MB/s | $(mbs "$NBYTES" "$wp") MB/s | ${wrr}x | >= 0.5x | $(pass "$wrr" 0.5) |"
 echo "| cold restore, deepest file alone ($DEEP, depth $DEEPD; no target) | $(mbs "$DBYTES" "$dm") MB/s | $(mbs "$DBYTES" "$dp") MB/s | ${drr}x | | |"
+ceil_cell() { [ -n "$2" ] && echo "$(mbs "$1" "$2") MB/s | $3 | $(ratio "$4" "$2")x" || echo "n/a | | "; }
+echo "| ceiling: transport alone (newest again, page cache dropped, decoded chunks in the daemon's cache) | $(ceil_cell "$NBYTES" "$nt" "$(mbs "$NBYTES" "$np_") MB/s" "$np_") | | |"
+echo "| ceiling: codec alone, newest (\`tpde decode\` of its object from a cold file, no FUSE) | $(ceil_cell "$NBYTES" "$xn" "$(mbs "$NBYTES" "$np_") MB/s" "$np_") | | |"
+echo "| ceiling: codec alone, all ${#FILES[@]} (every object from cold files, bases first, no FUSE) | $(ceil_cell "$BYTES" "$xa" "$(mbs "$BYTES" "$cp_") MB/s" "$cp_") | | |"
 echo "| cold restore per daemon CPU second (noise-free view), all / deepest / newest / mmap walk | $(mbs "$BYTES" "$ccm") / $(mbs "$DBYTES" "$cdm") / $(mbs "$NBYTES" "$cnm") / $(mbs "$NBYTES" "$cwm") MB/s | | | | 2 CPUs shared |"
 echo "| write with staging_limit=${BPLIM}M (encoder cannot keep up) | $(mbs "$BYTES" "$BPW") MB/s, cp exit $bprc | | | writers wait, never fail | peak staging $((BPPEAK / 1048576)) MiB, all encoded after $(awk -v a="$BPE" 'BEGIN{printf "%.1f", a}') s | $([ "$bprc" = 0 ] && echo yes || echo '**no**') |"
 echo "| daemon VmHWM during the corpus runs | $((CORPUS_HWM / 1024)) MiB | | | cache 256 MiB + overhead | |"
