@@ -9,6 +9,8 @@ import subprocess
 import tempfile
 import time
 
+from reaper import Reaper
+
 RUN_AS = 'postgres'   # created by Debian's postgresql package; initdb refuses to run as root
 
 
@@ -41,6 +43,8 @@ class Server:
         pw = pwd.getpwnam(RUN_AS)
         os.chown(self.dir, pw.pw_uid, pw.pw_gid)
         os.chown(self.sock, pw.pw_uid, pw.pw_gid)
+        # stops the cluster and removes dir if this process dies before close()
+        self._reaper = Reaper(self.dir, pg=(os.path.join(self.bin, 'pg_ctl'), self.data, RUN_AS))
         self.log = os.path.join(self.dir, 'server.log')
         self._run([os.path.join(self.bin, 'initdb'), '-D', self.data, '-A', 'trust', '-U',
                    'postgres', '--no-sync', '-E', 'UTF8', '--locale=C'])
@@ -88,3 +92,4 @@ class Server:
     def close(self):
         self.stop('immediate')
         shutil.rmtree(self.dir, ignore_errors=True)
+        self._reaper.release()

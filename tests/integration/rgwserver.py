@@ -23,6 +23,8 @@ import urllib.error
 import urllib.request
 import uuid
 
+from reaper import Reaper
+
 START_TIMEOUT = 60.0
 
 
@@ -47,6 +49,8 @@ class Server:
             raise RuntimeError('rgwserver: the Ceph daemons are started as root (run as root)')
         self.dir = tempfile.mkdtemp(prefix='tpdefs-rgw-', dir=base)
         self.conf = os.path.join(self.dir, 'ceph.conf')
+        # kills every daemon started with this conf and removes dir if this process dies first
+        self._reaper = Reaper(self.dir, match=self.conf)
         self.logdir = os.path.join(self.dir, 'log')
         self.procs = {}
         self._deadline = None
@@ -236,6 +240,7 @@ rgw data = {d}/rgw
                 p.wait()
         self.procs = {}
         shutil.rmtree(self.dir, ignore_errors=True)
+        self._reaper.release()
 
     def __enter__(self):
         return self
