@@ -2,6 +2,7 @@
  * opened SQLITE_OPEN_NOMUTEX: the caller serialises (db.h), so SQLite's own mutex would only
  * cost time. */
 #include "db_driver.h"
+#include "db_sqlite_vfs.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -121,7 +122,20 @@ static int sq_check(db *d, int max_problems, char *msg, size_t len)
 	if (rc == SQLITE_ROW) {
 		const char *res = (const char *)sqlite3_column_text(st, 0);
 		r = res && !strcmp(res, "ok") ? 0 : 1;
-		snprintf(msg, len, "%s", res ? res : "?");
+		/* SQLite reports a page it could not read by its error code; 8202 is SQLITE_IOERR_DATA,
+		 * a page that failed its checksum (db_sqlite_vfs.c): say so */
+		char code[32];
+		snprintf(code, sizeof(code), "error code=%d", SQLITE_IOERR_DATA);
+		const char *pg = res ? strstr(res, "Page ") : NULL;
+		if (res && strstr(res, code))
+			snprintf(msg, len, "page %ld of the database fails its checksum (the file is "
+				 "damaged)", pg ? strtol(pg + 5, NULL, 10) : 0L);
+		else
+			snprintf(msg, len, "%s", res ? res : "?");
+	} else if (sqlite3_extended_errcode(H(d)) == SQLITE_IOERR_DATA) {
+		/* a page failed its checksum (db_sqlite_vfs.c): damage, found */
+		snprintf(msg, len, "a page of the database fails its checksum (the file is damaged)");
+		r = 1;
 	} else {
 		snprintf(msg, len, "%s", sqlite3_errmsg(H(d)));
 		r = sq_fail(rc);
@@ -266,13 +280,13 @@ static const struct db_ops sq_ops = {
  * immutable: no file is created. With WAL content (the writer died) the committed frames must be
  * read: a read-only connection uses the -wal and -shm the writer left (-shm is SQLite's index of
  * the WAL, rebuilt from it; no stored data changes). */
-static int open_rdonly(const char *path, sqlite3 **h)
+static int open_rdonly(const char *path, const char *vfs, sqlite3 **h)
 {
 	char wal[PATH_MAX + 8];
 	struct stat st;
 	snprintf(wal, sizeof(wal), "%s-wal", path);
 	if (stat(wal, &st) == 0 && st.st_size > 0)
-		return sqlite3_open_v2(path, h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+		return sqlite3_open_v2(path, h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, vfs);
 	char uri[3 * PATH_MAX + 32], *u = uri;
 	u += sprintf(u, "file:");
 	for (const char *c = path; *c; c++) /* percent-encode all but unreserved and '/' */
@@ -283,7 +297,7 @@ static int open_rdonly(const char *path, sqlite3 **h)
 			u += sprintf(u, "%%%02X", (unsigned char)*c);
 	strcpy(u, "?mode=ro&immutable=1");
 	return sqlite3_open_v2(uri, h, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
-			       NULL);
+			       vfs);
 }
 
 int db_open_sqlite(const char *path, int mode, db **out, char *err, size_t errlen)
@@ -299,17 +313,30 @@ int db_open_sqlite(const char *path, int mode, db **out, char *err, size_t errle
 		return -ENOMEM;
 	}
 	d->base.ops = &sq_ops;
+	/* Every database goes through the page-checksum shim: it checks the pages of databases
+	 * that reserve room for a checksum and passes older ones through. */
+	const char *vfs = dbvfs_name();
+	if (!vfs) {
+		snprintf(err, errlen, "cannot register the page-checksum VFS with SQLite");
+		free(d);
+		return -EIO;
+	}
 	int rc;
 	if (mode == DB_OPEN_RO)
-		rc = open_rdonly(path, &d->h);
+		rc = open_rdonly(path, vfs, &d->h);
 	else if (mode == DB_OPEN_CREATE)
-		rc = sqlite3_open_v2(path, &d->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+		rc = sqlite3_open_v2(path, &d->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs);
 	else
-		rc = sqlite3_open_v2(path, &d->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-	/* a new database commits durably from its first transaction (it is renamed into place
-	 * right after) */
-	if (rc == SQLITE_OK && mode == DB_OPEN_CREATE)
-		rc = sqlite3_exec(d->h, "PRAGMA synchronous=FULL;", NULL, NULL, NULL);
+		rc = sqlite3_open_v2(path, &d->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, vfs);
+	if (rc == SQLITE_OK && mode == DB_OPEN_CREATE) {
+		/* A new database reserves DBVFS_RESERVE bytes a page for its checksums, set before
+		 * its first page is written; it commits durably from its first transaction (it is
+		 * renamed into place right after). */
+		int n = DBVFS_RESERVE;
+		rc = sqlite3_file_control(d->h, "main", SQLITE_FCNTL_RESERVE_BYTES, &n);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(d->h, "PRAGMA synchronous=FULL;", NULL, NULL, NULL);
+	}
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s", d->h ? sqlite3_errmsg(d->h) : "no memory");
 		sqlite3_close(d->h);

@@ -15,7 +15,12 @@
 #include "io.h"
 
 #define STORE_FORMAT_NAME "tpdefs-backing"
-#define STORE_FORMAT_VERSION 1
+/* The newest format version this build reads. Version 2: the embedded store's database keeps a
+ * checksum in every page (db_sqlite_vfs.h); older builds refuse it, since their writes would
+ * leave stale checksums behind. A PostgreSQL store is still created as version 1: nothing in it
+ * changed. */
+#define STORE_FORMAT_VERSION 2
+#define STORE_FORMAT_VERSION_SHARED 1
 #define STORE_ROOT_INO 1
 #define STORE_NAME_MAX 255
 #define STORE_SOCK_NAME "control.sock"

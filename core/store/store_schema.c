@@ -95,7 +95,9 @@ int store_schema_create(db *d, int64_t now, uint32_t root_mode, uint32_t uid, ui
 	if (r == 0)
 		r = seed_meta(d, "format", STORE_FORMAT_NAME, 0);
 	if (r == 0)
-		r = seed_meta(d, "version", NULL, STORE_FORMAT_VERSION);
+		r = seed_meta(d, "version", NULL,
+			      db_dialect(d) == DB_SQLITE ? STORE_FORMAT_VERSION
+							 : STORE_FORMAT_VERSION_SHARED);
 	if (r == 0)
 		r = seed_meta(d, "next_obj", NULL, 1);
 	if (r < 0)

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+import dbpages
 import tpdefs_harness as H
 
 SERIES = os.path.join(H.CORPUS, 'gpt_bf16_st')
@@ -336,6 +337,7 @@ def test_admin_refusals_and_help(mounts, tmp_path):
     db.execute("UPDATE meta SET value=99 WHERE key='version'")
     db.commit()
     db.close()
+    dbpages.fix_checksums(str(newer / 'tpdefs.db'))  # a newer format, not a damaged file
     cases = [(str(tmp_path / 'missing'), 'No such file'), (str(notours), 'not a tpdefs'),
              (str(newer), 'newer')]
     for cmd in ('gc', 'stats', 'verify', 'flush'):

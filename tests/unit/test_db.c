@@ -272,3 +272,139 @@ Test(db, setup_check_checkpoint_readonly)
 	cr_assert_neq(err[0], 0);
 	cr_assert_neq(access(path, F_OK), 0);
 }
+
+/* ---- page checksums (db_sqlite_vfs.c) ------------------------------------------------------ */
+
+#include <sqlite3.h>
+
+#include "db_sqlite_vfs.h"
+
+static uint8_t *slurp(size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	cr_assert_not_null(f);
+	fseek(f, 0, SEEK_END);
+	*n = (size_t)ftell(f);
+	fseek(f, 0, SEEK_SET);
+	uint8_t *b = malloc(*n);
+	cr_assert_not_null(b);
+	cr_assert_eq(fread(b, 1, *n, f), *n);
+	fclose(f);
+	return b;
+}
+
+static void spill(const uint8_t *b, size_t n)
+{
+	FILE *f = fopen(path, "r+b");
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(b, 1, n, f), n);
+	fclose(f);
+}
+
+/* The database on disk, every page of it checked the way a reader outside tpdefs would. */
+static size_t bad_pages(const uint8_t *b, size_t n)
+{
+	size_t pg = ((size_t)b[16] << 8) | b[17], bad = 0;
+	for (size_t i = 0; i + pg <= n; i += pg) {
+		uint8_t s[DBVFS_RESERVE];
+		dbvfs_page_sum(b + i, pg, (uint32_t)(i / pg) + 1, s);
+		bad += memcmp(b + i + pg - DBVFS_RESERVE, s, DBVFS_RESERVE) != 0;
+	}
+	return bad;
+}
+
+/* Enough rows for several pages; returns the offset of a row's text in the file. */
+static size_t fill_and_find(const char *needle)
+{
+	char s[64];
+	for (int i = 0; i < 400; i++) {
+		if (i == 321)
+			snprintf(s, sizeof s, "%s", needle);
+		else
+			snprintf(s, sizeof s, "row-%04d-padding-padding-padding", i);
+		ins(1000 + i, s, strlen(s), 0, s);
+	}
+	db_close(d);
+	d = NULL;
+	size_t n;
+	uint8_t *b = slurp(&n);
+	uint8_t *at = memmem(b, n, needle, strlen(needle));
+	cr_assert_not_null(at, "row text not in the database file");
+	size_t off = (size_t)(at - b);
+	free(b);
+	return off;
+}
+
+Test(db, page_sum_known_answer)
+{
+	/* 512 zero bytes, page 1: s1 stays 1, s2 adds it 126 times; the format is pinned here */
+	uint8_t page[512] = {0}, s[8];
+	dbvfs_page_sum(page, sizeof page, 1, s);
+	const uint8_t want[8] = {1, 0, 0, 0, 126, 0, 0, 0};
+	cr_assert_arr_eq(s, want, 8);
+	page[0] = 1;
+	dbvfs_page_sum(page, sizeof page, 1, s);
+	const uint8_t want2[8] = {2, 0, 0, 0, 252, 0, 0, 0};
+	cr_assert_arr_eq(s, want2, 8);
+	dbvfs_page_sum(page, sizeof page, 2, s);
+	cr_assert_neq(memcmp(s, want2, 8), 0, "the page number is part of the sum");
+}
+
+Test(db, new_database_keeps_page_checksums)
+{
+	fill_and_find("needle-row-text");
+	size_t n;
+	uint8_t *b = slurp(&n);
+	cr_assert_eq(b[20], DBVFS_RESERVE, "a new database reserves room for a checksum a page");
+	cr_assert_gt(n / 4096, 3);
+	cr_assert_eq(bad_pages(b, n), 0, "every page on disk carries its checksum");
+	free(b);
+}
+
+Test(db, flipped_bit_in_a_record_is_eio_and_check_names_it)
+{
+	size_t off = fill_and_find("needle-row-text");
+	size_t n;
+	uint8_t *b = slurp(&n);
+	b[off + 3] ^= 0x08; /* "needle" -> "neudle": a valid record, a different value */
+	spill(b, n);
+	free(b);
+	char err[256], msg[256];
+	cr_assert_eq(db_open_sqlite(path, DB_OPEN_RW, &d, err, sizeof(err)), 0, "%s", err);
+	db_stmt *st = prep("SELECT s FROM t WHERE k = 1321");
+	cr_assert_eq(db_step(st), -EIO, "the damaged row is an error, not 'neudle'");
+	db_finalize(st);
+	cr_assert_eq(db_check(d, 0, msg, sizeof(msg)), 1);
+	cr_assert_not_null(strstr(msg, "checksum"), "%s", msg);
+	/* rows on other pages still read */
+	st = prep("SELECT s FROM t WHERE k = 1000");
+	cr_assert_eq(db_step(st), DB_ROW);
+	db_finalize(st);
+}
+
+Test(db, database_without_reserved_bytes_passes_through)
+{
+	/* a store made before format 2: plain SQLite, no reserved bytes; read and written as is */
+	db_close(d);
+	d = NULL;
+	unlink(path);
+	sqlite3 *h;
+	cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(h, "CREATE TABLE t(id INTEGER PRIMARY KEY, k INTEGER NOT NULL "
+				  "UNIQUE, b BLOB, s TEXT); INSERT INTO t(k, s) VALUES(7, 'old');",
+				  NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+	char err[256], msg[256];
+	cr_assert_eq(db_open_sqlite(path, DB_OPEN_RW, &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(count_t(), 1);
+	ins(8, "x", 1, 0, "new");
+	cr_assert_eq(db_check(d, 0, msg, sizeof(msg)), 0, "%s", msg);
+	db_close(d);
+	d = NULL;
+	size_t n;
+	uint8_t *b = slurp(&n);
+	cr_assert_eq(b[20], 0, "an old database is not converted behind its owner's back");
+	free(b);
+	cr_assert_eq(db_open_sqlite(path, DB_OPEN_RO, &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(count_t(), 2);
+}

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "pred.h"
+#include "db_sqlite_vfs.h"
 #include "store.h"
 #include "store_admin.h"
 
@@ -401,7 +402,8 @@ static void damage(const char *fmt, ...)
 	va_end(ap);
 	snprintf(p, sizeof(p), "%s/tpdefs.db", dir);
 	sqlite3 *db;
-	cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
+	/* through the store's page-checksum VFS, so that the pages written keep their checksums */
+	cr_assert_eq(sqlite3_open_v2(p, &db, SQLITE_OPEN_READWRITE, dbvfs_name()), SQLITE_OK);
 	sqlite3_busy_timeout(db, 10000);
 	cr_assert_eq(sqlite3_exec(db, q, NULL, NULL, NULL), SQLITE_OK, "%s: %s", q, sqlite3_errmsg(db));
 	sqlite3_close(db);
