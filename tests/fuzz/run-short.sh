@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 build=${FUZZ_BUILD:-$src/build-fuzz}
 secs=${FUZZ_SECONDS:-20}
-targets=${FUZZ_TARGETS:-"fuzz_layout fuzz_codec fuzz_objfile fuzz_uri fuzz_s3xml fuzz_s3uri"}
+targets=${FUZZ_TARGETS:-"fuzz_layout fuzz_codec fuzz_objfile fuzz_uri fuzz_s3xml fuzz_s3uri fuzz_dbvfs"}
 art=${FUZZ_ARTIFACTS:-$build/fuzz-artifacts}
 
 if [ ! -f "$build/build.ninja" ]; then
