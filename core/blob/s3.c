@@ -1,6 +1,6 @@
 /* s3.c - the S3 client (see s3.h): the handle and its pool of curl connections, signed requests
- * with retries, buckets, GET / HEAD / DELETE, listings. URIs and credentials are in s3_uri.c,
- * uploads in s3_put.c; the handle, one request and the threads and locks in s3_internal.h.
+ * with retries, buckets, GET / HEAD / DELETE, listings. URIs are in s3_uri.c, credentials in
+ * s3_creds.c, uploads in s3_put.c; the handle, one request and the threads and locks in s3_internal.h.
  *
  * Knobs for tests and benchmarks, read once in s3_new (the defaults are what S3 users expect):
  *   TPDEFS_S3_RETRY_S      total retry time of one call when cfg->retry_s <= 0 (default 30)
@@ -48,6 +48,15 @@ void s3_say(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+}
+
+int s3_setstr(char *dst, size_t size, const char *s, size_t n)
+{
+	if (n >= size)
+		return -ENAMETOOLONG;
+	memcpy(dst, s, n);
+	dst[n] = 0;
+	return 0;
 }
 
 void s3_logf(const s3 *c, const char *fmt, ...)

@@ -1,5 +1,6 @@
-/* s3_internal.h - shared by the S3 client's files only (s3.c, s3_uri.c, s3_put.c): the handle,
- * its credentials, one request and the helpers they use. Nothing but core/blob/s3*.c includes it.
+/* s3_internal.h - shared by the S3 client's files only (s3.c, s3_uri.c, s3_creds.c, s3_put.c):
+ * the handle, its credentials, one request and the helpers they use. Nothing but core/blob/s3*.c
+ * includes it.
  */
 #ifndef TPDEFS_S3_INTERNAL_H
 #define TPDEFS_S3_INTERNAL_H
@@ -16,7 +17,7 @@
 #define POOL_MAX 16
 #define ERRBODY_MAX 8192
 
-/* The keys a handle signs with (s3_uri.c loads them). Never in a message or a log line; secret
+/* The keys a handle signs with (s3_creds.c loads them). Never in a message or a log line; secret
  * and token are wiped by s3_free, the whole handle when s3_new fails. */
 typedef struct s3_creds {
 	char access_key[256];
@@ -56,13 +57,18 @@ struct s3 {
 /* A one-line message into err (nothing when err is NULL or errlen is 0). */
 void s3_say(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Copy n bytes of s into a field of size bytes; -ENAMETOOLONG when it does not fit. */
+int s3_setstr(char *dst, size_t size, const char *s, size_t n);
 /* A line through cfg.log, when there is one. */
 void s3_logf(const s3 *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* ---- s3_uri.c: what s3_new checks and loads ---- */
+/* ---- s3_uri.c: what s3_new checks ---- */
 
 /* 1 when b is a bucket name S3 and DNS accept. */
 int s3_bucket_ok(const char *b);
+
+/* ---- s3_creds.c: the keys ---- */
+
 /* The credentials cfg names (environment, or cfg->cred_file) into cr; -EACCES with a message
  * when there are none or the file cannot be read. */
 int s3_creds_load(s3_creds *cr, const s3_cfg *cfg, char *err, size_t errlen);
