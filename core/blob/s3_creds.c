@@ -1,6 +1,16 @@
 /* s3_creds.c - the keys an S3 client signs with: from the environment (AWS_ACCESS_KEY_ID,
- * AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) or an AWS-style credentials file ([profile] sections).
- * Credentials never appear in a message or a log line; the file's bytes are wiped once read.
+ * AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), loaded once, or from an AWS-style credentials file
+ * ([profile] sections), kept current with the file: short-lived keys (session tokens, keys an
+ * operator, aws-vault or a credential_process writer rotates) go on working without a remount.
+ *
+ * A request looks at the file before it signs when the last look is period_us old (default 1 s):
+ * a stat, and when the file is another (new inode, size, mtime or ctime) it is read again with
+ * the same profile. A 401/403 looks at once and reads the file whatever its stat says; when the
+ * keys changed the request is sent once more (s3.c). A file that cannot be read or holds no keys
+ * for the profile (missing, half-written, garbage) keeps the keys loaded before; that is logged
+ * once until a read works again. The locks are described at s3_credsrc (s3_internal.h).
+ * Credentials never appear in a message or a log line; the file's bytes and every copy of the
+ * keys are wiped once used.
  */
 #include "s3_internal.h"
 
@@ -8,12 +18,14 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CRED_FILE_MAX (1u << 20)
-
-/* ---- credentials ---------------------------------------------------------------------------- */
 
 static char *trim(char *s)
 {
@@ -25,16 +37,39 @@ static char *trim(char *s)
 	return s;
 }
 
-/* An AWS-style credentials file: [name] or [profile name] sections of key = value lines. */
-static int creds_from_file(s3_creds *cr, const char *path, const char *profile, char *err,
-			   size_t errlen)
+static void stamp_of(const struct stat *st, s3_cred_stamp *sp)
 {
+	sp->valid = 1;
+	sp->dev = st->st_dev;
+	sp->ino = st->st_ino;
+	sp->size = st->st_size;
+	sp->mtime = st->st_mtim;
+	sp->ctime = st->st_ctim;
+}
+
+static int stamp_same(const s3_cred_stamp *a, const s3_cred_stamp *b)
+{
+	return a->valid && b->valid && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+	       a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+/* An AWS-style credentials file: [name] or [profile name] sections of key = value lines. *sp:
+ * the file as opened, before its bytes are read (a change while reading shows at the next look);
+ * not valid when it could not be opened. */
+static int creds_from_file(s3_creds *cr, const char *path, const char *profile,
+			   s3_cred_stamp *sp, char *err, size_t errlen)
+{
+	sp->valid = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
 		s3_say(err, errlen, "s3: credentials file %s: %s", path, strerror(e));
 		return -EACCES;
 	}
+	struct stat st;
+	if (fstat(fd, &st) == 0)
+		stamp_of(&st, sp);
 	char *buf = malloc(CRED_FILE_MAX + 1);
 	if (!buf) {
 		close(fd);
@@ -98,13 +133,20 @@ static int creds_from_file(s3_creds *cr, const char *path, const char *profile, 
 	return 0;
 }
 
-int s3_creds_load(s3_creds *cr, const s3_cfg *cfg, char *err, size_t errlen)
+static int64_t mono_us(void)
 {
-	const char *profile = cfg->profile[0] ? cfg->profile : getenv("AWS_PROFILE");
-	if (!profile || !profile[0])
-		profile = "default";
-	if (cfg->cred_file[0])
-		return creds_from_file(cr, cfg->cred_file, profile, err, errlen);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void s3_creds_wipe(s3_creds *cr)
+{
+	OPENSSL_cleanse(cr, sizeof(*cr));
+}
+
+static int creds_from_env(s3_creds *cr, char *err, size_t errlen)
+{
 	const char *ak = getenv("AWS_ACCESS_KEY_ID"), *sk = getenv("AWS_SECRET_ACCESS_KEY");
 	const char *tk = getenv("AWS_SESSION_TOKEN");
 	if (!ak || !ak[0] || !sk || !sk[0]) {
@@ -121,4 +163,134 @@ int s3_creds_load(s3_creds *cr, const s3_cfg *cfg, char *err, size_t errlen)
 		return -EACCES;
 	}
 	return 0;
+}
+
+int s3_creds_init(s3 *c, int64_t period_us, char *err, size_t errlen)
+{
+	s3_credsrc *k = &c->cred;
+	memset(k, 0, sizeof(*k));
+	int rc;
+	if (c->cfg.cred_file[0]) {
+		/* the profile is fixed here: every reload reads the same one */
+		const char *profile = c->cfg.profile[0] ? c->cfg.profile : getenv("AWS_PROFILE");
+		if (!profile || !profile[0])
+			profile = "default";
+		if (s3_setstr(k->profile, sizeof(k->profile), profile, strlen(profile))) {
+			s3_say(err, errlen, "s3: AWS_PROFILE is too long");
+			return -EACCES;
+		}
+		rc = creds_from_file(&k->keys, c->cfg.cred_file, k->profile, &k->stamp, err,
+				     errlen);
+	} else {
+		rc = creds_from_env(&k->keys, err, errlen);
+	}
+	if (rc) {
+		s3_creds_wipe(&k->keys);
+		return rc;
+	}
+	k->period_us = period_us;
+	atomic_init(&k->next_us, mono_us() + period_us);
+	pthread_mutex_init(&k->mu, NULL);
+	pthread_mutex_init(&k->file_mu, NULL);
+	return 0;
+}
+
+void s3_creds_fini(s3 *c)
+{
+	s3_credsrc *k = &c->cred;
+	pthread_mutex_destroy(&k->mu);
+	pthread_mutex_destroy(&k->file_mu);
+	s3_creds_wipe(&k->keys);
+}
+
+/* Look at the file (force: read it whatever its stat says) and take the keys it holds when they
+ * differ from the current ones. A look that fails keeps the current keys. */
+static void look(s3 *c, int force)
+{
+	s3_credsrc *k = &c->cred;
+	const char *path = c->cfg.cred_file;
+	char msg[1400] = "";
+	pthread_mutex_lock(&k->file_mu);
+	struct stat st;
+	s3_cred_stamp now = {0};
+	int rc = 0;
+	if (stat(path, &st) != 0) {
+		int e = errno;
+		s3_say(msg, sizeof(msg), "s3: credentials file %s: %s", path, strerror(e));
+		rc = -EACCES;
+	} else {
+		stamp_of(&st, &now);
+	}
+	if (!rc && !force && stamp_same(&now, &k->stamp)) {
+		pthread_mutex_unlock(&k->file_mu);
+		return;
+	}
+	s3_creds *fresh = NULL;
+	if (!rc) {
+		/* on the heap: 4.6 KB of keys, and a look can run deep in a caller's stack */
+		fresh = calloc(1, sizeof(*fresh));
+		rc = fresh ? creds_from_file(fresh, path, k->profile, &now, msg, sizeof(msg))
+			   : -ENOMEM;
+		if (rc == -ENOMEM)
+			s3_say(msg, sizeof(msg), "s3: credentials file %s: out of memory", path);
+		else
+			k->stamp = now; /* a bad file is not read again until it changes */
+	}
+	int changed = 0;
+	if (!rc) {
+		pthread_mutex_lock(&k->mu);
+		changed = strcmp(fresh->access_key, k->keys.access_key) ||
+			  strcmp(fresh->secret, k->keys.secret) ||
+			  strcmp(fresh->token, k->keys.token);
+		if (changed) {
+			memcpy(&k->keys, fresh, sizeof(k->keys));
+			k->gen++;
+		}
+		pthread_mutex_unlock(&k->mu);
+	}
+	if (fresh) {
+		s3_creds_wipe(fresh);
+		free(fresh);
+	}
+	int was_failing = k->failing;
+	k->failing = rc != 0;
+	pthread_mutex_unlock(&k->file_mu);
+	/* said with no lock held: the log callback is the caller's */
+	if (rc && !was_failing)
+		s3_logf(c, "%s; keeping the keys loaded before (said once until the file can be read "
+			   "again)", msg);
+	else if (!rc && changed)
+		s3_logf(c, "s3: credentials file %s changed: new keys loaded (profile [%s])", path,
+			k->profile);
+	else if (!rc && was_failing)
+		s3_logf(c, "s3: credentials file %s can be read again: the same keys (profile [%s])",
+			path, k->profile);
+}
+
+void s3_creds_get(s3 *c, s3_creds *out, uint64_t *gen)
+{
+	s3_credsrc *k = &c->cred;
+	if (c->cfg.cred_file[0]) {
+		int64_t t = mono_us(), due = atomic_load(&k->next_us);
+		/* one thread moves the time of the next look on, and that thread looks */
+		if (t >= due && atomic_compare_exchange_strong(&k->next_us, &due, t + k->period_us))
+			look(c, 0);
+	}
+	pthread_mutex_lock(&k->mu);
+	memcpy(out, &k->keys, sizeof(*out));
+	*gen = k->gen;
+	pthread_mutex_unlock(&k->mu);
+}
+
+int s3_creds_changed(s3 *c, uint64_t gen)
+{
+	s3_credsrc *k = &c->cred;
+	if (!c->cfg.cred_file[0])
+		return 0; /* the environment does not change under a running process */
+	atomic_store(&k->next_us, mono_us() + k->period_us); /* this look is the periodic one too */
+	look(c, 1);
+	pthread_mutex_lock(&k->mu);
+	int changed = k->gen != gen;
+	pthread_mutex_unlock(&k->mu);
+	return changed;
 }
