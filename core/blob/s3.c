@@ -1,12 +1,14 @@
 /* s3.c - the S3 client (see s3.h): the handle and its pool of curl connections, signed requests
- * with retries, buckets, GET / HEAD / DELETE, listings. URIs and credentials are in s3_uri.c,
- * uploads in s3_put.c; the handle, one request and the threads and locks in s3_internal.h.
+ * with retries, buckets, GET / HEAD / DELETE, listings. URIs are in s3_uri.c, credentials in
+ * s3_creds.c, uploads in s3_put.c; the handle, one request and the threads and locks in s3_internal.h.
  *
  * Knobs for tests and benchmarks, read once in s3_new (the defaults are what S3 users expect):
  *   TPDEFS_S3_RETRY_S      total retry time of one call when cfg->retry_s <= 0 (default 30)
  *   TPDEFS_S3_SINGLE_MAX   largest s3_put_file sent as one PUT (default 64 MiB)
  *   TPDEFS_S3_PART_SIZE    multipart part size (default 16 MiB, at least 5 MiB: S3's minimum)
  *   TPDEFS_S3_LIST_MAX     keys / uploads per listing page (1..1000, default 1000)
+ *   TPDEFS_S3_CREDS_CHECK_MS  how often a request looks at a credentials file at most (default
+ *                          1000; 0: before every request). A 401/403 looks at once regardless.
  */
 #include "s3_internal.h"
 #include "s3_xml.h"
@@ -37,6 +39,7 @@
 #define BACKOFF_BASE_S 0.1
 #define BACKOFF_CAP_S 2.0
 #define DOWN_HOLD_S 5.0 /* how long an endpoint found down stays down for other requests */
+#define CREDS_CHECK_MS 1000
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
@@ -48,6 +51,15 @@ void s3_say(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+}
+
+int s3_setstr(char *dst, size_t size, const char *s, size_t n)
+{
+	if (n >= size)
+		return -ENAMETOOLONG;
+	memcpy(dst, s, n);
+	dst[n] = 0;
+	return 0;
 }
 
 void s3_logf(const s3 *c, const char *fmt, ...)
@@ -136,7 +148,9 @@ int s3_new(const s3_cfg *cfg, s3 **out, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	c->cfg = *cfg;
-	int rc = s3_creds_load(&c->creds, &c->cfg, err, errlen);
+	int64_t check_ms = (int64_t)env_u64("TPDEFS_S3_CREDS_CHECK_MS", CREDS_CHECK_MS, 0,
+					    86400000);
+	int rc = s3_creds_init(c, check_ms * 1000, err, errlen);
 	if (rc) {
 		OPENSSL_cleanse(c, sizeof(*c));
 		free(c);
@@ -181,8 +195,7 @@ void s3_free(s3 *c)
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_destroy(&c->share_mu[i]);
 	pthread_mutex_destroy(&c->pool_mu);
-	OPENSSL_cleanse(c->creds.secret, sizeof(c->creds.secret));
-	OPENSSL_cleanse(c->creds.token, sizeof(c->creds.token));
+	s3_creds_fini(c);
 	free(c);
 	curl_global_cleanup();
 }
@@ -431,7 +444,8 @@ static int hdr_add(struct curl_slist **l, const char *name, const char *value)
 	return 0;
 }
 
-/* One try: sign (the date is the try's own) and send. *cc is curl's verdict. */
+/* One try: sign (the date is the try's own; the keys a copy of the current ones, r->cred_gen
+ * names them) and send. *cc is curl's verdict. */
 static int try_once(s3 *c, rq *r, CURLcode *cc)
 {
 	r->sent = 0;
@@ -462,6 +476,8 @@ static int try_once(s3 *c, rq *r, CURLcode *cc)
 		return rc;
 	char date[S3SIG_AMZ_DATE];
 	s3sig_amz_date(time(NULL), date);
+	s3_creds cr;
+	s3_creds_get(c, &cr, &r->cred_gen);
 	s3sig_kv hv[6];
 	size_t nh = 0;
 	hv[nh++] = (s3sig_kv){"host", t.host};
@@ -469,14 +485,16 @@ static int try_once(s3 *c, rq *r, CURLcode *cc)
 	hv[nh++] = (s3sig_kv){"x-amz-date", date};
 	if (r->range[0])
 		hv[nh++] = (s3sig_kv){"range", r->range};
-	if (c->creds.token[0])
-		hv[nh++] = (s3sig_kv){"x-amz-security-token", c->creds.token};
+	if (cr.token[0])
+		hv[nh++] = (s3sig_kv){"x-amz-security-token", cr.token};
 	s3sig_req sr = {r->method, t.path, r->q, r->nq, hv, nh, r->sha};
 	char auth[1024];
-	rc = s3sig_authorization(c->creds.access_key, c->creds.secret, c->cfg.region, date, &sr,
-				 auth, sizeof(auth));
-	if (rc < 0)
+	rc = s3sig_authorization(cr.access_key, cr.secret, c->cfg.region, date, &sr, auth,
+				 sizeof(auth));
+	if (rc < 0) {
+		s3_creds_wipe(&cr);
 		return rc;
+	}
 
 	struct curl_slist *hl = NULL;
 	rc = 0;
@@ -495,6 +513,7 @@ static int try_once(s3 *c, rq *r, CURLcode *cc)
 			rc = -ENOMEM;
 	}
 	OPENSSL_cleanse(auth, sizeof(auth));
+	s3_creds_wipe(&cr); /* the token's header line is in hl now */
 	if (rc) {
 		curl_slist_free_all(hl);
 		return rc;
@@ -564,11 +583,21 @@ static int retryable_curl(CURLcode cc)
 	}
 }
 
-static int status_errno(long st)
+/* 401/403, and the 400 S3 answers to an expired or unknown session token: the keys are
+ * refused. */
+static int keys_refused(const rq *r)
 {
-	if (st == 404)
+	return r->status == 401 || r->status == 403 ||
+	       (r->status == 400 &&
+		(!strcmp(r->code, "ExpiredToken") || !strcmp(r->code, "InvalidToken") ||
+		 !strcmp(r->code, "TokenRefreshRequired")));
+}
+
+static int status_errno(const rq *r)
+{
+	if (r->status == 404)
 		return -ENOENT;
-	if (st == 403 || st == 401)
+	if (keys_refused(r))
 		return -EACCES;
 	return -EIO;
 }
@@ -595,8 +624,9 @@ static void count_request(s3 *c, int kind)
 }
 
 /* Send r until it succeeds, fails for good, or retry_s runs out. 0 on a 2xx reply; else -errno
- * (404 -ENOENT, 401/403 -EACCES, anything else after the retries -EIO). Every failed try is
- * logged: method, key, status or curl error, try number; never a header. */
+ * (404 -ENOENT, 401/403 or an expired session token -EACCES, anything else after the retries
+ * -EIO). Refused keys are tried once more when the credentials file holds new ones by then.
+ * Every failed try is logged: method, key, status or curl error, try number; never a header. */
 int s3_run(s3 *c, rq *r)
 {
 	/* what the log names: the key, or the bucket for bucket-level requests */
@@ -613,7 +643,7 @@ int s3_run(s3 *c, rq *r)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	uint64_t rng = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)(uintptr_t)r;
-	int rc = 0;
+	int rc = 0, auth_retried = 0;
 	for (int attempt = 1;; attempt++) {
 		r->tries = attempt;
 		CURLcode cc;
@@ -653,9 +683,17 @@ int s3_run(s3 *c, rq *r)
 				 r->code);
 			retry = r->status >= 500 || r->status == 429 || r->status == 408 ||
 				!strcmp(r->code, "RequestTimeout") || !strcmp(r->code, "SlowDown");
-			rc = status_errno(r->status);
+			rc = status_errno(r);
 			if (retry)
 				rc = -EIO;
+		}
+		if (rc == -EACCES && !auth_retried && s3_creds_changed(c, r->cred_gen)) {
+			/* keys refused, and the credentials file holds others by now (rotated,
+			 * renewed): once more with those, at once; not a retry of the backoff kind */
+			auth_retried = 1;
+			s3_logf(c, "s3: %s %s (try %d): %s; the credentials file changed: trying again "
+				   "with its new keys", r->op, name, attempt, what);
+			continue;
 		}
 		if (!retry) {
 			/* a missing key is an answer, not a failure worth a line */

@@ -8,8 +8,8 @@
  * Threads: one s3 handle is shared by every thread of the process; each call takes a connection
  * (curl easy handle) from the handle's pool and gives it back, so calls run in parallel.
  *
- * Errors are negative errno: -ENOENT (404: no such key or bucket), -EACCES (403: a missing, wrong
- * or unauthorised key), -EIO (5xx / network failure after the retries ran out, or a reply that
+ * Errors are negative errno: -ENOENT (404: no such key or bucket), -EACCES (401/403, or 400
+ * ExpiredToken: a missing, wrong, expired or unauthorised key), -EIO (5xx / network failure after the retries ran out, or a reply that
  * does not match what was asked: short body, bad XML), -EINVAL (a bad argument). Timeouts, 5xx,
  * 429 and 503 SlowDown are retried with exponential backoff and full jitter for up to retry_s
  * seconds in all; each failed try is logged through cfg->log. Credentials never appear in a
@@ -36,8 +36,9 @@ typedef struct s3_cfg {
 	int path_style;       /* 1: endpoint/bucket/key (default when the endpoint is an IP address
 			       * or has a port), 0: bucket.host/key */
 	char cred_file[1024]; /* "": AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and
-			       * AWS_SESSION_TOKEN) from the environment; else an AWS-style
-			       * credentials file (ini, [profile] sections) */
+			       * AWS_SESSION_TOKEN) from the environment, read once; else an
+			       * AWS-style credentials file (ini, [profile] sections), read again
+			       * when it changes (see s3_new) */
 	char profile[64];     /* section of cred_file; default "default" (or AWS_PROFILE) */
 	double retry_s;       /* total time spent retrying one call; <= 0: 30 s, or TPDEFS_S3_RETRY_S */
 	s3_log_fn log;        /* may be NULL */
@@ -57,7 +58,11 @@ int s3_uri_parse(const char *uri, s3_cfg *cfg, char *err, size_t errlen);
 void s3_cfg_describe(const s3_cfg *cfg, char *buf, size_t size);
 
 /* A client. Loads the credentials (-EACCES with a message when there are none or the file
- * cannot be read) but does not contact the endpoint. */
+ * cannot be read) but does not contact the endpoint. Keys from a file are kept current: a
+ * request looks at the file first (at most once a second) and reads it again when it changed;
+ * a request refused with 401/403 looks at once and, when the file holds other keys by then, is
+ * sent once more with them. A file that cannot be read then, or holds no keys for the profile,
+ * keeps the keys loaded before (logged once). Keys from the environment never change. */
 int s3_new(const s3_cfg *cfg, s3 **out, char *err, size_t errlen);
 void s3_free(s3 *c);
 const s3_cfg *s3_config(const s3 *c);

@@ -1,5 +1,6 @@
-/* s3_internal.h - shared by the S3 client's files only (s3.c, s3_uri.c, s3_put.c): the handle,
- * its credentials, one request and the helpers they use. Nothing but core/blob/s3*.c includes it.
+/* s3_internal.h - shared by the S3 client's files only (s3.c, s3_uri.c, s3_creds.c, s3_put.c):
+ * the handle, its credentials, one request and the helpers they use. Nothing but core/blob/s3*.c
+ * includes it.
  */
 #ifndef TPDEFS_S3_INTERNAL_H
 #define TPDEFS_S3_INTERNAL_H
@@ -12,22 +13,58 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
 #define POOL_MAX 16
 #define ERRBODY_MAX 8192
 
-/* The keys a handle signs with (s3_uri.c loads them). Never in a message or a log line; secret
- * and token are wiped by s3_free, the whole handle when s3_new fails. */
+/* The keys a request signs with (s3_creds.c loads them). Never in a message or a log line; every
+ * copy is wiped after use (s3_creds_wipe), the handle's own by s3_free. */
 typedef struct s3_creds {
 	char access_key[256];
 	char secret[256];
 	char token[4096];
 } s3_creds;
 
+/* What tells that a credentials file was changed: a rename over it (new inode), a rewrite in
+ * place (mtime, ctime, size). */
+typedef struct s3_cred_stamp {
+	int valid;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+} s3_cred_stamp;
+
+/* Where the handle's keys come from and their current value (s3_creds.c). Keys from the
+ * environment are loaded once (a process's environment does not change); keys from a file are
+ * kept current with it: a request looks at the file first when period_us has passed since the
+ * last look, a 401/403 looks at once (s3_creds_changed).
+ * Locks (neither is held across a request, and never both but in the order file_mu, mu):
+ * - mu guards keys and gen, and is held only to copy them out or in: each request signs with a
+ *   copy of its own, so a reload never changes keys under a request being signed.
+ * - file_mu makes one thread at a time read the file (stat, open, parse) and guards stamp and
+ *   failing; readers of keys never wait for the file, only a second looker does.
+ * - next_us (atomic): when the next periodic look is due; the thread that moves it on looks.
+ * profile and period_us are set once in s3_new. */
+typedef struct s3_credsrc {
+	pthread_mutex_t mu;
+	s3_creds keys;
+	uint64_t gen;            /* +1 each time a look finds keys other than the current ones */
+	pthread_mutex_t file_mu;
+	s3_cred_stamp stamp;     /* the file as last read (valid = 0: not read) */
+	int failing;             /* the last look failed and said so in the log: say it once */
+	char profile[256];
+	int64_t period_us;
+	_Atomic int64_t next_us; /* CLOCK_MONOTONIC microseconds */
+} s3_credsrc;
+
 /* Threads and locks:
  * - An s3 handle is immutable after s3_new except for: the connection pool (pool_mu guards
  *   pool[] and npool), the curl share (DNS cache and TLS sessions; curl takes share_mu[kind]
- *   through the lock callbacks) and the counters (atomics). Any thread may call any function.
+ *   through the lock callbacks), the keys (cred: its own locks, see s3_credsrc) and the counters
+ *   (atomics). Any thread may call any function.
  * - A call owns the curl easy handle it took from the pool until it gives it back; the handle
  *   keeps its live connection, so the pool is the connection pool. Connections themselves are
  *   not put in the share: curl does not support a shared connection cache used by concurrent
@@ -35,7 +72,7 @@ typedef struct s3_creds {
  */
 struct s3 {
 	s3_cfg cfg;
-	s3_creds creds;
+	s3_credsrc cred;
 	double retry_s;
 	uint64_t single_max, part_size;
 	int list_max;
@@ -56,16 +93,32 @@ struct s3 {
 /* A one-line message into err (nothing when err is NULL or errlen is 0). */
 void s3_say(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Copy n bytes of s into a field of size bytes; -ENAMETOOLONG when it does not fit. */
+int s3_setstr(char *dst, size_t size, const char *s, size_t n);
 /* A line through cfg.log, when there is one. */
 void s3_logf(const s3 *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* ---- s3_uri.c: what s3_new checks and loads ---- */
+/* ---- s3_uri.c: what s3_new checks ---- */
 
 /* 1 when b is a bucket name S3 and DNS accept. */
 int s3_bucket_ok(const char *b);
-/* The credentials cfg names (environment, or cfg->cred_file) into cr; -EACCES with a message
- * when there are none or the file cannot be read. */
-int s3_creds_load(s3_creds *cr, const s3_cfg *cfg, char *err, size_t errlen);
+
+/* ---- s3_creds.c: the keys ---- */
+
+/* The keys c->cfg names (environment, or cfg.cred_file and its profile) into c->cred, its locks
+ * set up; -EACCES with a message when there are none or the file cannot be read (then nothing
+ * is left to undo). period_us: how often a request looks at the file at most. */
+int s3_creds_init(s3 *c, int64_t period_us, char *err, size_t errlen);
+/* Wipes the keys and destroys the locks (after s3_creds_init succeeded). */
+void s3_creds_fini(s3 *c);
+/* A copy of the keys to sign one request with, the file looked at first when a look is due;
+ * *gen names these keys for s3_creds_changed. The caller wipes the copy with s3_creds_wipe. */
+void s3_creds_get(s3 *c, s3_creds *out, uint64_t *gen);
+/* After the server refused keys gen (401/403): looks at the file now. 1 when the keys are no
+ * longer gen (changed by this look or another since): worth one more try. 0 for keys from the
+ * environment, or when the file holds the same keys (or none readable). */
+int s3_creds_changed(s3 *c, uint64_t gen);
+void s3_creds_wipe(s3_creds *cr);
 
 /* ---- s3.c: one request ---- */
 
@@ -115,6 +168,7 @@ typedef struct rq {
 	char etag[256];
 	char code[128];      /* S3 <Code> of an error reply */
 	int tries;
+	uint64_t cred_gen;   /* the keys the current try was signed with */
 } rq;
 
 void s3_rq_init(rq *r, const char *method, int kind);

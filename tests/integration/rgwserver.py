@@ -222,6 +222,17 @@ rgw data = {d}/rgw
                    '--uid', 'tpdefs-test', '--display-name', 'tpdefs test',
                    '--access-key', self.access_key, '--secret', self.secret_key])
 
+    def add_key(self, access_key, secret_key):
+        """Give the test user one more S3 key (its buckets are reachable with any of them)."""
+        self._run(['radosgw-admin', '-c', self.conf, '-n', 'client.rgw', 'key', 'create',
+                   '--uid', 'tpdefs-test', '--key-type', 's3', '--access-key', access_key,
+                   '--secret', secret_key])
+
+    def remove_key(self, access_key):
+        """Take one S3 key away from the test user: requests signed with it get 403."""
+        self._run(['radosgw-admin', '-c', self.conf, '-n', 'client.rgw', 'key', 'rm',
+                   '--uid', 'tpdefs-test', '--key-type', 's3', '--access-key', access_key])
+
     def close(self):
         # radosgw first (it talks to the OSD), then the OSD (clean stop), then the monitor
         for name in ('rgw', 'osd.0', 'mon.a'):

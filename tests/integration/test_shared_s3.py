@@ -4,6 +4,7 @@ mount, read back bit-exact, a second node, a lost node, the node-local cache acr
 when damaged, an unreachable endpoint, a damaged object, unfinished uploads, and every refusal
 with a clear one-line message and no key in it."""
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -380,3 +381,44 @@ def test_close_during_an_outage_is_eio_and_the_data_stays(store, rgw, mounts):
     m.remount()
     assert H.sha256_file(m.p('during.pt')) == H.sha256_file(src)
     assert m.stats()['staged_files'] == 0
+
+
+def _new_key():
+    return 'TPDC' + secrets.token_hex(8).upper(), secrets.token_urlsafe(30)[:40]
+
+
+def _write_creds(path, ak, sk):
+    tmp = str(path) + '.new'
+    with open(tmp, 'w') as f:
+        f.write(f'[default]\naws_access_key_id = {ak}\naws_secret_access_key = {sk}\n')
+    os.rename(tmp, path)                  # as aws-vault and credential_process writers do
+
+
+def test_rotated_credentials_file_without_remount(store, rgw, mounts, tmp_path):
+    """A mount whose keys come from -o s3_credentials=FILE goes on working when the file is
+    rewritten with a new key and the old key is taken away: no remount, no error, no key in the
+    log."""
+    uri, bucket = store
+    cred = tmp_path / 'credentials'
+    a, b = _new_key(), _new_key()
+    rgw.add_key(*a)
+    _write_creds(cred, *a)
+    m = shared_mount(mounts, uri, 'rot', opts=[f's3_credentials={cred}'])
+    srcs = sources(3)
+    copy_in(m, srcs[:1])                  # close uploads the staged copy with key A
+    rgw.add_key(*b)
+    _write_creds(cred, *b)
+    rgw.remove_key(a[0])
+    try:
+        copy_in(m, srcs[1:])              # closes upload with key B
+        m.flush()                         # the daemon encodes and uploads: key B
+        check(m, srcs)
+        st = m.stats()
+        assert st['objects'] == len(srcs) and st['staged_files'] == 0, st
+        assert len(rgw.client.keys(bucket, 'tpdefs/objects/')) == len(srcs)
+    finally:
+        rgw.remove_key(b[0])
+    log = m.read_log()
+    assert 'new keys loaded' in log, log[-2000:]
+    for _, sk in (a, b):
+        assert sk not in log

@@ -8,6 +8,8 @@ Starts a throwaway Ceph cluster with radosgw (rgwserver.py), runs PROGRAM with
                              stop        stop radosgw (the endpoint refuses connections)
                              start       start it again and wait until it answers
                              start_in S  start it S seconds from now, answer at once
+                             key_add AK SK  give the S3 user one more key (credential tests)
+                             key_rm AK      take that key away again (its requests get 403)
                            each answered with "ok" or "error <reason>"
 then stops the cluster and exits with PROGRAM's exit status. One cluster per PROGRAM run: a
 start costs ~1-2 s. A cluster that does not come up is a failure (exit 2, with the log tail),
@@ -39,9 +41,15 @@ class Control:
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
-    def _do(self, cmd):
+    def _do(self, cmd, *args):
         with self.lock:
-            if cmd == 'stop':
+            if cmd == 'key_add' and len(args) == 2:
+                self.server.add_key(*args)
+            elif cmd == 'key_rm' and len(args) == 1:
+                self.server.remove_key(*args)
+            elif args:
+                raise ValueError(f'bad command {cmd!r}')
+            elif cmd == 'stop':
                 self.server.stop_rgw()
             elif cmd == 'start':
                 if 'rgw' not in self.server.procs:
@@ -62,8 +70,8 @@ class Control:
                         t = threading.Timer(float(words[1]), self._do, args=('start',))
                         t.start()
                         self.timers.append(t)
-                    elif len(words) == 1:
-                        self._do(words[0])
+                    elif words:
+                        self._do(*words)
                     else:
                         raise ValueError('bad command')
                     conn.sendall(b'ok\n')

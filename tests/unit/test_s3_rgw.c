@@ -7,12 +7,14 @@
  * its own bucket.
  *
  * Knobs used (read by s3_new, see s3.c): TPDEFS_S3_SINGLE_MAX / TPDEFS_S3_PART_SIZE for a small
- * multipart upload, TPDEFS_S3_LIST_MAX to page a listing every few keys.
+ * multipart upload, TPDEFS_S3_LIST_MAX to page a listing every few keys, TPDEFS_S3_CREDS_CHECK_MS
+ * to keep the periodic look at a credentials file out of the way.
  */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +97,13 @@ static double now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts))
+		;
 }
 
 static void fill(uint8_t *b, size_t n, uint32_t seed)
@@ -624,4 +633,368 @@ Test(s3_rgw, radosgw_restarted_mid_retry_call_succeeds, .timeout = 120)
 	cr_assert_geq(st.retries, 1);
 	cr_assert_eq(st.failures, 0);
 	s3_free(h);
+}
+
+/* ---- credentials from a file that changes under a running client ---------------------------
+ * The client keeps the keys of its credentials file current: a request first looks at the file
+ * (at most once every TPDEFS_S3_CREDS_CHECK_MS, default 1 s) and a 401/403 looks at it at once
+ * and retries once with new keys. Each test gives the radosgw user keys of its own (key_add /
+ * key_rm through the control socket: radosgw-admin) and takes them away again; the run's own key
+ * stays, and the environment's keys are unset so only the file can be used. */
+
+typedef struct cred {
+	char ak[32], sk[48];
+} cred;
+
+static cred new_key(void)
+{
+	static const char up[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	static const char any[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/";
+	uint8_t r[60];
+	FILE *f = fopen("/dev/urandom", "rb");
+	cr_assert_not_null(f);
+	cr_assert_eq(fread(r, 1, sizeof(r), f), sizeof(r));
+	fclose(f);
+	cred k;
+	memcpy(k.ak, "TPDC", 4);
+	for (int i = 0; i < 16; i++)
+		k.ak[4 + i] = up[r[i] % 36];
+	k.ak[20] = 0;
+	for (int i = 0; i < 40; i++)
+		k.sk[i] = any[r[20 + i] % 64];
+	k.sk[40] = 0;
+	return k;
+}
+
+static void key_add(const cred *k)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "key_add %s %s", k->ak, k->sk);
+	ctl(cmd);
+}
+
+static void key_rm(const cred *k)
+{
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "key_rm %s", k->ak);
+	ctl(cmd);
+}
+
+static void put_text(const char *path, const char *text, int replace)
+{
+	char tmp[300];
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	/* replace: a new file renamed over the old one (aws-vault, credential_process writers);
+	 * else rewritten in place (an editor, `>` in a shell) */
+	const char *p = replace ? tmp : path;
+	FILE *f = fopen(p, "w");
+	cr_assert_not_null(f, "%s", p);
+	cr_assert_eq(fputs(text, f) >= 0, 1);
+	cr_assert_eq(fclose(f), 0);
+	if (replace)
+		cr_assert_eq(rename(tmp, path), 0);
+}
+
+static void put_creds(const char *path, const cred *k, int replace)
+{
+	char ini[512];
+	snprintf(ini, sizeof(ini), "[other]\naws_access_key_id = AKIDOTHER\naws_secret_access_key = "
+				   "x\n\n[default]\naws_access_key_id = %s\naws_secret_access_key = "
+				   "%s\n", k->ak, k->sk);
+	put_text(path, ini, replace);
+}
+
+/* The client's log lines, from any thread. */
+typedef struct logbuf {
+	pthread_mutex_t mu;
+	char text[65536];
+} logbuf;
+
+static void log_collect(void *ctx, const char *msg)
+{
+	logbuf *l = ctx;
+	fprintf(stderr, "%s\n", msg);
+	pthread_mutex_lock(&l->mu);
+	size_t n = strlen(l->text);
+	snprintf(l->text + n, sizeof(l->text) - n, "%s\n", msg);
+	pthread_mutex_unlock(&l->mu);
+}
+
+static int count_in(logbuf *l, const char *what)
+{
+	int n = 0;
+	pthread_mutex_lock(&l->mu);
+	for (const char *p = l->text; (p = strstr(p, what)); p++)
+		n++;
+	pthread_mutex_unlock(&l->mu);
+	return n;
+}
+
+static logbuf *logbuf_new(void)
+{
+	logbuf *l = calloc(1, sizeof(*l));
+	cr_assert_not_null(l);
+	pthread_mutex_init(&l->mu, NULL);
+	return l;
+}
+
+/* A client on bucket (created) whose keys come from the credentials file path alone. */
+static s3 *file_client(const char *bucket, const char *path, logbuf *l)
+{
+	s3_cfg c = cfg_for(bucket, "t", NULL);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	snprintf(c.cred_file, sizeof(c.cred_file), "%s", path);
+	c.log = log_collect;
+	c.log_ctx = l;
+	s3 *h = NULL;
+	char err[256];
+	cr_assert_eq(s3_new(&c, &h, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(s3_bucket_create(h, err, sizeof(err)), 0, "%s", err);
+	return h;
+}
+
+static void cred_path(char *path, size_t size)
+{
+	snprintf(path, size, "/tmp/test_s3_credsXXXXXX");
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	close(fd);
+}
+
+static void get_ok(s3 *h, const char *name, const char *want)
+{
+	char b[64] = "";
+	size_t n = strlen(want);
+	int rc = s3_get(h, name, 0, n, b);
+	cr_assert_eq(rc, 0, "GET %s: %d", name, rc);
+	cr_assert_eq(memcmp(b, want, n), 0);
+}
+
+static void no_secret_in(logbuf *l, const cred *k)
+{
+	cr_assert_eq(count_in(l, k->sk), 0, "a secret key in the log:\n%s", l->text);
+}
+
+/* The file is rewritten with key B and key A is taken away: the next check of the file (1 s)
+ * picks B up, so requests are signed with B and none is refused. */
+Test(s3_rgw, creds_file_rotated_key_picked_up, .timeout = 120)
+{
+	char path[64];
+	cred_path(path, sizeof(path));
+	cred a = new_key(), b = new_key();
+	key_add(&a);
+	put_creds(path, &a, 1);
+	logbuf *l = logbuf_new();
+	s3 *h = file_client("t-cred-rot", path, l);
+	cr_assert_eq(s3_put_mem(h, "k", "before", 6), 0);
+	key_add(&b);
+	put_creds(path, &b, 1);
+	key_rm(&a);
+	sleep_ms(1100); /* the file is looked at again */
+	get_ok(h, "k", "before");
+	cr_assert_eq(s3_put_mem(h, "k2", "after", 5), 0);
+	get_ok(h, "k2", "after");
+	cr_assert_eq(count_in(l, "HTTP 403"), 0, "a request was signed with the removed key:\n%s",
+		     l->text);
+	cr_assert_eq(count_in(l, "new keys loaded"), 1, "%s", l->text);
+	s3_stats st;
+	s3_stats_get(h, &st);
+	cr_assert_eq(st.failures, 0);
+	no_secret_in(l, &a);
+	no_secret_in(l, &b);
+	s3_free(h);
+	key_rm(&b);
+	unlink(path);
+	free(l);
+}
+
+/* The same with the periodic check out of the way (an hour): the request signed with the removed
+ * key gets 403, the client looks at the file at once, finds key B and retries once: the call
+ * succeeds. */
+Test(s3_rgw, creds_file_rotated_key_on_403, .timeout = 120)
+{
+	setenv("TPDEFS_S3_CREDS_CHECK_MS", "3600000", 1);
+	char path[64];
+	cred_path(path, sizeof(path));
+	cred a = new_key(), b = new_key();
+	key_add(&a);
+	put_creds(path, &a, 1);
+	logbuf *l = logbuf_new();
+	s3 *h = file_client("t-cred-403", path, l);
+	cr_assert_eq(s3_put_mem(h, "k", "before", 6), 0);
+	key_add(&b);
+	put_creds(path, &b, 0);
+	key_rm(&a);
+	get_ok(h, "k", "before");
+	cr_assert_eq(count_in(l, "HTTP 403"), 1, "%s", l->text);
+	cr_assert_eq(count_in(l, "trying again with its new keys"), 1, "%s", l->text);
+	/* and from then on signed with B */
+	cr_assert_eq(s3_put_mem(h, "k2", "after", 5), 0);
+	get_ok(h, "k2", "after");
+	cr_assert_eq(count_in(l, "HTTP 403"), 1, "%s", l->text);
+	s3_stats st;
+	s3_stats_get(h, &st);
+	cr_assert_eq(st.failures, 0);
+	no_secret_in(l, &a);
+	no_secret_in(l, &b);
+	s3_free(h);
+	key_rm(&b);
+	unlink(path);
+	free(l);
+}
+
+/* A wrong secret written into the file is used (-EACCES: a 403 finds the same keys in the file,
+ * nothing to retry with), and writing the right one back recovers the same client at once. */
+Test(s3_rgw, creds_file_wrong_secret_then_fixed, .timeout = 120)
+{
+	char path[64];
+	cred_path(path, sizeof(path));
+	cred a = new_key();
+	key_add(&a);
+	put_creds(path, &a, 1);
+	logbuf *l = logbuf_new();
+	s3 *h = file_client("t-cred-wrong", path, l);
+	cr_assert_eq(s3_put_mem(h, "k", "before", 6), 0);
+	cred bad = a;
+	bad.sk[0] = bad.sk[0] == 'x' ? 'y' : 'x'; /* same length: the file keeps its size */
+	put_creds(path, &bad, 0);
+	sleep_ms(1100);
+	char b[8];
+	char err[256];
+	cr_assert_eq(s3_get(h, "k", 0, 6, b), -EACCES);
+	cr_assert_eq(s3_put_mem(h, "k2", "x", 1), -EACCES);
+	cr_assert_eq(s3_bucket_check(h, err, sizeof(err)), -EACCES);
+	cr_assert(strstr(err, "access denied"), "%s", err);
+	/* the right secret back, within the second: the 403 path finds it */
+	put_creds(path, &a, 1);
+	get_ok(h, "k", "before");
+	cr_assert_eq(s3_put_mem(h, "k2", "after", 5), 0);
+	get_ok(h, "k2", "after");
+	cr_assert_eq(count_in(l, "trying again with its new keys"), 1, "%s", l->text);
+	s3_stats st;
+	s3_stats_get(h, &st);
+	cr_assert_eq(st.retries, 0); /* a refusal is not retried with backoff */
+	no_secret_in(l, &a);
+	no_secret_in(l, &bad);
+	s3_free(h);
+	key_rm(&a);
+	unlink(path);
+	free(l);
+}
+
+/* A half-written file, a missing one, one without the profile: the keys loaded before stay in
+ * use, and the failure is logged once (no secret in it). A good file after them is taken. */
+Test(s3_rgw, creds_file_garbage_keeps_old_keys, .timeout = 120)
+{
+	char path[64];
+	cred_path(path, sizeof(path));
+	cred a = new_key(), b = new_key();
+	key_add(&a);
+	put_creds(path, &a, 1);
+	logbuf *l = logbuf_new();
+	s3 *h = file_client("t-cred-junk", path, l);
+	cr_assert_eq(s3_put_mem(h, "k", "before", 6), 0);
+	char half[256];
+	snprintf(half, sizeof(half), "[default]\naws_access_key_id = %s\naws_secret_acc", b.ak);
+	put_text(path, half, 0);
+	sleep_ms(1100);
+	get_ok(h, "k", "before");
+	cr_assert_eq(count_in(l, "keeping the keys loaded before"), 1, "%s", l->text);
+	sleep_ms(1100);
+	get_ok(h, "k", "before");
+	unlink(path);
+	sleep_ms(1100);
+	get_ok(h, "k", "before");
+	put_text(path, "\x01\x02garbage\n[default\n=\n[default]\naws_access_key_id\n", 1);
+	sleep_ms(1100);
+	get_ok(h, "k", "before");
+	put_text(path, "[other]\naws_access_key_id = AKIDOTHER\naws_secret_access_key = x\n", 1);
+	sleep_ms(1100);
+	get_ok(h, "k", "before");
+	cr_assert_eq(count_in(l, "keeping the keys loaded before"), 1, "logged more than once:\n%s",
+		     l->text);
+	cr_assert_eq(count_in(l, "new keys loaded"), 0, "%s", l->text);
+	/* a good file again, with another key */
+	key_add(&b);
+	put_creds(path, &b, 1);
+	key_rm(&a);
+	get_ok(h, "k", "before");
+	cr_assert_eq(s3_put_mem(h, "k2", "after", 5), 0);
+	get_ok(h, "k2", "after");
+	s3_stats st;
+	s3_stats_get(h, &st);
+	cr_assert_eq(st.failures, 0);
+	no_secret_in(l, &a);
+	no_secret_in(l, &b);
+	s3_free(h);
+	key_rm(&b);
+	unlink(path);
+	free(l);
+}
+
+typedef struct cred_load {
+	s3 *h;
+	atomic_int *stop;
+	int rc, n;
+} cred_load;
+
+static void *cred_reader(void *arg)
+{
+	cred_load *p = arg;
+	char b[6];
+	while (!atomic_load(p->stop) && !p->rc) {
+		p->rc = s3_get(p->h, "k", 0, 6, b);
+		if (!p->rc && memcmp(b, "before", 6))
+			p->rc = -EBADMSG;
+		p->n++;
+	}
+	return NULL;
+}
+
+/* Threads reading without a pause while the keys rotate twice under them: every request
+ * succeeds (the ones signed with a key just removed through the 403 path). */
+Test(s3_rgw, creds_file_rotated_under_load, .timeout = 180)
+{
+	char path[64];
+	cred_path(path, sizeof(path));
+	cred a = new_key(), b = new_key(), c = new_key();
+	key_add(&a);
+	put_creds(path, &a, 1);
+	logbuf *l = logbuf_new();
+	s3 *h = file_client("t-cred-load", path, l);
+	cr_assert_eq(s3_put_mem(h, "k", "before", 6), 0);
+	enum { N = 4 };
+	atomic_int stop = 0;
+	pthread_t t[N];
+	cred_load p[N];
+	for (int i = 0; i < N; i++) {
+		p[i] = (cred_load){h, &stop, 0, 0};
+		cr_assert_eq(pthread_create(&t[i], NULL, cred_reader, &p[i]), 0);
+	}
+	key_add(&b);
+	put_creds(path, &b, 1);
+	key_rm(&a);
+	key_add(&c);
+	put_creds(path, &c, 0);
+	key_rm(&b);
+	sleep_ms(300);
+	atomic_store(&stop, 1);
+	int total = 0;
+	for (int i = 0; i < N; i++) {
+		pthread_join(t[i], NULL);
+		cr_assert_eq(p[i].rc, 0, "thread %d: %d after %d reads", i, p[i].rc, p[i].n);
+		total += p[i].n;
+	}
+	cr_assert_gt(total, 20);
+	s3_stats st;
+	s3_stats_get(h, &st);
+	cr_assert_eq(st.failures, 0);
+	no_secret_in(l, &a);
+	no_secret_in(l, &b);
+	no_secret_in(l, &c);
+	s3_free(h);
+	key_rm(&c);
+	unlink(path);
+	free(l);
 }
