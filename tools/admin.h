@@ -10,6 +10,7 @@ int admin_flush(int argc, char **argv);
 int admin_gc(int argc, char **argv);
 int admin_stats(int argc, char **argv);
 int admin_verify(int argc, char **argv);
+int admin_upgrade(int argc, char **argv);
 
 /* Shared helpers (tpdefs-admin.c). */
 /* Open BACKING for inspection (no lock, never initialised); prints a clear error. */

@@ -23,6 +23,7 @@ static const struct {
 	{"gc", admin_gc, "gc BACKING [--dry-run] [--max-chain N]   rebase chains, free what nothing needs"},
 	{"stats", admin_stats, "stats BACKING [--json]   logical vs stored bytes, per file and per chain"},
 	{"verify", admin_verify, "verify BACKING   check every chunk and metadata <-> blob consistency"},
+	{"upgrade", admin_upgrade, "upgrade BACKING   bring an unmounted store to this build's format"},
 };
 
 static void usage(FILE *out)

@@ -3,6 +3,8 @@
  * db_step, so callers check once per step, not once per parameter. */
 #include "db_driver.h"
 
+#include <errno.h>
+
 #include <stddef.h>
 
 void db_close(db *d)
@@ -54,6 +56,16 @@ int db_reindex(db *d)
 int db_checkpoint(db *d)
 {
 	return d->ops->checkpoint(d);
+}
+
+int db_page_sums(db *d)
+{
+	return d->ops->page_sums ? d->ops->page_sums(d) : -EOPNOTSUPP;
+}
+
+int db_add_page_sums(db *d)
+{
+	return d->ops->add_page_sums ? d->ops->add_page_sums(d) : -EOPNOTSUPP;
 }
 
 int db_exec(db *d, const char *sql)

@@ -70,6 +70,11 @@ int db_reindex(db *d);
 /* Fold the write-ahead log into the database and truncate it. -EBUSY when readers kept part of
  * it (what could be folded was). */
 int db_checkpoint(db *d);
+/* Page checksums (db_sqlite_vfs.h): 1 when the database keeps one in every page, 0 when not;
+ * db_add_page_sums rewrites the whole database (VACUUM) with room for them, no statement of the
+ * connection running. -EOPNOTSUPP for an engine whose pages are not ours (PostgreSQL). */
+int db_page_sums(db *d);
+int db_add_page_sums(db *d);
 
 /* ---- portable SQL ---- */
 

@@ -18,6 +18,8 @@ struct db_ops {
 	int (*check)(db *d, int max_problems, char *msg, size_t len);
 	int (*reindex)(db *d);
 	int (*checkpoint)(db *d);
+	int (*page_sums)(db *d);     /* NULL: the engine has no pages of ours (-EOPNOTSUPP) */
+	int (*add_page_sums)(db *d);
 	int (*exec)(db *d, const char *sql);
 	int (*prepare)(db *d, const char *sql, unsigned flags, db_stmt **st);
 	void (*reset)(db_stmt *st);

@@ -149,6 +149,29 @@ static int sq_reindex(db *d)
 	return sq_exec(d, "REINDEX;");
 }
 
+static int sq_page_sums(db *d)
+{
+	int n = -1; /* negative: ask, change nothing */
+	int rc = sqlite3_file_control(H(d), "main", SQLITE_FCNTL_RESERVE_BYTES, &n);
+	if (rc != SQLITE_OK)
+		return sq_fail(rc);
+	return n == DBVFS_RESERVE;
+}
+
+/* SQLite lets the reserved bytes grow, never shrink, and lays pages out anew only in a VACUUM;
+ * the shim sums every page the VACUUM writes once page 1 says so. */
+static int sq_add_page_sums(db *d)
+{
+	int n = DBVFS_RESERVE;
+	int rc = sqlite3_file_control(H(d), "main", SQLITE_FCNTL_RESERVE_BYTES, &n);
+	if (rc != SQLITE_OK)
+		return sq_fail(rc);
+	int r = sq_exec(d, "VACUUM");
+	if (r == 0 && sq_page_sums(d) != 1)
+		r = -EIO; /* the database would not take the reserved bytes */
+	return r;
+}
+
 static int sq_checkpoint(db *d)
 {
 	int rc = sqlite3_wal_checkpoint_v2(H(d), NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
@@ -259,6 +282,8 @@ static const struct db_ops sq_ops = {
 	.check = sq_check,
 	.reindex = sq_reindex,
 	.checkpoint = sq_checkpoint,
+	.page_sums = sq_page_sums,
+	.add_page_sums = sq_add_page_sums,
 	.exec = sq_exec,
 	.prepare = sq_prepare,
 	.reset = sq_reset,

@@ -88,6 +88,12 @@ int store_open_opts(const char *backing, const store_opts *o, int flags, store *
  * prefix that is not empty. 0, or -errno with a one-line message. */
 int store_format_shared(const char *uri, const char *blobs_dir, char *err, size_t errlen);
 void store_close(store *s);
+/* Bring the store's format up to this build's (offline: opened with its lock, no daemon).
+ * Version 1 -> 2: the embedded store's database is rewritten (VACUUM) with a checksum in every
+ * page. *from and *to: the versions before and after; *rewrote: the database was rewritten (also
+ * when an upgrade cut short had already recorded the version). A PostgreSQL store is left as
+ * it is. 0 or -errno with a message in err. */
+int store_upgrade(store *s, int *from, int *to, int *rewrote, char *err, size_t errlen);
 /* Where the LOCK and the control socket live (BACKING, or local_dir of a shared store). */
 const char *store_local_dir(const store *s);
 int store_local_dirfd(const store *s);

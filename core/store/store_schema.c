@@ -4,6 +4,7 @@
 #include "store_internal.h"
 
 #include <errno.h>
+#include <stdlib.h>
 
 /* Format version 1, exactly as every existing store was created: SQLite keeps the text of each
  * CREATE in sqlite_master, so even its spelling is part of the on-disk format. Never edit it;
@@ -114,5 +115,66 @@ int store_schema_create(db *d, int64_t now, uint32_t root_mode, uint32_t uid, ui
 	db_bind_i64(st, 5, now);
 	r = db_step(st);
 	db_finalize(st);
+	return r < 0 ? r : 0;
+}
+
+/* ---- upgrade ---------------------------------------------------------------------------- */
+
+int store_upgrade(store *s, int *from, int *to, int *rewrote, char *err, size_t errlen)
+{
+	char v[32];
+	store_lock(s);
+	int r = store_meta_get(s->db, "version", v, sizeof(v));
+	int ver = r == 0 ? (int)strtol(v, NULL, 10) : 0;
+	*from = *to = ver;
+	*rewrote = 0;
+	if (r < 0) {
+		store_seterr(err, errlen, "%s: no format version in the metadata", s->path);
+		store_unlock(s);
+		return -EMEDIUMTYPE;
+	}
+	if (s->shared) { /* nothing of a PostgreSQL store's own changed since version 1 */
+		store_unlock(s);
+		return 0;
+	}
+	if (s->rdonly) {
+		store_seterr(err, errlen, "%s: opened read-only", s->path);
+		store_unlock(s);
+		return -EROFS;
+	}
+	/* The version first: from then on older builds refuse the store, and a crash before the
+	 * rewrite leaves a version 2 store without checksums, which reads as before and which the
+	 * next upgrade finishes. */
+	if (ver < STORE_FORMAT_VERSION) {
+		db_stmt *st;
+		r = db_begin(s->db);
+		if (r == 0)
+			r = db_prepare(s->db, "UPDATE meta SET value=?1 WHERE key='version'", 0, &st);
+		if (r == 0) {
+			db_bind_i64(st, 1, STORE_FORMAT_VERSION);
+			r = db_step(st);
+			db_finalize(st);
+		}
+		r = r < 0 ? r : db_commit(s->db);
+		if (r < 0) {
+			db_rollback(s->db);
+			store_seterr(err, errlen, "%s: cannot record format version %d: %s", s->path,
+				     STORE_FORMAT_VERSION, db_errmsg(s->db));
+			store_unlock(s);
+			return r;
+		}
+		*to = STORE_FORMAT_VERSION;
+	}
+	r = db_page_sums(s->db);
+	if (r == 0) {
+		r = db_add_page_sums(s->db);
+		if (r == 0)
+			r = db_checkpoint(s->db);
+		*rewrote = r == 0;
+		if (r < 0)
+			store_seterr(err, errlen, "%s: cannot rewrite the database with page checksums: "
+				     "%s", s->path, db_errmsg(s->db));
+	}
+	store_unlock(s);
 	return r < 0 ? r : 0;
 }
