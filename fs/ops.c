@@ -550,6 +550,23 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 
 static void drop_handle(fs *f, fs_fh *h);
 
+/* The empty file committed (a reader's O_TRUNC), and queued for encoding if nobody writes it. */
+static int truncate_for_reader(fs *f, fs_node *n)
+{
+	int r = fs_node_stage(f, n, 1);
+	if (r < 0)
+		return r;
+	pthread_rwlock_rdlock(&n->dlock);
+	r = fs_node_commit(f, n);
+	pthread_mutex_lock(&n->mu);
+	unsigned writers = n->nwriters;
+	pthread_mutex_unlock(&n->mu);
+	pthread_rwlock_unlock(&n->dlock);
+	if (r == 0 && writers == 0)
+		encq_push(f->q, n->ino, 0);
+	return r;
+}
+
 static int open_handle(fs *f, fuse_ino_t ino, struct fuse_file_info *fi, fs_fh **out)
 {
 	fs_node *n;
@@ -570,6 +587,15 @@ static int open_handle(fs *f, fuse_ino_t ino, struct fuse_file_info *fi, fs_fh *
 	h->priv_epoch = PRIV_UNKNOWN;
 	if (h->writer) {
 		r = fs_node_stage(f, n, !!(fi->flags & O_TRUNC));
+		if (r < 0) {
+			free(h);
+			fs_node_put(f, n);
+			return r;
+		}
+	} else if (fi->flags & O_TRUNC) {
+		/* open(O_RDONLY | O_TRUNC) truncates on Linux too (the kernel has checked write
+		 * permission for it); no writer will commit it, so it is committed here */
+		r = truncate_for_reader(f, n);
 		if (r < 0) {
 			free(h);
 			fs_node_put(f, n);
@@ -598,10 +624,9 @@ static int open_handle(fs *f, fuse_ino_t ino, struct fuse_file_info *fi, fs_fh *
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	fs_fh *h;
-	int acc = fi->flags & O_ACCMODE;
-	if ((fi->flags & O_TRUNC) && (acc == O_WRONLY || acc == O_RDWR)) {
-		/* the truncation is done here (atomic O_TRUNC); the kernel's own S_ISUID/S_ISGID
-		 * clearing for it is skipped with that capability */
+	if (fi->flags & O_TRUNC) {
+		/* the truncation is done here (atomic O_TRUNC; also for O_RDONLY, as on Linux); the
+		 * kernel's own S_ISUID/S_ISGID clearing for it is skipped with that capability */
 		int r = clear_privs(req, ino);
 		if (r < 0) {
 			fuse_reply_err(req, -r);

@@ -495,3 +495,30 @@ def test_fsync_and_data_visible_across_fds(fsm):
     finally:
         os.close(fd)
     assert read(p) == b'a' * 100_000 + b'b'
+
+
+def test_rdonly_o_trunc_truncates_like_local(both):
+    """open(O_RDONLY | O_TRUNC) truncates on Linux (the caller needs write permission): as on
+    a local directory, for a staged and for a stored file, and the empty file is what stays."""
+    m, ref = both
+    data = rnd(300_000, 9)
+    for root in (m.mnt, ref):
+        write(os.path.join(root, 'staged'), data)
+        write(os.path.join(root, 'stored'), data)
+    m.flush()
+    for name in ('staged', 'stored'):
+        got = {}
+        for root in (m.mnt, ref):
+            p = os.path.join(root, name)
+            before = os.stat(p)
+            fd = os.open(p, os.O_RDONLY | os.O_TRUNC)
+            try:
+                got[root] = (os.fstat(fd).st_size, os.read(fd, 10))
+            finally:
+                os.close(fd)
+            after = os.stat(p)
+            assert after.st_size == 0 and after.st_mtime_ns >= before.st_mtime_ns, (root, name)
+        assert got[m.mnt] == got[ref] == (0, b''), (name, got)
+    m.flush()
+    m.remount()
+    assert read(m.p('staged')) == b'' and read(m.p('stored')) == b''
