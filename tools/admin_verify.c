@@ -1,6 +1,7 @@
 /* admin_verify.c - `tpdefs-admin verify BACKING`: every chunk decoded and checked, metadata and
  * blobs consistent. Exit 0 when everything checks, 1 when the store is damaged (the damaged
  * files are listed), 2 when verify itself could not run. Read-only: works while mounted. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -74,8 +75,9 @@ int admin_verify(int argc, char **argv)
 		return 2;
 	}
 	store *s;
-	if (admin_open_store(dir, &s) < 0)
-		return 2;
+	int ro = admin_open_store(dir, &s);
+	if (ro < 0)
+		return ro == -EIO ? 1 : 2; /* a damaged database: found, not "could not run" */
 	verify_opts o;
 	memset(&o, 0, sizeof(o));
 	o.online = admin_daemon_running(dir) == 1;

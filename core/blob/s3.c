@@ -432,6 +432,15 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
 }
 
 /* A header line "name: value" into the curl list; -ENOMEM when curl cannot add it. */
+/* The request's header lines hold the signature and any session token: wiped before freed. */
+static void hdr_free(struct curl_slist *l)
+{
+	for (struct curl_slist *i = l; i; i = i->next)
+		if (i->data)
+			OPENSSL_cleanse(i->data, strlen(i->data));
+	curl_slist_free_all(l);
+}
+
 static int hdr_add(struct curl_slist **l, const char *name, const char *value)
 {
 	char line[4400];
@@ -515,7 +524,7 @@ static int try_once(s3 *c, rq *r, CURLcode *cc)
 	OPENSSL_cleanse(auth, sizeof(auth));
 	s3_creds_wipe(&cr); /* the token's header line is in hl now */
 	if (rc) {
-		curl_slist_free_all(hl);
+		hdr_free(hl);
 		return rc;
 	}
 
@@ -563,7 +572,7 @@ static int try_once(s3 *c, rq *r, CURLcode *cc)
 	atomic_fetch_add(&c->bytes_out, (uint64_t)(up > 0 ? up : 0));
 	atomic_fetch_add(&c->bytes_in, (uint64_t)(down > 0 ? down : 0));
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-	curl_slist_free_all(hl);
+	hdr_free(hl);
 	return 0;
 }
 

@@ -83,6 +83,7 @@ static int creds_from_file(s3_creds *cr, const char *path, const char *profile,
 		if (r < 0) {
 			int e = errno;
 			close(fd);
+			OPENSSL_cleanse(buf, n); /* what was read so far may hold a secret */
 			free(buf);
 			s3_say(err, errlen, "s3: credentials file %s: %s", path, strerror(e));
 			return -EACCES;

@@ -68,6 +68,16 @@ int db_add_page_sums(db *d)
 	return d->ops->add_page_sums ? d->ops->add_page_sums(d) : -EOPNOTSUPP;
 }
 
+int db_page_verify(db *d, int on)
+{
+	return d->ops->page_verify ? d->ops->page_verify(d, on) : -EOPNOTSUPP;
+}
+
+int db_damaged(db *d)
+{
+	return d->ops->damaged ? d->ops->damaged(d) : 0;
+}
+
 int db_exec(db *d, const char *sql)
 {
 	return d->ops->exec(d, sql);

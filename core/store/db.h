@@ -33,6 +33,8 @@ typedef struct db_stmt db_stmt; /* a prepared statement of one connection */
 #define DB_OPEN_RW 0     /* an existing database, read-write */
 #define DB_OPEN_RO 1     /* an existing database, read-only, leaving its directory as it is */
 #define DB_OPEN_CREATE 2 /* a new database file (created), durable commits, for initialisation */
+#define DB_OPEN_NOVERIFY 8 /* or'ed in: page checksums are kept but not checked (the repair of a
+			    * database a tool outside tpdefs wrote to: store_resum) */
 
 /* db_prepare flags. */
 #define DB_PREPARE_PERSISTENT 1 /* kept for the connection's lifetime (the store's statement
@@ -75,6 +77,11 @@ int db_checkpoint(db *d);
  * connection running. -EOPNOTSUPP for an engine whose pages are not ours (PostgreSQL). */
 int db_page_sums(db *d);
 int db_add_page_sums(db *d);
+/* Turn the checking of page checksums on or off for this connection (-EOPNOTSUPP: no pages). */
+int db_page_verify(db *d, int on);
+/* 1 when the connection's last failure was damage (a page failing its checksum, a malformed
+ * page), 0 otherwise: tells a damaged store from a file that is not a store. */
+int db_damaged(db *d);
 
 /* ---- portable SQL ---- */
 

@@ -20,6 +20,8 @@ struct db_ops {
 	int (*checkpoint)(db *d);
 	int (*page_sums)(db *d);     /* NULL: the engine has no pages of ours (-EOPNOTSUPP) */
 	int (*add_page_sums)(db *d);
+	int (*page_verify)(db *d, int on);
+	int (*damaged)(db *d);           /* NULL: never */
 	int (*exec)(db *d, const char *sql);
 	int (*prepare)(db *d, const char *sql, unsigned flags, db_stmt **st);
 	void (*reset)(db_stmt *st);

@@ -149,27 +149,58 @@ static int sq_reindex(db *d)
 	return sq_exec(d, "REINDEX;");
 }
 
-static int sq_page_sums(db *d)
+/* What the shim keeps and checks for this connection's database (DBVFS_* bits), after applying
+ * set (-1: nothing). */
+static int shim_bits(db *d, int set)
 {
-	int n = -1; /* negative: ask, change nothing */
-	int rc = sqlite3_file_control(H(d), "main", SQLITE_FCNTL_RESERVE_BYTES, &n);
-	if (rc != SQLITE_OK)
-		return sq_fail(rc);
-	return n == DBVFS_RESERVE;
+	int v = set;
+	int rc = sqlite3_file_control(H(d), "main", DBVFS_FCNTL, &v);
+	return rc == SQLITE_OK ? v : sq_fail(rc);
 }
 
-/* SQLite lets the reserved bytes grow, never shrink, and lays pages out anew only in a VACUUM;
- * the shim sums every page the VACUUM writes once page 1 says so. */
+static int sq_page_sums(db *d)
+{
+	int v = shim_bits(d, -1);
+	return v < 0 ? v : !!(v & DBVFS_SUMS);
+}
+
+static int sq_page_verify(db *d, int on)
+{
+	int v = shim_bits(d, on ? DBVFS_VERIFY : DBVFS_NOVERIFY);
+	return v < 0 ? v : 0;
+}
+
+static int sq_damaged(db *d)
+{
+	int x = sqlite3_extended_errcode(H(d));
+	return x == SQLITE_IOERR_DATA || (x & 0xff) == SQLITE_CORRUPT;
+}
+
+/* SQLite lets the reserved bytes grow, never shrink, and lays pages out anew only in a VACUUM.
+ * In WAL mode only: the VACUUM's pages reach the database file in a checkpoint after it commits
+ * (page 1 first), and a VACUUM that fails leaves the file as it was. In rollback mode a failed
+ * VACUUM would roll old pages back through the shim. */
 static int sq_add_page_sums(db *d)
 {
+	sqlite3_stmt *st = NULL;
+	int wal = 0;
+	if (sqlite3_prepare_v2(H(d), "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		wal = !strcmp((const char *)sqlite3_column_text(st, 0), "wal");
+	sqlite3_finalize(st);
+	if (!wal)
+		return -EINVAL;
 	int n = DBVFS_RESERVE;
 	int rc = sqlite3_file_control(H(d), "main", SQLITE_FCNTL_RESERVE_BYTES, &n);
 	if (rc != SQLITE_OK)
 		return sq_fail(rc);
 	int r = sq_exec(d, "VACUUM");
-	if (r == 0 && sq_page_sums(d) != 1)
-		r = -EIO; /* the database would not take the reserved bytes */
-	return r;
+	if (r < 0)
+		return r;
+	/* committed in the WAL with reserved bytes: from here on every page written carries a sum,
+	 * whatever order the checkpoint writes them in */
+	r = shim_bits(d, DBVFS_SUMS);
+	return r < 0 ? r : 0;
 }
 
 static int sq_checkpoint(db *d)
@@ -284,6 +315,8 @@ static const struct db_ops sq_ops = {
 	.checkpoint = sq_checkpoint,
 	.page_sums = sq_page_sums,
 	.add_page_sums = sq_add_page_sums,
+	.page_verify = sq_page_verify,
+	.damaged = sq_damaged,
 	.exec = sq_exec,
 	.prepare = sq_prepare,
 	.reset = sq_reset,
@@ -346,6 +379,10 @@ int db_open_sqlite(const char *path, int mode, db **out, char *err, size_t errle
 		free(d);
 		return -EIO;
 	}
+	int noverify = !!(mode & DB_OPEN_NOVERIFY);
+	mode &= ~DB_OPEN_NOVERIFY;
+	struct stat fst;
+	int fresh = stat(path, &fst) != 0 || fst.st_size == 0; /* nothing laid out yet */
 	int rc;
 	if (mode == DB_OPEN_RO)
 		rc = open_rdonly(path, vfs, &d->h);
@@ -353,14 +390,20 @@ int db_open_sqlite(const char *path, int mode, db **out, char *err, size_t errle
 		rc = sqlite3_open_v2(path, &d->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs);
 	else
 		rc = sqlite3_open_v2(path, &d->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, vfs);
-	if (rc == SQLITE_OK && mode == DB_OPEN_CREATE) {
+	if (rc == SQLITE_OK && mode == DB_OPEN_CREATE && fresh) {
 		/* A new database reserves DBVFS_RESERVE bytes a page for its checksums, set before
 		 * its first page is written; it commits durably from its first transaction (it is
 		 * renamed into place right after). */
-		int n = DBVFS_RESERVE;
+		int n = DBVFS_RESERVE, v = DBVFS_SUMS;
 		rc = sqlite3_file_control(d->h, "main", SQLITE_FCNTL_RESERVE_BYTES, &n);
+		if (rc == SQLITE_OK) /* every page summed, page 1 written first or not */
+			rc = sqlite3_file_control(d->h, "main", DBVFS_FCNTL, &v);
 		if (rc == SQLITE_OK)
 			rc = sqlite3_exec(d->h, "PRAGMA synchronous=FULL;", NULL, NULL, NULL);
+	}
+	if (rc == SQLITE_OK && noverify) {
+		int v = DBVFS_NOVERIFY;
+		rc = sqlite3_file_control(d->h, "main", DBVFS_FCNTL, &v);
 	}
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s", d->h ? sqlite3_errmsg(d->h) : "no memory");

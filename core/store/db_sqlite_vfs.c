@@ -17,6 +17,7 @@
 typedef struct dbvfs_file {
 	sqlite3_file base; /* first: SQLite calls us with a sqlite3_file * */
 	int sums;          /* the header reserves DBVFS_RESERVE bytes a page: keep checksums */
+	int noverify;      /* a repair reads pages whose sums are stale (DBVFS_NOVERIFY) */
 } dbvfs_file;
 
 /* The default VFS's own file object follows ours, aligned. */
@@ -55,21 +56,33 @@ static int f_close(sqlite3_file *f)
 	return SUB(f)->pMethods->xClose(SUB(f));
 }
 
+static int all_zero(const uint8_t *b, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (b[i])
+			return 0;
+	return 1;
+}
+
 static int f_read(sqlite3_file *f, void *buf, int amt, sqlite3_int64 off)
 {
 	dbvfs_file *p = (dbvfs_file *)f;
 	int rc = SUB(f)->pMethods->xRead(SUB(f), buf, amt, off);
-	if (rc != SQLITE_OK)
-		return rc; /* a short read is zero-filled past the end: nothing to check */
+	/* A short read is zero-filled past the end: a page wholly past it is all zeros (SQLite asks
+	 * for such pages), but a page the file cuts short is damage and is checked like any other. */
+	if (rc == SQLITE_IOERR_SHORT_READ && all_zero(buf, amt))
+		return rc;
+	if (rc != SQLITE_OK && rc != SQLITE_IOERR_SHORT_READ)
+		return rc;
 	note_header(p, buf, amt, off);
 	uint32_t pgno = whole_page(amt, off);
-	if (p->sums && pgno) {
+	if (p->sums && !p->noverify && pgno) {
 		uint8_t s[DBVFS_RESERVE];
 		dbvfs_page_sum(buf, (size_t)amt, pgno, s);
 		if (memcmp((uint8_t *)buf + amt - DBVFS_RESERVE, s, DBVFS_RESERVE) != 0)
 			return SQLITE_IOERR_DATA;
 	}
-	return SQLITE_OK;
+	return rc;
 }
 
 /* The checksum goes into the caller's page buffer: the reserved bytes are ours (SQLite never
@@ -114,8 +127,33 @@ static int f_reserved(sqlite3_file *f, int *out)
 	return SUB(f)->pMethods->xCheckReservedLock(SUB(f), out);
 }
 
+/* The header on disk, at the start of a checkpoint: a VACUUM by another connection may have
+ * turned sums on since this one last read page 1 (and the checkpoint need not write page 1). */
+static void reread_header(dbvfs_file *p, sqlite3_file *f)
+{
+	uint8_t h[100];
+	if (SUB(f)->pMethods->xRead(SUB(f), h, sizeof h, 0) == SQLITE_OK)
+		note_header(p, h, sizeof h, 0);
+}
+
 static int f_control(sqlite3_file *f, int op, void *arg)
 {
+	dbvfs_file *p = (dbvfs_file *)f;
+	if (op == DBVFS_FCNTL) {
+		int *v = arg;
+		if (*v >= 0) {
+			if (*v & DBVFS_SUMS)
+				p->sums = 1;
+			if (*v & DBVFS_NOVERIFY)
+				p->noverify = 1;
+			else if (*v & DBVFS_VERIFY)
+				p->noverify = 0;
+		}
+		*v = (p->sums ? DBVFS_SUMS : 0) | (p->sums && !p->noverify ? DBVFS_VERIFY : 0);
+		return SQLITE_OK;
+	}
+	if (op == SQLITE_FCNTL_CKPT_START)
+		reread_header(p, f);
 	return SUB(f)->pMethods->xFileControl(SUB(f), op, arg);
 }
 

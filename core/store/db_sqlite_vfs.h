@@ -23,6 +23,14 @@
 /* Bytes reserved at the end of each page for the checksum. */
 #define DBVFS_RESERVE 8
 
+/* sqlite3_file_control(db, "main", DBVFS_FCNTL, &v) on a database opened through the shim: v is
+ * a set of DBVFS_* bits to apply (v < 0: change nothing); v comes back as the bits now in
+ * force. -> SQLITE_NOTFOUND on a file not opened through the shim. */
+#define DBVFS_FCNTL 0x74706401   /* above SQLite's own opcodes (< 100) */
+#define DBVFS_SUMS 1             /* keep a checksum in every page written */
+#define DBVFS_VERIFY 2           /* check the checksum of every page read (default while SUMS) */
+#define DBVFS_NOVERIFY 4         /* to apply: stop checking (repair: pages with stale sums) */
+
 /* Name of the shim, registered with SQLite on first call (thread-safe; never the default VFS);
  * NULL if registration failed. */
 const char *dbvfs_name(void);

@@ -235,14 +235,18 @@ void store_row_attr(db_stmt *st, int c, store_attr *a)
 int store_meta_get(db *d, const char *key, char *buf, size_t n)
 {
 	db_stmt *st;
+	/* damage (a page failing its checksum) is -EIO: not to be taken for a foreign file */
 	if (db_prepare(d, "SELECT value FROM meta WHERE key=?1", 0, &st) < 0)
-		return -EMEDIUMTYPE;
+		return db_damaged(d) ? -EIO : -EMEDIUMTYPE;
 	db_bind_text(st, 1, key);
 	int r = -ENOENT;
-	if (db_step(st) == DB_ROW) {
+	int rs = db_step(st);
+	if (rs == DB_ROW) {
 		const char *v = db_col_text(st, 0);
 		snprintf(buf, n, "%s", v ? v : "");
 		r = 0;
+	} else if (rs < 0 && db_damaged(d)) {
+		r = -EIO;
 	}
 	db_finalize(st);
 	return r;
@@ -325,7 +329,8 @@ static int open_db(store *s, char *err, size_t errlen)
 {
 	char p[PATH_MAX], msg[256];
 	snprintf(p, sizeof(p), "%s/tpdefs.db", s->path);
-	if (db_open_sqlite(p, s->rdonly ? DB_OPEN_RO : DB_OPEN_RW, &s->db, msg, sizeof(msg)) < 0) {
+	int mode = (s->rdonly ? DB_OPEN_RO : DB_OPEN_RW) | (s->repair ? DB_OPEN_NOVERIFY : 0);
+	if (db_open_sqlite(p, mode, &s->db, msg, sizeof(msg)) < 0) {
 		store_seterr(err, errlen, "%s: cannot open database: %s", s->path, msg);
 		return -EIO;
 	}
@@ -350,6 +355,17 @@ static int open_db(store *s, char *err, size_t errlen)
 int store_check_format(store *s, char *err, size_t errlen)
 {
 	char v[128];
+	int rf = store_meta_get(s->db, "format", v, sizeof(v));
+	if (rf == 0)
+		rf = store_meta_get(s->db, "version", v + 64, sizeof(v) - 64);
+	if (rf == -EIO) {
+		store_seterr(err, errlen, "%s: the metadata database is damaged (a page of its header "
+		       "or of its format record fails its checksum or is malformed); refusing to serve "
+		       "it. If a tool outside tpdefs wrote to tpdefs.db (an older tpdefs, the sqlite3 "
+		       "shell), tpdefs-admin upgrade --resum %s repairs the sums; otherwise restore it "
+		       "from a backup", s->path, s->path);
+		return -EIO;
+	}
 	if (store_meta_get(s->db, "format", v, sizeof(v)) < 0 || strcmp(v, STORE_FORMAT_NAME) != 0) {
 		store_seterr(err, errlen, s->shared ? "%s: the database holds no tpdefs store (tpdefs-admin "
 		       "format URI --blobs DIR creates one)" : "%s: not a tpdefs backing directory "
@@ -361,9 +377,10 @@ int store_check_format(store *s, char *err, size_t errlen)
 		return -EMEDIUMTYPE;
 	}
 	long ver = strtol(v, NULL, 10);
-	if (ver > STORE_FORMAT_VERSION) {
+	int newest = s->shared ? STORE_FORMAT_VERSION_SHARED : STORE_FORMAT_VERSION;
+	if (ver > newest) {
 		store_seterr(err, errlen, "%s: backing format version %ld is newer than this tpdefs "
-		       "supports (%d); upgrade tpdefs", s->path, ver, STORE_FORMAT_VERSION);
+		       "supports (%d); upgrade tpdefs", s->path, ver, newest);
 		return -EPROTONOSUPPORT;
 	}
 	if (ver < 1) {
@@ -414,7 +431,9 @@ static int check_integrity(store *s, char *err, size_t errlen)
 		if (pass == 0 && db_reindex(s->db) == 0)
 			continue;
 		store_seterr(err, errlen, "%s: the metadata database is damaged (%s); refusing to serve it "
-		       "(tpdefs-admin verify %s lists what is affected)", s->path, msg, s->path);
+		       "(tpdefs-admin verify %s lists what is affected; if a tool outside tpdefs "
+		       "wrote to tpdefs.db, tpdefs-admin upgrade --resum repairs the sums)", s->path,
+		       msg, s->path);
 		return -EIO;
 	}
 	return -EIO;
@@ -531,6 +550,7 @@ int store_open_opts(const char *dir, const store_opts *o, int flags, store **out
 		return -ENOMEM;
 	}
 	s->lockfd = s->dirfd = s->localfd = -1;
+	s->repair = !!(flags & STORE_O_REPAIR);
 	s->rdonly = !!(flags & STORE_O_RDONLY);
 	if (s->rdonly)
 		flags |= STORE_O_NOCREATE;
@@ -584,7 +604,7 @@ int store_open_opts(const char *dir, const store_opts *o, int flags, store **out
 	r = open_db(s, err, errlen);
 	if (r < 0)
 		goto fail;
-	if (have_db && !(flags & STORE_O_NOLOCK)) {
+	if (have_db && !(flags & (STORE_O_NOLOCK | STORE_O_REPAIR))) {
 		r = check_integrity(s, err, errlen);
 		if (r < 0)
 			goto fail;

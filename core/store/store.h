@@ -55,6 +55,8 @@ typedef struct store_obj {
 			       (without it an open that locks has the shared store to itself) */
 #define STORE_O_RDONLY 8    /* a ro mount: an existing store only, database opened read-only,
                                LOCK neither created nor written, no WAL checkpoint at close */
+#define STORE_O_REPAIR 32   /* store_resum: page checksums not checked, no integrity check at
+                               open (the caller runs its own) */
 
 /* Open (initialising an empty or missing directory, created 0700) and lock BACKING.
  * Errors (with a message in err): -ENOTDIR/-ENOENT bad path, -EMEDIUMTYPE not a tpdefs backing
@@ -94,6 +96,10 @@ void store_close(store *s);
  * when an upgrade cut short had already recorded the version). A PostgreSQL store is left as
  * it is. 0 or -errno with a message in err. */
 int store_upgrade(store *s, int *from, int *to, int *rewrote, char *err, size_t errlen);
+/* Rewrite every page's checksum of an embedded store opened with STORE_O_REPAIR, after a tool
+ * outside tpdefs (an older tpdefs, the sqlite3 shell) wrote to its database without them; only
+ * when SQLite's own integrity check passes, and checked again with the sums afterwards. */
+int store_resum(store *s, char *err, size_t errlen);
 /* Where the LOCK and the control socket live (BACKING, or local_dir of a shared store). */
 const char *store_local_dir(const store *s);
 int store_local_dirfd(const store *s);

@@ -37,6 +37,7 @@ struct store {
 	int alone;          /* shared: no other session was alive at open (full recovery is safe) */
 	int recover_locked; /* shared: the recovery lock is held until store_recover is done */
 	int rdonly;         /* STORE_O_RDONLY */
+	int repair;         /* STORE_O_REPAIR: page checksums not checked (store_resum) */
 	db *db;             /* the metadata connection (db.h: used by one thread at a time) */
 	pthread_mutex_t mu; /* guards db, st[] and gone[] */
 	db_stmt *st[ST_COUNT]; /* prepared on first use, kept until the connection closes */

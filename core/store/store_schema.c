@@ -168,13 +168,56 @@ int store_upgrade(store *s, int *from, int *to, int *rewrote, char *err, size_t 
 	r = db_page_sums(s->db);
 	if (r == 0) {
 		r = db_add_page_sums(s->db);
-		if (r == 0)
-			r = db_checkpoint(s->db);
 		*rewrote = r == 0;
 		if (r < 0)
 			store_seterr(err, errlen, "%s: cannot rewrite the database with page checksums: "
-				     "%s", s->path, db_errmsg(s->db));
+				     "%s", s->path, r == -EINVAL ? "not in WAL mode" : db_errmsg(s->db));
+		else
+			(void)db_checkpoint(s->db); /* busy (a reader): the next connection's does it */
 	}
 	store_unlock(s);
 	return r < 0 ? r : 0;
+}
+
+int store_resum(store *s, char *err, size_t errlen)
+{
+	char msg[256];
+	if (s->shared) {
+		store_seterr(err, errlen, "%s: a PostgreSQL store has no pages of tpdefs's own",
+			     s->path);
+		return -EOPNOTSUPP;
+	}
+	if (!s->repair || s->rdonly) {
+		store_seterr(err, errlen, "%s: not opened for a repair", s->path);
+		return -EINVAL;
+	}
+	store_lock(s);
+	int r = db_page_sums(s->db);
+	if (r == 0) { /* no sums to repair: a version 1 store, which upgrade handles */
+		store_unlock(s);
+		store_seterr(err, errlen, "%s: the database keeps no page checksums (tpdefs-admin "
+			     "upgrade adds them)", s->path);
+		return -EINVAL;
+	}
+	/* SQLite's own check, sums aside: stale sums are repaired only over a sound database */
+	r = r < 0 ? r : db_check(s->db, 10, msg, sizeof(msg));
+	if (r != 0) {
+		store_unlock(s);
+		store_seterr(err, errlen, "%s: SQLite's own integrity check fails too (%s): more than "
+			     "stale checksums; restore tpdefs.db from a backup (tpdefs-admin verify "
+			     "lists what is affected)", s->path, r > 0 ? msg : db_errmsg(s->db));
+		return r > 0 ? -EIO : r;
+	}
+	r = db_add_page_sums(s->db); /* a VACUUM: every page written again, with its sum */
+	if (r == 0)
+		r = db_checkpoint(s->db);
+	if (r == 0)
+		r = db_page_verify(s->db, 1);
+	if (r == 0)
+		r = db_check(s->db, 10, msg, sizeof(msg)) == 0 ? 0 : -EIO;
+	store_unlock(s);
+	if (r < 0)
+		store_seterr(err, errlen, "%s: the rewrite did not give a sound database (%s)", s->path,
+			     db_errmsg(s->db));
+	return r;
 }

@@ -12,6 +12,7 @@ import sqlite3
 
 import dbpages
 import tpdefs_harness as H
+from test_rel_00_util import kill_daemon
 
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'fixtures', 'store_v1')
 
@@ -137,3 +138,57 @@ def test_upgrade_refusals(mounts, tmp_path):
     assert r.returncode == 2 and 'usage' in r.stderr
     h = m.admin('upgrade', '--help')
     assert h.returncode == 0 and 'usage' in h.stdout
+
+
+def test_outside_writer_after_a_crash_is_refused_then_resummed(mounts):
+    """After a crash the WAL holds committed pages. A tool outside tpdefs that opens tpdefs.db for
+    writing (here Python's sqlite3: its last close folds the WAL into the file) writes them
+    without their sums. The store is then refused as damaged, with the way out in the message;
+    `upgrade --resum` rewrites the sums over a database SQLite itself finds sound."""
+    m = mounts.new('outside')
+    want = {f'f{i:02d}': os.urandom(1000 + i) for i in range(40)}
+    for name, data in want.items():
+        with open(m.p(name), 'wb') as f:
+            f.write(data)
+    kill_daemon(m)
+    db = os.path.join(m.backing, 'tpdefs.db')
+    assert os.path.getsize(db + '-wal') > 0, 'the crash left no WAL to fold'
+    con = sqlite3.connect(db)
+    assert con.execute('SELECT count(*) FROM dentries').fetchone()[0] == len(want)
+    con.close()
+    assert dbpages.bad_pages(db), 'the outside close wrote no page: nothing to repair'
+    rc, out = m.run_mount()
+    assert rc != 0 and '--resum' in out, out
+    assert not H.mounted_at(m.mnt)
+    r = m.admin('upgrade', '--resum', m.backing)
+    assert r.returncode == 0 and 'checks clean' in r.stdout, (r.stdout, r.stderr)
+    assert dbpages.bad_pages(db) == []
+    m.mount()
+    for name, data in want.items():
+        with open(m.p(name), 'rb') as f:
+            assert f.read() == data, name
+    m.unmount()
+    v = m.admin('verify', m.backing)
+    assert v.returncode == 0, v.stdout + v.stderr
+
+
+def test_damaged_format_record_is_damage_not_a_foreign_directory(mounts):
+    """A flipped bit in the page that holds the format record: the store is damaged (EIO, verify
+    exit 1), not "not a tpdefs backing directory", which would invite re-creating it."""
+    m = old_store(mounts, 'meta')
+    r = m.admin('upgrade', m.backing)
+    assert r.returncode == 0, r.stderr
+    db = os.path.join(m.backing, 'tpdefs.db')
+    con = sqlite3.connect(f'file:{db}?mode=ro', uri=True)
+    root = con.execute("SELECT rootpage FROM sqlite_schema WHERE name='meta'").fetchone()[0]
+    con.close()
+    data = bytearray(open(db, 'rb').read())
+    at = data.find(b'tpdefs-backing', (root - 1) * 4096, root * 4096)
+    assert at > 0, 'format record not on the meta table page'
+    data[at] ^= 0x01
+    with open(db, 'wb') as f:
+        f.write(data)
+    rc, out = m.run_mount()
+    assert rc != 0 and 'damaged' in out and 'not a tpdefs' not in out, out
+    v = m.admin('verify', m.backing)
+    assert v.returncode == 1 and 'damaged' in v.stderr, (v.returncode, v.stderr)

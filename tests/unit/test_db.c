@@ -408,3 +408,92 @@ Test(db, database_without_reserved_bytes_passes_through)
 	cr_assert_eq(db_open_sqlite(path, DB_OPEN_RO, &d, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(count_t(), 2);
 }
+
+Test(db, page_cut_short_at_the_end_is_eio)
+{
+	fill_and_find("needle-row-text");
+	size_t n;
+	uint8_t *b = slurp(&n);
+	free(b);
+	cr_assert_eq(truncate(path, (off_t)n - 11), 0); /* the last page loses its tail */
+	char err[256], msg[256];
+	cr_assert_eq(db_open_sqlite(path, DB_OPEN_RW, &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(db_check(d, 0, msg, sizeof(msg)), 1, "a zero-filled tail passed: %s", msg);
+	cr_assert_not_null(strstr(msg, "checksum"), "%s", msg);
+}
+
+/* A connection that read page 1 before another one added page checksums (a VACUUM with reserved
+ * bytes, committed in the WAL) must sum what its own checkpoint writes: it reads page 1 from the
+ * WAL, never through the shim, so it looks at the header on disk when a checkpoint starts. */
+static void ok_exec(sqlite3 *h, const char *q)
+{
+	cr_assert_eq(sqlite3_exec(h, q, NULL, NULL, NULL), SQLITE_OK, "%s: %s", q, sqlite3_errmsg(h));
+}
+
+Test(db, checkpoint_after_another_connection_added_sums)
+{
+	db_close(d);
+	d = NULL;
+	unlink(path);
+	sqlite3 *h, *g, *u;
+	cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK); /* a database without sums */
+	ok_exec(h, "PRAGMA journal_mode=WAL; CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB);"
+		   "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<2000)"
+		   " INSERT INTO t SELECT i, randomblob(100) FROM c;");
+	sqlite3_close(h);
+	cr_assert_eq(sqlite3_open_v2(path, &g, SQLITE_OPEN_READWRITE, dbvfs_name()), SQLITE_OK);
+	cr_assert_eq(sqlite3_open_v2(path, &u, SQLITE_OPEN_READWRITE, dbvfs_name()), SQLITE_OK);
+	ok_exec(g, "SELECT count(*) FROM t");
+	int n = DBVFS_RESERVE;
+	ok_exec(u, "PRAGMA wal_autocheckpoint=0");
+	cr_assert_eq(sqlite3_file_control(u, "main", SQLITE_FCNTL_RESERVE_BYTES, &n), SQLITE_OK);
+	ok_exec(u, "VACUUM");
+	ok_exec(g, "PRAGMA wal_autocheckpoint=0; BEGIN IMMEDIATE; SELECT count(*) FROM t;");
+	cr_assert_eq(sqlite3_wal_checkpoint_v2(u, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL),
+		     SQLITE_OK);
+	ok_exec(g, "UPDATE t SET v = randomblob(100) WHERE k BETWEEN 1000 AND 1010; COMMIT;");
+	cr_assert_eq(sqlite3_wal_checkpoint_v2(g, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL),
+		     SQLITE_OK);
+	sqlite3_close(g);
+	sqlite3_close(u);
+	size_t sz;
+	uint8_t *bytes = slurp(&sz);
+	cr_assert_eq(bytes[20], DBVFS_RESERVE);
+	cr_assert_eq(bad_pages(bytes, sz), 0, "pages written without their sum");
+	free(bytes);
+	char err[256], msg[256];
+	cr_assert_eq(db_open_sqlite(path, DB_OPEN_RW, &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(db_check(d, 0, msg, sizeof(msg)), 0, "%s", msg);
+}
+
+Test(db, add_page_sums_needs_wal_and_new_database_sums_every_page)
+{
+	/* rollback mode: refused (a failed VACUUM would roll pages back through the shim) */
+	db_close(d);
+	d = NULL;
+	unlink(path);
+	sqlite3 *h;
+	cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(h, "CREATE TABLE t(x)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+	char err[256];
+	cr_assert_eq(db_open_sqlite(path, DB_OPEN_RW, &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(db_add_page_sums(d), -EINVAL);
+	cr_assert_eq(db_page_sums(d), 0);
+	db_close(d);
+	d = NULL;
+	/* a new database whose first transaction spills pages before page 1 is written */
+	unlink(path);
+	cr_assert_eq(db_open_sqlite(path, DB_OPEN_CREATE, &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(db_exec(d, "PRAGMA cache_size=10; BEGIN; CREATE TABLE big(k INTEGER PRIMARY "
+			     "KEY, v BLOB); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 "
+			     "FROM c WHERE i<3000) INSERT INTO big SELECT i, randomblob(300) FROM c;"
+			     " COMMIT;"), 0, "%s", db_errmsg(d));
+	db_close(d);
+	d = NULL;
+	size_t n;
+	uint8_t *bytes = slurp(&n);
+	cr_assert_gt(n / 4096, 100);
+	cr_assert_eq(bad_pages(bytes, n), 0, "pages written before page 1 without their sum");
+	free(bytes);
+}
