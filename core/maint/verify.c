@@ -347,6 +347,15 @@ int verify_run(store *s, const verify_opts *o, verify_result *res)
 		note(&x, "SQLite quick_check: %s\n", msg);
 		res->problems++;
 	}
+	int ver, sums = store_admin_page_sums(s, &ver);
+	if (sums == 0 && ver >= 2) {
+		note(&x, "metadata database: format version %d but no page checksums (an upgrade was "
+		     "cut short): run tpdefs-admin upgrade\n", ver);
+		res->problems++;
+	} else if (sums == 0) {
+		note(&x, "metadata database: no page checksums (format version %d; tpdefs-admin "
+		     "upgrade adds them) (note)\n", ver);
+	}
 	int r = store_admin_objects(s, &x.v, &x.n);
 	if (r < 0)
 		return r;

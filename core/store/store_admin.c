@@ -283,6 +283,16 @@ int store_admin_quick_check(store *s, char *msg, size_t len)
 	return r == 0 ? 0 : -EIO;
 }
 
+int store_admin_page_sums(store *s, int *version)
+{
+	char v[32];
+	store_lock(s);
+	*version = store_meta_get(s->db, "version", v, sizeof(v)) == 0 ? atoi(v) : 0;
+	int r = db_page_sums(s->db);
+	store_unlock(s);
+	return r;
+}
+
 int store_admin_next_obj(store *s, uint64_t *next)
 {
 	*next = 0;

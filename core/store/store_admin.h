@@ -49,6 +49,9 @@ int store_admin_switch(store *s, const store_obj *expect, const store_obj *nw, u
 /* PRAGMA integrity_check (despite the name: quick_check misses index <-> table mismatches):
  * 0 when "ok", -EIO with the first message otherwise. */
 int store_admin_quick_check(store *s, char *msg, size_t len);
+/* Whether the metadata database keeps a checksum in every page (1/0; -EOPNOTSUPP for a
+ * PostgreSQL store), and the store's format version. */
+int store_admin_page_sums(store *s, int *version);
 
 /* Fold the SQLite WAL back into the database file (space comes back at once, also while the
  * daemon runs). Best effort: readers in progress may keep part of it. */

@@ -60,6 +60,8 @@ def test_version_1_store_reads_as_it_is_and_upgrades(mounts):
     check_files(m)
     m.unmount()
     assert db_format(m) == (1, 0), 'mounting an old store must not convert it'
+    v = m.admin('verify', m.backing)
+    assert v.returncode == 0 and 'no page checksums' in v.stdout, (v.stdout, v.stderr)
 
     r = m.admin('upgrade', m.backing)
     assert r.returncode == 0, r.stderr
@@ -107,6 +109,8 @@ def test_upgrade_cut_short_is_finished_by_the_next_run(mounts):
     m.mount()
     check_files(m)
     m.unmount()
+    v = m.admin('verify', m.backing)
+    assert v.returncode == 1 and 'cut short' in v.stdout, (v.stdout, v.stderr)
     r = m.admin('upgrade', m.backing)
     assert r.returncode == 0 and 'page checksums added' in r.stdout, (r.stdout, r.stderr)
     assert db_format(m) == (2, 8)
@@ -114,6 +118,8 @@ def test_upgrade_cut_short_is_finished_by_the_next_run(mounts):
     m.mount()
     check_files(m)
     m.unmount()
+    v = m.admin('verify', m.backing)
+    assert v.returncode == 0 and 'page checksums' not in v.stdout, (v.stdout, v.stderr)
 
 
 def test_upgrade_refusals(mounts, tmp_path):
