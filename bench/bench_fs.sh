@@ -138,26 +138,26 @@ echo "write: plain ${TP[*]} s, mount ${TM[*]} s, encoded ${TE[*]} s" >&2
 # ---- cold restore: whole chain, deepest file --------------------------------------------------
 DEEP=""
 DEEPD=-1
-# the deepest stored file (ties: the later name), from the store itself
-deepest() {
-	"$ADMIN" stats "$WORK/backing" --json | python3 -c '
+# What the store holds, read once: the deepest stored file (ties: the later name), the newest
+# file's depth and object, and the objects in decode order (bases first, "object base_object" per
+# line) for the codec ceiling.
+STATS=$WORK/stats.json
+"$ADMIN" stats "$WORK/backing" --json >"$STATS"
+read -r DEEP DEEPD < <(python3 -c '
 import json, sys
-fs = json.load(sys.stdin)["files"]
+fs = json.load(open(sys.argv[1]))["files"]
 f = max(fs, key=lambda f: (f.get("depth") or 0, f["path"]))
-print(f["path"].rsplit("/", 1)[-1], f.get("depth") or 0)'
-}
-read -r DEEP DEEPD < <(deepest)
+print(f["path"].rsplit("/", 1)[-1], f.get("depth") or 0)' "$STATS")
 NEWEST=$(basename "${FILES[-1]}") # the checkpoint a resumed job loads
-NEWD=$("$ADMIN" stats "$WORK/backing" --json | python3 -c '
+read -r NEWD NEWOBJ < <(python3 -c '
 import json, sys
-n = sys.argv[1]
-print(next((f.get("depth") or 0) for f in json.load(sys.stdin)["files"] if f["path"].endswith("/" + n)))' "$NEWEST")
+n = sys.argv[2]
+f = next(f for f in json.load(open(sys.argv[1]))["files"] if f["path"].endswith("/" + n))
+print(f.get("depth") or 0, f.get("object") or 0)' "$STATS" "$NEWEST")
 CP=(); CM=(); DP=(); DM=(); CCM=(); CDM=(); NP=(); NM=(); CNM=(); WP=(); WM=(); CWM=(); NT=(); XN=(); XA=()
-# The store's objects in decode order (bases first), "object base_object" per line, for the codec
-# ceiling; the newest file's object is the first keyframe line printed for it.
-mapfile -t ORDER < <("$ADMIN" stats "$WORK/backing" --json | python3 -c '
+mapfile -t ORDER < <(python3 -c '
 import json, sys
-fs = json.load(sys.stdin)["files"]
+fs = json.load(open(sys.argv[1]))["files"]
 base = {f["object"]: f.get("base_object") or 0 for f in fs if f.get("object")}
 done, out = set(), []
 while len(done) < len(base):
@@ -166,11 +166,7 @@ while len(done) < len(base):
         break  # a base outside the files listed: leave the rest out
     for o in ready:
         out.append("%d %d" % (o, base[o])); done.add(o)
-print("\n".join(out))')
-NEWOBJ=$("$ADMIN" stats "$WORK/backing" --json | python3 -c '
-import json, sys
-n = sys.argv[1]
-print(next(f.get("object") or 0 for f in json.load(sys.stdin)["files"] if f["path"].endswith("/" + n)))' "$NEWEST")
+print("\n".join(out))' "$STATS")
 objpath() { printf '%s/objects/%016x.tpdo' "$WORK/backing" "$1"; }
 DECSHM=$(mktemp -d /dev/shm/bench_fs.XXXXXX)
 # codec_all: decode every object in ORDER from cold files; seconds

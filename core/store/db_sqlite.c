@@ -394,17 +394,15 @@ int db_open_sqlite(const char *path, int mode, db **out, char *err, size_t errle
 		/* A new database reserves DBVFS_RESERVE bytes a page for its checksums, set before
 		 * its first page is written; it commits durably from its first transaction (it is
 		 * renamed into place right after). */
-		int n = DBVFS_RESERVE, v = DBVFS_SUMS;
+		int n = DBVFS_RESERVE;
 		rc = sqlite3_file_control(d->h, "main", SQLITE_FCNTL_RESERVE_BYTES, &n);
-		if (rc == SQLITE_OK) /* every page summed, page 1 written first or not */
-			rc = sqlite3_file_control(d->h, "main", DBVFS_FCNTL, &v);
+		if (rc == SQLITE_OK && shim_bits(&d->base, DBVFS_SUMS) < 0) /* every page summed, */
+			rc = SQLITE_ERROR;                        /* page 1 written first or not */
 		if (rc == SQLITE_OK)
 			rc = sqlite3_exec(d->h, "PRAGMA synchronous=FULL;", NULL, NULL, NULL);
 	}
-	if (rc == SQLITE_OK && noverify) {
-		int v = DBVFS_NOVERIFY;
-		rc = sqlite3_file_control(d->h, "main", DBVFS_FCNTL, &v);
-	}
+	if (rc == SQLITE_OK && noverify && shim_bits(&d->base, DBVFS_NOVERIFY) < 0)
+		rc = SQLITE_ERROR;
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s", d->h ? sqlite3_errmsg(d->h) : "no memory");
 		sqlite3_close(d->h);

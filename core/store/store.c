@@ -351,28 +351,43 @@ static int open_db(store *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* A page holding the format record failed its checksum or is malformed: damage, which must not
+ * read as "not a tpdefs backing directory" (an invitation to re-create the store). */
+static int meta_damaged(store *s, char *err, size_t errlen)
+{
+	store_seterr(err, errlen, "%s: the metadata database is damaged (a page of its header or of "
+	       "its format record fails its checksum or is malformed); refusing to serve it. If a tool "
+	       "outside tpdefs wrote to tpdefs.db (an older tpdefs, the sqlite3 shell), tpdefs-admin "
+	       "upgrade --resum %s repairs the sums; otherwise restore it from a backup", s->path,
+	       s->path);
+	return -EIO;
+}
+
+int store_meta_version(db *d, long *ver)
+{
+	char v[32];
+	int r = store_meta_get(d, "version", v, sizeof(v));
+	*ver = r == 0 ? strtol(v, NULL, 10) : 0;
+	return r;
+}
+
 /* The metadata is a tpdefs store of a version this build reads. */
 int store_check_format(store *s, char *err, size_t errlen)
 {
 	char v[128];
-	int rf = store_meta_get(s->db, "format", v, sizeof(v));
-	if (rf == 0)
-		rf = store_meta_get(s->db, "version", v + 64, sizeof(v) - 64);
-	if (rf == -EIO) {
-		store_seterr(err, errlen, "%s: the metadata database is damaged (a page of its header "
-		       "or of its format record fails its checksum or is malformed); refusing to serve "
-		       "it. If a tool outside tpdefs wrote to tpdefs.db (an older tpdefs, the sqlite3 "
-		       "shell), tpdefs-admin upgrade --resum %s repairs the sums; otherwise restore it "
-		       "from a backup", s->path, s->path);
-		return -EIO;
-	}
-	if (store_meta_get(s->db, "format", v, sizeof(v)) < 0 || strcmp(v, STORE_FORMAT_NAME) != 0) {
+	int r = store_meta_get(s->db, "format", v, sizeof(v));
+	if (r == -EIO)
+		return meta_damaged(s, err, errlen);
+	if (r < 0 || strcmp(v, STORE_FORMAT_NAME) != 0) {
 		store_seterr(err, errlen, s->shared ? "%s: the database holds no tpdefs store (tpdefs-admin "
 		       "format URI --blobs DIR creates one)" : "%s: not a tpdefs backing directory "
 		       "(tpdefs.db has no tpdefs metadata)", s->path);
 		return -EMEDIUMTYPE;
 	}
-	if (store_meta_get(s->db, "version", v, sizeof(v)) < 0) {
+	r = store_meta_get(s->db, "version", v, sizeof(v));
+	if (r == -EIO)
+		return meta_damaged(s, err, errlen);
+	if (r < 0) {
 		store_seterr(err, errlen, "%s: tpdefs metadata has no format version", s->path);
 		return -EMEDIUMTYPE;
 	}

@@ -285,9 +285,10 @@ int store_admin_quick_check(store *s, char *msg, size_t len)
 
 int store_admin_page_sums(store *s, int *version)
 {
-	char v[32];
+	long v;
 	store_lock(s);
-	*version = store_meta_get(s->db, "version", v, sizeof(v)) == 0 ? atoi(v) : 0;
+	store_meta_version(s->db, &v);
+	*version = (int)v;
 	int r = db_page_sums(s->db);
 	store_unlock(s);
 	return r;

@@ -148,6 +148,8 @@ void store_seterr(char *err, size_t n, const char *fmt, ...) __attribute__((form
 /* 1 when every entry of the directory is one ours(name) accepts, 0 when not, -errno. */
 int store_dir_empty(int dirfd, int (*ours)(const char *name));
 int store_meta_get(db *d, const char *key, char *buf, size_t n);
+/* meta.version as a number (0 when missing); 0 or store_meta_get's -errno (-EIO: damaged). */
+int store_meta_version(db *d, long *ver);
 int store_check_format(store *s, char *err, size_t errlen);
 int store_take_lock(store *s, int flags, char *err, size_t errlen);
 

@@ -4,7 +4,6 @@
 #include "store_internal.h"
 
 #include <errno.h>
-#include <stdlib.h>
 
 /* Format version 1, exactly as every existing store was created: SQLite keeps the text of each
  * CREATE in sqlite_master, so even its spelling is part of the on-disk format. Never edit it;
@@ -122,11 +121,10 @@ int store_schema_create(db *d, int64_t now, uint32_t root_mode, uint32_t uid, ui
 
 int store_upgrade(store *s, int *from, int *to, int *rewrote, char *err, size_t errlen)
 {
-	char v[32];
+	long ver;
 	store_lock(s);
-	int r = store_meta_get(s->db, "version", v, sizeof(v));
-	int ver = r == 0 ? (int)strtol(v, NULL, 10) : 0;
-	*from = *to = ver;
+	int r = store_meta_version(s->db, &ver);
+	*from = *to = (int)ver;
 	*rewrote = 0;
 	if (r < 0) {
 		store_seterr(err, errlen, "%s: no format version in the metadata", s->path);

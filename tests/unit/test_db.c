@@ -382,18 +382,24 @@ Test(db, flipped_bit_in_a_record_is_eio_and_check_names_it)
 	db_finalize(st);
 }
 
-Test(db, database_without_reserved_bytes_passes_through)
+/* The test database replaced by one SQLite makes without the shim (no reserved bytes: a store
+ * from before format 2), holding what sql creates. */
+static void plain_db(const char *sql)
 {
-	/* a store made before format 2: plain SQLite, no reserved bytes; read and written as is */
 	db_close(d);
 	d = NULL;
 	unlink(path);
 	sqlite3 *h;
 	cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
-	cr_assert_eq(sqlite3_exec(h, "CREATE TABLE t(id INTEGER PRIMARY KEY, k INTEGER NOT NULL "
-				  "UNIQUE, b BLOB, s TEXT); INSERT INTO t(k, s) VALUES(7, 'old');",
-				  NULL, NULL, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
 	sqlite3_close(h);
+}
+
+Test(db, database_without_reserved_bytes_passes_through)
+{
+	/* a store made before format 2: plain SQLite, no reserved bytes; read and written as is */
+	plain_db("CREATE TABLE t(id INTEGER PRIMARY KEY, k INTEGER NOT NULL UNIQUE, b BLOB, s TEXT);"
+		 " INSERT INTO t(k, s) VALUES(7, 'old');");
 	char err[256], msg[256];
 	cr_assert_eq(db_open_sqlite(path, DB_OPEN_RW, &d, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(count_t(), 1);
@@ -432,15 +438,10 @@ static void ok_exec(sqlite3 *h, const char *q)
 
 Test(db, checkpoint_after_another_connection_added_sums)
 {
-	db_close(d);
-	d = NULL;
-	unlink(path);
-	sqlite3 *h, *g, *u;
-	cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK); /* a database without sums */
-	ok_exec(h, "PRAGMA journal_mode=WAL; CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB);"
-		   "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<2000)"
-		   " INSERT INTO t SELECT i, randomblob(100) FROM c;");
-	sqlite3_close(h);
+	plain_db("PRAGMA journal_mode=WAL; CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB);"
+		 "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<2000)"
+		 " INSERT INTO t SELECT i, randomblob(100) FROM c;");
+	sqlite3 *g, *u;
 	cr_assert_eq(sqlite3_open_v2(path, &g, SQLITE_OPEN_READWRITE, dbvfs_name()), SQLITE_OK);
 	cr_assert_eq(sqlite3_open_v2(path, &u, SQLITE_OPEN_READWRITE, dbvfs_name()), SQLITE_OK);
 	ok_exec(g, "SELECT count(*) FROM t");
@@ -469,13 +470,7 @@ Test(db, checkpoint_after_another_connection_added_sums)
 Test(db, add_page_sums_needs_wal_and_new_database_sums_every_page)
 {
 	/* rollback mode: refused (a failed VACUUM would roll pages back through the shim) */
-	db_close(d);
-	d = NULL;
-	unlink(path);
-	sqlite3 *h;
-	cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
-	cr_assert_eq(sqlite3_exec(h, "CREATE TABLE t(x)", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(h);
+	plain_db("CREATE TABLE t(x)");
 	char err[256];
 	cr_assert_eq(db_open_sqlite(path, DB_OPEN_RW, &d, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(db_add_page_sums(d), -EINVAL);
