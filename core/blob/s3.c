@@ -74,11 +74,16 @@ void s3_logf(const s3 *c, const char *fmt, ...)
 	c->cfg.log(c->cfg.log_ctx, line);
 }
 
-static double now_s(void)
+int64_t s3_now_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static double now_s(void)
+{
+	return (double)s3_now_us() / 1e6;
 }
 
 static void sleep_s(double s)

@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define CRED_FILE_MAX (1u << 20)
@@ -134,13 +133,6 @@ static int creds_from_file(s3_creds *cr, const char *path, const char *profile,
 	return 0;
 }
 
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 void s3_creds_wipe(s3_creds *cr)
 {
 	OPENSSL_cleanse(cr, sizeof(*cr));
@@ -190,7 +182,7 @@ int s3_creds_init(s3 *c, int64_t period_us, char *err, size_t errlen)
 		return rc;
 	}
 	k->period_us = period_us;
-	atomic_init(&k->next_us, mono_us() + period_us);
+	atomic_init(&k->next_us, s3_now_us() + period_us);
 	pthread_mutex_init(&k->mu, NULL);
 	pthread_mutex_init(&k->file_mu, NULL);
 	return 0;
@@ -272,7 +264,7 @@ void s3_creds_get(s3 *c, s3_creds *out, uint64_t *gen)
 {
 	s3_credsrc *k = &c->cred;
 	if (c->cfg.cred_file[0]) {
-		int64_t t = mono_us(), due = atomic_load(&k->next_us);
+		int64_t t = s3_now_us(), due = atomic_load(&k->next_us);
 		/* one thread moves the time of the next look on, and that thread looks */
 		if (t >= due && atomic_compare_exchange_strong(&k->next_us, &due, t + k->period_us))
 			look(c, 0);
@@ -288,7 +280,7 @@ int s3_creds_changed(s3 *c, uint64_t gen)
 	s3_credsrc *k = &c->cred;
 	if (!c->cfg.cred_file[0])
 		return 0; /* the environment does not change under a running process */
-	atomic_store(&k->next_us, mono_us() + k->period_us); /* this look is the periodic one too */
+	atomic_store(&k->next_us, s3_now_us() + k->period_us); /* this look is the periodic one too */
 	look(c, 1);
 	pthread_mutex_lock(&k->mu);
 	int changed = k->gen != gen;

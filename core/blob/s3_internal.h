@@ -97,6 +97,8 @@ void s3_say(char *err, size_t errlen, const char *fmt, ...)
 int s3_setstr(char *dst, size_t size, const char *s, size_t n);
 /* A line through cfg.log, when there is one. */
 void s3_logf(const s3 *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Monotonic clock, microseconds (retry budgets, the endpoint-down hold, credential looks). */
+int64_t s3_now_us(void);
 
 /* ---- s3_uri.c: what s3_new checks ---- */
 
